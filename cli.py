@@ -1,0 +1,219 @@
+"""The `nlpkit` command: train, predict and evaluate every registered task.
+
+    nlpkit train sentiment --cell gru --epochs 5
+    nlpkit predict sentiment "A wonderful, moving film."
+    nlpkit evaluate sentiment --data reviews.tsv
+
+Task choices and their training options come from the task registry and the
+tasks' option dataclasses. User mistakes (`NlpkitError`, bad options) are
+reported here, in one place, as one line on stderr with exit code 2.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+
+import click
+
+
+@contextlib.contextmanager
+def quiet_stderr_fd():
+    """Silences file descriptor 2 for a moment: TensorFlow's C++ start-up lines
+    bypass TF_CPP_MIN_LOG_LEVEL, and user errors must stay a single line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with quiet_stderr_fd():
+    import tensorflow  # noqa: F401  (imported here only to keep its start-up quiet)
+
+import nlpkit
+from nlpkit.datasets import decode_utf8
+from nlpkit.errors import NlpkitError, at
+from nlpkit.tasks import all_tasks
+
+TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
+
+
+class App(click.Group):
+    """The root group: turns every user-facing failure into one line and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx else "nlpkit"
+            fail(f"{error.format_message()} (see '{command} --help')")
+        except NlpkitError as error:
+            fail(str(error))
+        except (click.Abort, KeyboardInterrupt):
+            fail("interrupted; nothing was saved.", code=130)
+        except click.ClickException as error:
+            fail(error.format_message(), code=error.exit_code)
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (`| head`): not an error
+            code = 0
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message, code=2):
+    click.echo(f"nlpkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+def dataclass_options(options_class):
+    """Click options for every field of an options dataclass (help and choices from its metadata)."""
+
+    def decorate(function):
+        for field in reversed(dataclasses.fields(options_class)):
+            flag = "--" + field.name.replace("_", "-")
+            help_text = field.metadata.get("help", "")
+            choices = field.metadata.get("choices")
+            if field.type is bool:
+                no_flag = "--no-" + field.name.replace("_", "-")
+                decorator = click.option(f"{flag}/{no_flag}", field.name, default=field.default,
+                                         show_default=True, help=help_text)
+            else:
+                kind = click.Choice([c for c in choices if c is not None]) if choices else TYPES[field.type]
+                decorator = click.option(flag, field.name, type=kind, default=field.default,
+                                         show_default=field.default is not None, help=help_text)
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
+def read_inputs(texts, file):
+    """Texts from the arguments, else one per line from --file or stdin; an empty one is an error."""
+    if texts:
+        located = [(f"argument {i}", text) for i, text in enumerate(texts, start=1)]
+    else:
+        if file is None and sys.stdin.isatty():
+            raise click.UsageError("give texts as arguments, with --file, or on stdin")
+        name = file or "<stdin>"
+        raw = open_bytes(file) if file else sys.stdin.buffer.read()
+        lines = decode_utf8(raw, name).split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        located = [(at(name, number), line) for number, line in enumerate(lines, start=1)]
+    for where, text in located:
+        if not text.strip():
+            raise NlpkitError(f"{where}: the text is empty.")
+    if not located:
+        raise NlpkitError(f"{file or '<stdin>'}: no texts to predict.")
+    return [text for _, text in located]
+
+
+def open_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise NlpkitError(f"{path}: file not found.") from None
+    except IsADirectoryError:
+        raise NlpkitError(f"{path}: is a folder, not a file.") from None
+    except OSError as error:
+        raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
+
+
+def default_model_dir(task):
+    return os.path.join("models", task.name)
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(nlpkit.__version__, prog_name="nlpkit")
+def main():
+    """nlpkit: recurrent networks (SimpleRNN, LSTM, GRU) for NLP tasks.
+
+    Train a model with `nlpkit train TASK`, then use it with `nlpkit predict
+    TASK` and measure it with `nlpkit evaluate TASK`. Models are stored in
+    models/TASK unless --out/--model say otherwise. Everything runs offline.
+    """
+
+
+@main.group()
+def train():
+    """Train a model and write its run folder (models/TASK by default).
+
+    The run folder holds model.keras (vocabulary included), manifest.json,
+    metrics.json, history.json and learning_curve.png. It replaces an earlier
+    run only once training has succeeded.
+    """
+
+
+@main.group()
+def predict():
+    """Run a trained model on texts from arguments, --file or stdin (one per line)."""
+
+
+@main.group()
+def evaluate():
+    """Measure a trained model on a labeled file."""
+
+
+def make_train_command(task):
+    @train.command(name=task.name, help=f"{task.summary}\n\nWrites models/{task.name} unless --out is given.")
+    @dataclass_options(task.TrainOptions)
+    def command(**values):
+        result = task.train(task.TrainOptions(**values))
+        click.echo(f"\nheld-out validation metrics ({result['folder']}):")
+        click.echo(task.format_metrics(result["validation"]))
+
+    return command
+
+
+def make_predict_command(task):
+    @predict.command(name=task.name, help=f"{task.summary}\n\nPrints one result per text.")
+    @click.argument("texts", nargs=-1)
+    @click.option("--model", "model_dir", default=default_model_dir(task), show_default=True, help="Run folder of a trained model.")
+    @click.option("--file", type=click.Path(dir_okay=False), help="Read one text per line from this file.")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per text.")
+    def command(texts, model_dir, file, as_json):
+        inputs = read_inputs(texts, file)
+        predictor = task.load(model_dir)
+        results = predictor.predict(inputs)
+        truncated = sum(r.get("truncated", False) for r in results)
+        if truncated:
+            click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "
+                       f"were cut to their first {predictor.max_length}.", err=True)
+        for text, result in zip(inputs, results):
+            click.echo(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
+                       else task.format_prediction(text, result))
+
+    return command
+
+
+def make_evaluate_command(task):
+    @evaluate.command(name=task.name, help=f"Measure a trained {task.name} model on a labeled file.")
+    @click.option("--model", "model_dir", default=default_model_dir(task), show_default=True, help="Run folder of a trained model.")
+    @click.option("--data", required=True, help="Labeled file (or tfds:NAME[:SPLIT]) to evaluate on.")
+    @dataclass_options(task.EvaluateOptions)
+    @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+    def command(model_dir, data, as_json, **values):
+        predictor = task.load(model_dir)
+        report = task.evaluate(predictor, data, **values)
+        click.echo(json.dumps(report, indent=2) if as_json else task.format_metrics(report))
+
+    return command
+
+
+for _task in all_tasks().values():
+    make_train_command(_task)
+    make_predict_command(_task)
+    make_evaluate_command(_task)
+
+
+if __name__ == "__main__":
+    main()

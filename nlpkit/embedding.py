@@ -1,0 +1,65 @@
+"""Token embeddings: learned, one-hot, or initialised from a word-vector file.
+
+The lectures compare a learned dense embedding with one-hot inputs, so both are
+first-class; pretrained GloVe/word2vec text vectors can start a learned
+embedding and be frozen or fine-tuned. Padding (id 0) is always masked.
+"""
+
+import os
+
+import numpy as np
+import keras
+
+from nlpkit.errors import NlpkitError, at
+from nlpkit.layers import OneHotEmbedding
+
+KINDS = ("learned", "onehot", "pretrained")
+
+
+def embedding_layer(vocab_size, kind="learned", dim=64, *, trainable=True, name="embedding"):
+    """The masked layer that maps token ids to vectors."""
+    if kind not in KINDS:
+        raise NlpkitError(f"Received an invalid value for `embedding`: {kind!r}; expected one of {', '.join(KINDS)}.")
+    if kind == "onehot":
+        return OneHotEmbedding(vocab_size, name=name)
+    return keras.layers.Embedding(vocab_size, dim, mask_zero=True, trainable=trainable, name=name)
+
+
+def load_word_vectors(path, vocabulary, *, seed=0):
+    """Reads a GloVe or word2vec text file into a (len(vocabulary), dim) matrix.
+
+    Words of the vocabulary found in the file get their vectors; the others get
+    small random ones, and padding gets zeros. Returns the matrix and how many
+    vocabulary words were found. A word2vec header line ("count dim") is skipped.
+    """
+    if not os.path.isfile(path):
+        raise NlpkitError(f"{path}: word-vector file not found.")
+    index = {word: i for i, word in enumerate(vocabulary) if i >= 2}
+    vectors, dim = {}, None
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue
+                if len(parts) < 2:
+                    raise NlpkitError(f"{at(path, number)}: expected a word followed by numbers.")
+                if dim is None:
+                    dim = len(parts) - 1
+                if len(parts) - 1 != dim:
+                    raise NlpkitError(f"{at(path, number)}: {len(parts) - 1} numbers where earlier lines have {dim}.")
+                if parts[0] in index:
+                    try:
+                        vectors[parts[0]] = np.asarray(parts[1:], dtype="float32")
+                    except ValueError:
+                        raise NlpkitError(f"{at(path, number)}: the vector has a value that is not a number.") from None
+    except UnicodeDecodeError as error:
+        raise NlpkitError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    if dim is None:
+        raise NlpkitError(f"{path}: the word-vector file is empty.")
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, size=(len(vocabulary), dim)).astype("float32")
+    matrix[0] = 0.0
+    for word, vector in vectors.items():
+        matrix[index[word]] = vector
+    return matrix, len(vectors)

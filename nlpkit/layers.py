@@ -1,0 +1,65 @@
+"""The few custom layers nlpkit needs, registered so saved models load in safe mode.
+
+Everything else in nlpkit models is a stock Keras layer. Each layer here
+returns every constructor argument from `get_config()`.
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class OneHotEmbedding(keras.layers.Layer):
+    """Encodes token ids as one-hot vectors: an embedding with nothing to train.
+
+    Id 0 is padding and is masked, like `Embedding(mask_zero=True)`, so the
+    recurrent layers after it skip padded steps in the same way.
+    """
+
+    def __init__(self, vocab_size, mask_zero=True, **kwargs):
+        super().__init__(**kwargs)
+        if int(vocab_size) < 2:
+            raise ValueError(f"Received an invalid value for argument `vocab_size`: expected >= 2, got {vocab_size}")
+        self.vocab_size = int(vocab_size)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = True
+
+    def call(self, ids):
+        return ops.one_hot(ops.cast(ids, "int32"), self.vocab_size, dtype=self.compute_dtype)
+
+    def compute_mask(self, ids, mask=None):
+        return ops.not_equal(ids, 0) if self.mask_zero else None
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.vocab_size)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "mask_zero": self.mask_zero}
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class FitSequenceLength(keras.layers.Layer):
+    """Cuts id sequences to `max_length` and pads empty ones to one (masked) step.
+
+    It sits between the `TextVectorization` layer and the network in a saved
+    model: the vectorizer pads to the longest text in the batch, this layer
+    bounds the work for very long texts, and a text with no tokens at all (only
+    punctuation, say) still gives the recurrent layers a time axis to run on.
+    """
+
+    def __init__(self, max_length, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_length) < 1:
+            raise ValueError(f"Received an invalid value for argument `max_length`: expected >= 1, got {max_length}")
+        self.max_length = int(max_length)
+
+    def call(self, ids):
+        ids = ids[:, : self.max_length]
+        missing = ops.maximum(1 - ops.shape(ids)[1], 0)
+        return ops.pad(ids, [[0, 0], [0, missing]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length}

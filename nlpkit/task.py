@@ -1,0 +1,115 @@
+"""What every task shares: the common training options and the `Task` base class.
+
+A task subclasses `Task`, extends `TrainOptions` with its own fields, and
+registers itself with `nlpkit.tasks.register_task`; the CLI does the rest.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from nlpkit import runs
+from nlpkit.config import check_choices, check_range, option
+from nlpkit.embedding import load_word_vectors
+from nlpkit.errors import NlpkitError
+from nlpkit.recurrent import ACTIVATIONS, CELLS, RecurrentSpec
+from nlpkit.tokenization import LEVELS, STANDARDIZERS
+from nlpkit.training import plot_history
+
+DEFAULT_MODELS_DIR = "models"
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """Options every task's `train` understands."""
+
+    data: str = option(None, "Training data: a file, or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
+                             "Default: the bundled corpus.")
+    valid: str = option(None, "Validation file. Default: hold out --valid-fraction of the training data.")
+    valid_fraction: float = option(0.1, "Fraction of the training data held out for validation when --valid is not given.")
+    out: str = option(None, "Run folder to write. Default: models/<task>.")
+    cell: str = option("lstm", "Recurrent cell.", choices=tuple(CELLS))
+    units: int = option(64, "Units per recurrent layer.")
+    layers: int = option(1, "Number of stacked recurrent layers.")
+    bidirectional: bool = option(False, "Make every recurrent layer bidirectional.")
+    dropout: float = option(0.0, "Dropout between layers (never on the recurrent connections).")
+    activation: str = option("tanh", "SimpleRNN activation (cell rnn only).", choices=ACTIVATIONS)
+    irnn: bool = option(False, "ReLU SimpleRNN with identity-initialised recurrent weights (Le et al. 2015; cell rnn).")
+    layer_norm: bool = option(False, "Add layer normalization after each recurrent layer.")
+    embedding: str = option("learned", "learned (masked Embedding), onehot (nothing to train), "
+                                       "or the path of a GloVe/word2vec text file.")
+    embedding_dim: int = option(64, "Size of a learned embedding.")
+    freeze_embedding: bool = option(False, "Keep pretrained word vectors fixed instead of fine-tuning them.")
+    tokens: str = option("word", "Tokenize into words or characters.", choices=LEVELS)
+    standardize: str = option(None, "Text standardization before splitting. "
+                                    "Default: lower_and_strip_punctuation for words, none for characters.",
+                              choices=(None, *STANDARDIZERS))
+    max_tokens: int = option(20000, "Largest vocabulary, padding and OOV ids included.")
+    max_length: int = option(200, "Longest token sequence; longer texts are cut.")
+    epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
+    batch_size: int = option(64, "Examples per batch.")
+    learning_rate: float = option(1e-3, "Adam learning rate.")
+    clipnorm: float = option(1.0, "Clip gradients to this global norm (0 turns clipping off).")
+    patience: int = option(2, "Early stopping: epochs without a better validation loss before stopping.")
+    seed: int = option(1337, "Seed for weights, data split and shuffling: the same seed repeats a run.")
+
+    def validate(self):
+        check_choices(self)
+        self.recurrent_spec()
+        for name in ("units", "layers", "embedding_dim", "max_tokens", "max_length", "epochs", "batch_size"):
+            check_range(name, getattr(self, name), 1)
+        check_range("clipnorm", self.clipnorm, 0.0)
+        check_range("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_range("patience", self.patience, 0)
+        if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
+            raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing word-vector file.")
+
+    def recurrent_spec(self):
+        return RecurrentSpec(self.cell, self.units, self.layers, self.bidirectional, self.dropout,
+                             self.activation, self.irnn, self.layer_norm)
+
+    def embedding_args(self, vocabulary):
+        """Keyword arguments for a model factory, loading word vectors when a file is named."""
+        if self.embedding in ("learned", "onehot"):
+            return {"embedding": self.embedding, "embedding_dim": self.embedding_dim}
+        matrix, found = load_word_vectors(self.embedding, vocabulary, seed=self.seed)
+        print(f"word vectors: {found}/{len(vocabulary) - 2} vocabulary words found in {self.embedding}")
+        return {"embedding": "pretrained", "embedding_matrix": matrix, "train_embedding": not self.freeze_embedding}
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """For a task step that takes no options of its own."""
+
+
+class Task:
+    """Base class of a task: its name, options, training, loading and evaluation."""
+
+    name = ""
+    summary = ""
+    TrainOptions = TrainOptions
+    EvaluateOptions = NoOptions
+
+    def format_metrics(self, metrics):
+        return json.dumps(metrics, indent=2)
+
+    def format_prediction(self, text, result):
+        return json.dumps(result, ensure_ascii=False)
+
+    def output_dir(self, options):
+        return Path(options.out or Path(DEFAULT_MODELS_DIR) / self.name)
+
+    def train(self, options):
+        raise NotImplementedError
+
+    def save_run(self, options, text_model, *, history, metrics, **manifest_extra):
+        """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
+        with runs.RunWriter(self.output_dir(options)) as run:
+            text_model.save(run.path(runs.MODEL_FILE))
+            runs.write_json(run.path(runs.MANIFEST_FILE), runs.manifest(self.name, options, **manifest_extra))
+            runs.write_json(run.path(runs.METRICS_FILE), metrics)
+            runs.write_json(run.path(runs.HISTORY_FILE), history)
+            plot_history(history, run.path(runs.CURVE_FILE), title=f"nlpkit {self.name} ({options.cell})")
+            run.commit()
+        return self.output_dir(options)

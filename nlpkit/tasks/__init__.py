@@ -1,0 +1,38 @@
+"""The task registry: one module per task in this package, each registering itself.
+
+`register_task` fills the registry (a duplicate name is an error) and the CLI
+takes its task choices from `all_tasks()`, so adding a task is adding a module.
+"""
+
+import importlib
+import pkgutil
+
+_TASKS = {}
+
+
+def register_task(cls):
+    """Class decorator that adds a `Task` subclass to the registry under `cls.name`."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no `name`.")
+    if cls.name in _TASKS:
+        raise ValueError(f"Task {cls.name!r} is registered twice ({_TASKS[cls.name].__name__} and {cls.__name__}).")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def _discover():
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+def all_tasks():
+    """Every registered task, as a {name: Task instance} dict in name order."""
+    _discover()
+    return {name: _TASKS[name]() for name in sorted(_TASKS)}
+
+
+def get_task(name):
+    tasks = all_tasks()
+    if name not in tasks:
+        raise KeyError(f"Unknown task {name!r}; known tasks: {', '.join(tasks)}.")
+    return tasks[name]

@@ -1,0 +1,85 @@
+"""Word- and character-level tokenization on `keras.layers.TextVectorization`.
+
+The vocabulary is learnt from the training split only. Id 0 is padding and id 1
+is the out-of-vocabulary token, as in every Keras lookup layer; tasks that need
+start/end markers reserve them right after those two. The vectorizer goes
+inside the saved model, so the vocabulary travels with it and a saved model
+takes raw strings.
+"""
+
+import tensorflow as tf
+import keras
+
+from nlpkit.errors import NlpkitError
+
+PAD = ""
+OOV = "[UNK]"
+START = "[start]"
+END = "[end]"
+LEVELS = ("word", "char")
+STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
+
+
+def default_standardize(level):
+    """Words are lowercased without punctuation; characters are kept as they are."""
+    return "lower_and_strip_punctuation" if level == "word" else "none"
+
+
+def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
+                     special_tokens=(), name="vectorizer"):
+    """Learns a vocabulary of at most `max_tokens` ids (padding and OOV included).
+
+    `texts` is the training split: a list of strings or a string `tf.data`
+    dataset. `special_tokens` (such as START and END) get the ids just after OOV.
+    """
+    if level not in LEVELS:
+        raise NlpkitError(f"Received an invalid value for `level`: {level!r}; expected one of {', '.join(LEVELS)}.")
+    standardize = standardize or default_standardize(level)
+    if standardize not in STANDARDIZERS:
+        raise NlpkitError(
+            f"Received an invalid value for `standardize`: {standardize!r}; expected one of {', '.join(STANDARDIZERS)}.")
+    if max_tokens < 3 + len(special_tokens):
+        raise NlpkitError(f"Received an invalid value for `max_tokens`: {max_tokens}; it must leave room for real tokens.")
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens,
+        standardize=None if standardize == "none" else standardize,
+        split="character" if level == "char" else "whitespace",
+        output_mode="int",
+        name=name,
+    )
+    dataset = texts if isinstance(texts, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(list(texts))
+    vectorizer.adapt(dataset.batch(1024))
+    vocabulary = vectorizer.get_vocabulary()
+    if len(vocabulary) <= 2:
+        raise NlpkitError("The training texts contain no tokens, so there is no vocabulary to learn.")
+    if special_tokens:
+        learnt = [token for token in vocabulary[2:] if token not in special_tokens]
+        vocabulary = [*special_tokens, *learnt][: max_tokens - 2]
+        vectorizer.set_vocabulary(vocabulary)
+    return vectorizer
+
+
+def vocabulary_of(vectorizer):
+    """The vectorizer's tokens, indexed by id (id 0 is padding, id 1 OOV)."""
+    return vectorizer.get_vocabulary()
+
+
+def is_char_level(vectorizer):
+    return vectorizer.get_config()["split"] == "character"
+
+
+def detokenize(vectorizer, ids):
+    """Turns rows of ids back into text, dropping padding (the inverse of tokenization)."""
+    vocabulary = vocabulary_of(vectorizer)
+    joiner = "" if is_char_level(vectorizer) else " "
+    return [joiner.join(vocabulary[i] for i in row if i != 0) for row in ids]
+
+
+def token_counts(vectorizer, texts, batch_size=256):
+    """The number of tokens in each text (before any truncation) and of those that are OOV."""
+    lengths, unknown = [], []
+    for batch in tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size):
+        ids = vectorizer(batch)
+        lengths.extend(tf.math.count_nonzero(ids, axis=1).numpy().tolist())
+        unknown.extend(tf.math.count_nonzero(ids == 1, axis=1).numpy().tolist())
+    return lengths, unknown

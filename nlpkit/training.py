@@ -1,0 +1,65 @@
+"""Shared training loop pieces: seeding, callbacks, the fit itself, and the learning curve."""
+
+import math
+import sys
+import warnings
+
+import keras
+import tensorflow as tf
+
+from nlpkit.errors import NlpkitError
+
+
+def seed_everything(seed):
+    """Makes a run repeatable on CPU: Python, NumPy and TF seeds plus deterministic TF ops."""
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit(model, train, valid, *, epochs, patience=2, verbose=None):
+    """Trains with early stopping on validation loss and restores the best weights.
+
+    Stops at once if the loss becomes NaN or infinite, and raises NlpkitError so
+    that nothing is saved. Returns the history as a dict of lists.
+    """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+    ]
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length, which Keras reports as running out of data.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks,
+                            shuffle=False, verbose=verbose).history
+    losses = history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise NlpkitError(
+            f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
+            "no model was saved. Try a lower --learning-rate or --clipnorm.")
+    return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+def plot_history(history, path, title=""):
+    """Saves the learning curves (every metric, train and validation) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [key for key in history if not key.startswith("val_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        epochs = range(1, len(history[name]) + 1)
+        axis.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
