@@ -12,8 +12,13 @@ import keras
 
 from nlpkit.config import check_range
 from nlpkit.embedding import embedding_layer
-from nlpkit.layers import FitSequenceLength
+from nlpkit.errors import NlpkitError
+from nlpkit.layers import FitSequenceLength, MaskedGlobalMaxPooling1D
 from nlpkit.recurrent import RecurrentSpec, recurrent_stack
+
+
+POOLINGS = {"mean": keras.layers.GlobalAveragePooling1D, "max": MaskedGlobalMaxPooling1D}
+POOLING_CHOICES = ("last", *POOLINGS)
 
 
 def _optimizer(learning_rate, clipnorm):
@@ -24,7 +29,7 @@ def _optimizer(learning_rate, clipnorm):
 def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1, bidirectional=False,
                      dropout=0.0, activation="tanh", irnn=False, layer_norm=False,
                      embedding="learned", embedding_dim=64, embedding_matrix=None, train_embedding=True,
-                     learning_rate=1e-3, clipnorm=1.0, name="classifier"):
+                     pooling="last", learning_rate=1e-3, clipnorm=1.0, name="classifier"):
     """A many-to-one text classifier: embedding -> recurrent stack -> softmax.
 
     Args:
@@ -39,12 +44,17 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
         embedding_dim: size of a learned embedding.
         embedding_matrix: (vocab_size, dim) array that initialises the embedding.
         train_embedding: fine-tune a pretrained embedding (False freezes it).
+        pooling: how the sequence becomes one vector: "last" (the final state,
+            the classic many-to-one reading), or "mean" / "max" over every
+            non-padded output of the last recurrent layer.
         learning_rate, clipnorm: Adam settings; gradient clipping is on by default.
 
     Returns:
         A compiled model from int ids `(batch, time)` to class probabilities.
     """
     spec = RecurrentSpec(cell, units, layers, bidirectional, dropout, activation, irnn, layer_norm)
+    if pooling not in ("last", *POOLINGS):
+        raise NlpkitError(f"Received an invalid value for `pooling`: {pooling!r}; expected one of last, mean, max.")
     check_range("vocab_size", vocab_size, 3)
     check_range("num_classes", num_classes, 2)
     if embedding == "pretrained":
@@ -57,7 +67,9 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
     x = embed(ids)
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
-    x = recurrent_stack(x, spec, return_sequences=False)
+    x = recurrent_stack(x, spec, return_sequences=pooling != "last")
+    if pooling != "last":
+        x = POOLINGS[pooling](name=f"{pooling}_pooling")(x)
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="classes")(x)
     model = keras.Model(ids, probabilities, name=name)
     if embedding == "pretrained":

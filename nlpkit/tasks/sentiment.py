@@ -18,7 +18,7 @@ from nlpkit import datasets, pipeline
 from nlpkit.config import option
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
-from nlpkit.models import build_classifier, with_vectorizer
+from nlpkit.models import POOLING_CHOICES, build_classifier, with_vectorizer
 from nlpkit.runs import load_run
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
@@ -30,6 +30,8 @@ BUNDLED = "sentiment/uci_sentences.tsv"
 
 @dataclasses.dataclass
 class SentimentOptions(TrainOptions):
+    pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic many-to-one), "
+                                  "or the mean or max over all non-padded steps.", choices=POOLING_CHOICES)
     text_column: str = option("text", "Column (or JSONL field, or TFDS feature) with the text; "
                                       "a number picks a column of a file without a header.")
     label_column: str = option("label", "Column (or JSONL field, or TFDS feature) with the label.")
@@ -83,6 +85,7 @@ class SentimentTask(Task):
         spec = options.recurrent_spec()
         model = build_classifier(
             len(vocabulary), len(classes), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
+            pooling=options.pooling,
             learning_rate=options.learning_rate, clipnorm=options.clipnorm)
 
         train_ids = pipeline.id_examples(vectorizer, train.texts, y_train, options.max_length)
