@@ -48,13 +48,21 @@ def plot_history(history, path, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     names = [key for key in history if not key.startswith("val_")]
+    best = None
+    if history.get("val_loss"):
+        best = 1 + min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for axis, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
         axis.plot(epochs, history[name], marker="o", label="train")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        if best is not None:
+            axis.axvline(best, color="gray", linestyle="--", linewidth=1, label="best (restored)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.legend()
