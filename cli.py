@@ -180,10 +180,11 @@ def make_predict_command(task):
     @click.option("--model", "model_dir", default=default_model_dir(task), show_default=True, help="Run folder of a trained model.")
     @click.option("--file", type=click.Path(dir_okay=False), help="Read one text per line from this file.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per text.")
-    def command(texts, model_dir, file, as_json):
+    @dataclass_options(task.PredictOptions)
+    def command(texts, model_dir, file, as_json, **values):
         inputs = read_inputs(texts, file)
         predictor = task.load(model_dir)
-        results = predictor.predict(inputs)
+        results = predictor.predict(inputs, **values)
         truncated = sum(r.get("truncated", False) for r in results)
         if truncated:
             click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "

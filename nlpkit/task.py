@@ -89,6 +89,7 @@ class Task:
     name = ""
     summary = ""
     TrainOptions = TrainOptions
+    PredictOptions = NoOptions
     EvaluateOptions = NoOptions
 
     def format_metrics(self, metrics):
@@ -101,6 +102,16 @@ class Task:
         return Path(options.out or Path(DEFAULT_MODELS_DIR) / self.name)
 
     def train(self, options):
+        """Trains on `options` (a `TrainOptions`), writes the run folder, and returns
+        {"validation": metrics, "folder": path}."""
+        raise NotImplementedError
+
+    def load(self, model_dir):
+        """A predictor for a saved run: `.predict(texts, **PredictOptions fields)` -> list of dicts."""
+        raise NotImplementedError
+
+    def evaluate(self, predictor, data, **options):
+        """Metrics of a loaded predictor on the data at `data` (EvaluateOptions fields as keywords)."""
         raise NotImplementedError
 
     def save_run(self, options, text_model, *, history, metrics, **manifest_extra):

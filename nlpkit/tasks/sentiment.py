@@ -29,18 +29,18 @@ BUNDLED = "sentiment/uci_sentences.tsv"
 
 
 @dataclasses.dataclass
-class SentimentOptions(TrainOptions):
-    pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic many-to-one), "
-                                  "or the mean or max over all non-padded steps.", choices=POOLING_CHOICES)
+class TextColumns:
+    """Where the text and the label are in a data file (evaluate takes these too)."""
+
     text_column: str = option("text", "Column (or JSONL field, or TFDS feature) with the text; "
                                       "a number picks a column of a file without a header.")
     label_column: str = option("label", "Column (or JSONL field, or TFDS feature) with the label.")
 
 
 @dataclasses.dataclass
-class SentimentEvaluateOptions:
-    text_column: str = option("text", "Column (or JSONL field, or TFDS feature) with the text.")
-    label_column: str = option("label", "Column (or JSONL field, or TFDS feature) with the label.")
+class SentimentOptions(TextColumns, TrainOptions):
+    pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic many-to-one), "
+                                  "or the mean or max over all non-padded steps.", choices=POOLING_CHOICES)
 
 
 def read_examples(spec, text_column, label_column, split="train"):
@@ -63,7 +63,7 @@ class SentimentTask(Task):
     name = "sentiment"
     summary = "Classify texts by sentiment (or any label): a many-to-one recurrent classifier."
     TrainOptions = SentimentOptions
-    EvaluateOptions = SentimentEvaluateOptions
+    EvaluateOptions = TextColumns
 
     def train(self, options):
         options.validate()
