@@ -32,7 +32,10 @@ class Timer:
 
 
 def save_results(name, results):
+    """Merges `results` into bench/results/NAME.json, so re-running one part keeps the others."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(results)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"\nresults written to {path}")
