@@ -1,0 +1,190 @@
+"""Shared fixtures: tiny data slices, one session-trained sentiment run, CLI runners.
+
+Everything here is real: real TSV files cut from the bundled corpus, a real
+(tiny) Keras model trained once per test session, the real `nlpkit` command run
+in-process through click's CliRunner or as a separate process.
+"""
+
+import os
+
+# Before TensorFlow is imported anywhere (tests, nlpkit, cli).
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+import csv
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_TSV = ROOT / "data" / "sentiment" / "uci_sentences.tsv"
+
+if str(ROOT) not in sys.path:  # `import cli` also when nlpkit is not installed editable
+    sys.path.insert(0, str(ROOT))
+
+# Sizes that keep every training in this suite to a few seconds on 2 cores.
+TINY = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16)
+TINY_CLI = ["--units", "8", "--embedding-dim", "8", "--max-tokens", "500", "--epochs", "1", "--batch-size", "16"]
+
+# Hand-written texts, usable wherever a few real sentences are enough.
+SENTENCES = [
+    "What a wonderful, moving film.",
+    "The battery died after two days; very disappointed.",
+    "Great value and excellent sound!",
+    "Terrible service, cold food.",
+]
+
+
+def bundled_rows():
+    """The bundled corpus as (text, label, source) rows, header dropped."""
+    with open(BUNDLED_TSV, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert rows[0] == ["text", "label", "source"]
+    return [tuple(row) for row in rows[1:]]
+
+
+def write_tsv(path, rows, header=("text", "label")):
+    """Writes rows (tuples of strings) as a TSV with a header line; returns the path."""
+    path = Path(path)
+    lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_bundled_slice(path, n=240):
+    """Header + the first `n` rows of the bundled TSV (all from amazon, both labels)."""
+    path = Path(path)
+    with open(BUNDLED_TSV, encoding="utf-8") as source:
+        lines = [next(source) for _ in range(n + 1)]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def tiny_options(tmp_dir, data, **overrides):
+    """SentimentOptions with tiny sizes, writing to `tmp_dir/run` unless `out` is given."""
+    from nlpkit.tasks.sentiment import SentimentOptions
+
+    values = dict(TINY, data=str(data), out=str(Path(tmp_dir) / "run"))
+    values.update(overrides)
+    return SentimentOptions(**values)
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    folder: Path
+    data: Path
+    result: dict
+    options: object
+
+
+@pytest.fixture(scope="session")
+def tiny_tsv(tmp_path_factory):
+    """The first 240 rows of the bundled corpus as a TSV file."""
+    return write_bundled_slice(tmp_path_factory.mktemp("data") / "tiny.tsv", 240)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_tsv):
+    """One tiny LSTM sentiment model, trained once per session through the Python API."""
+    from nlpkit.tasks.sentiment import SentimentTask
+
+    base = tmp_path_factory.mktemp("trained")
+    options = tiny_options(base, tiny_tsv, out=str(base / "sentiment"), epochs=2)
+    result = SentimentTask().train(options)
+    return TrainedRun(folder=Path(result["folder"]), data=tiny_tsv, result=result, options=options)
+
+
+@pytest.fixture(scope="session")
+def classifier(trained_run):
+    from nlpkit.tasks.sentiment import SentimentClassifier
+
+    return SentimentClassifier.load(trained_run.folder)
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A private copy of the session run folder that a test may modify."""
+    return Path(shutil.copytree(trained_run.folder, tmp_path / "model"))
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def nlpkit_command():
+    """The installed `nlpkit` console script of this Python, else `python cli.py`."""
+    beside_python = Path(sys.executable).parent / "nlpkit"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return [str(beside_python)]
+    found = shutil.which("nlpkit")
+    if found:
+        return [found]
+    return [sys.executable, str(ROOT / "cli.py")]
+
+
+def subprocess_env():
+    """The environment for a child process, without our TF log setting: the CLI must quiet TF itself."""
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+@pytest.fixture
+def nlpkit_process(tmp_path):
+    """Runs `nlpkit ARGS...` as a real process in `tmp_path`; stdin gets `input` (bytes or str),
+    stdout and stderr come back decoded."""
+
+    def run(*args, input=b"", cwd=None, timeout=300):
+        done = subprocess.run(
+            [*nlpkit_command(), *map(str, args)],
+            input=input.encode("utf-8") if isinstance(input, str) else input,
+            capture_output=True, cwd=cwd or tmp_path, env=subprocess_env(), timeout=timeout,
+        )
+        done.stdout = done.stdout.decode("utf-8", "replace")
+        done.stderr = done.stderr.decode("utf-8", "replace")
+        return done
+
+    return run
+
+
+def cli_runner_with_separate_stderr():
+    """A CliRunner whose result has `.stdout` and `.stderr` apart (the default from click 8.2 on)."""
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+def invoke(runner, *args, input=None):
+    from cli import main
+
+    return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def cli_runner(tmp_path, monkeypatch):
+    """Runs `nlpkit ARGS...` in-process with click's CliRunner, from `tmp_path`."""
+    monkeypatch.chdir(tmp_path)
+    runner = cli_runner_with_separate_stderr()
+
+    def run(*args, input=None):
+        return invoke(runner, *args, input=input)
+
+    return run
+
+
+def assert_one_line_error(exit_code, stderr, *fragments):
+    """The CLI's user-error contract: exit 2, one `nlpkit: error:` line naming the problem, no traceback."""
+    assert exit_code == 2, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("nlpkit: error:"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]

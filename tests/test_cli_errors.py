@@ -1,0 +1,234 @@
+"""The CLI's contract for user mistakes: exit code 2, ONE `nlpkit: error:` line on stderr naming
+the problem (with file:line where it applies), no traceback; and a failed run keeps the old model.
+
+The cases that matter most for stderr purity (TensorFlow start-up noise, Keras warnings) run as real
+processes; the others run in-process through CliRunner, which keeps stdout and stderr apart.
+"""
+
+import io
+import json
+import os
+import shutil
+import zipfile
+
+import pytest
+
+from conftest import SENTENCES, TINY_CLI, assert_one_line_error, write_tsv
+
+
+def check(result, *fragments):
+    """The contract, for a CliRunner result."""
+    return assert_one_line_error(result.exit_code, result.stderr, *fragments)
+
+
+def check_process(done, *fragments):
+    """The contract, for a finished real process."""
+    return assert_one_line_error(done.returncode, done.stderr, *fragments)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Bad input files in the working folder of the test."""
+    (tmp_path / "header.tsv").write_text("text\tlabel\n")
+    (tmp_path / "zero.tsv").write_bytes(b"")
+    (tmp_path / "bad.tsv").write_bytes(b"text\tlabel\nfine\tpositive\nbad \xff byte\tnegative\n")
+    write_tsv(tmp_path / "one.tsv", [(text, "positive") for text in SENTENCES * 3])
+    write_tsv(tmp_path / "ok.tsv", [(text, label) for text in SENTENCES for label in ("positive", "negative")])
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+# --- real processes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--data", "nope.tsv"], ["nope.tsv", "not found"]),
+    (["--data", "bad.tsv"], ["bad.tsv:3", "UTF-8"]),
+    (["--data", "one.tsv"], ["one.tsv", "only one class"]),
+    (["--data", "ok.tsv", "--cell", "foo"], ["--cell", "'foo'"]),
+], ids=["missing-file", "non-utf8", "one-class", "unknown-cell"])
+def test_train_errors_in_a_real_process(nlpkit_process, files, args, fragments):
+    done = nlpkit_process("train", "sentiment", *args, "--out", "out", *TINY_CLI)
+    check_process(done, *fragments)
+    assert not (files / "out").exists()
+
+
+@pytest.mark.parametrize("stdin, fragments", [
+    (b"good\n\nbad\n", ["<stdin>:2", "empty"]),
+    (b"good\n\xfe\xff\n", ["<stdin>:2", "UTF-8"]),
+], ids=["empty-line", "non-utf8"])
+def test_predict_stdin_errors_in_a_real_process(nlpkit_process, trained_run, stdin, fragments):
+    done = nlpkit_process("predict", "sentiment", "--model", trained_run.folder, input=stdin)
+    check_process(done, *fragments)
+    assert done.stdout == ""
+
+
+def test_predict_with_a_model_of_another_task_in_a_real_process(nlpkit_process, run_copy):
+    manifest = run_copy / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "task": "next-word"}))
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
+    check_process(done, str(run_copy), "next-word")
+
+
+def test_predict_with_a_folder_of_random_files_in_a_real_process(nlpkit_process, tmp_path):
+    folder = tmp_path / "random"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(os.urandom(512))
+    (folder / "model.keras").write_bytes(os.urandom(512))
+    done = nlpkit_process("predict", "sentiment", "--model", folder, "hello")
+    check_process(done, str(folder), "not an nlpkit model folder")
+
+
+def test_predict_with_a_corrupt_archive_in_a_real_process(nlpkit_process, run_copy):
+    archive = run_copy / "model.keras"
+    archive.write_bytes(archive.read_bytes()[:5000])
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
+    check_process(done, "model.keras", "cannot be loaded")
+
+
+@pytest.mark.parametrize("failure, args, fragment", [
+    ("one-class", ["--data", "one.tsv"], "only one class"),
+    ("nan-loss", ["--data", "tiny.tsv", "--learning-rate", "1e38", "--batch-size", "8"], "loss became"),
+], ids=["one-class", "nan-loss"])
+def test_a_failed_train_keeps_the_good_model_in_a_real_process(nlpkit_process, files, trained_run, tiny_tsv,
+                                                               failure, args, fragment):
+    shutil.copy(tiny_tsv, files / "tiny.tsv")
+    good = files / "models" / "sentiment"
+    shutil.copytree(trained_run.folder, good)
+    before = {p.name: p.read_bytes() for p in good.iterdir()}
+
+    done = nlpkit_process("train", "sentiment", *args, "--units", "8", "--embedding-dim", "8", "--epochs", "1",
+                          "--max-tokens", "500")  # no --out: models/sentiment of the working folder
+
+    check_process(done, fragment)
+    assert {p.name: p.read_bytes() for p in good.iterdir()} == before
+    assert sorted(p.name for p in good.parent.iterdir()) == ["sentiment"]  # no .sentiment.tmp-* left over
+    done = nlpkit_process("predict", "sentiment", "Still works.")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\t")[0] in ("negative", "positive")
+
+
+# --- in-process -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--data", "folder"], ["folder", "is a folder"]),
+    (["--data", "header.tsv"], ["header.tsv", "no examples"]),
+    (["--data", "zero.tsv"], ["zero.tsv", "no examples"]),
+    (["--data", "ok.tsv", "--text-column", "missing"], ["ok.tsv:1", "'missing'"]),
+    (["--data", "ok.tsv", "--label-column", "stars"], ["ok.tsv:1", "'stars'"]),
+    (["--data", "ok.tsv", "--units", "0"], ["`units`"]),
+    (["--data", "ok.tsv", "--units", "many"], ["--units", "'many'"]),
+    (["--data", "ok.tsv", "--dropout", "1.5"], ["`dropout`"]),
+    (["--data", "ok.tsv", "--activation", "relu"], ["`activation`"]),
+    (["--data", "ok.tsv", "--embedding", "vectors.txt"], ["vectors.txt", "--embedding"]),
+    (["--data", "ok.tsv", "--tokens", "bytes"], ["--tokens", "'bytes'"]),
+    (["--data", "ok.tsv", "--valid", "nope.tsv"], ["nope.tsv", "not found"]),
+    (["--data", "ok.tsv", "--valid-fraction", "1"], ["`valid_fraction`"]),
+    (["--data", "ok.tsv", "--no-such-option"], ["--no-such-option"]),
+], ids=["data-is-folder", "header-only", "zero-bytes", "no-text-column", "no-label-column", "units-0",
+        "units-not-int", "dropout-1.5", "relu-with-lstm", "no-vector-file", "unknown-tokens", "missing-valid",
+        "valid-fraction-1", "unknown-option"])
+def test_train_errors(cli_runner, files, args, fragments):
+    result = cli_runner("train", "sentiment", *args, "--out", "out", "--epochs", "1")
+    check(result, *fragments)
+    assert not (files / "out").exists()
+
+
+def test_a_label_in_the_validation_file_that_training_never_saw(cli_runner, files):
+    write_tsv(files / "valid.tsv", [("fine", "positive"), ("meh", "neutral")])
+    result = cli_runner("train", "sentiment", "--data", "ok.tsv", "--valid", "valid.tsv", "--out", "out", *TINY_CLI)
+    check(result, "valid.tsv:3", "'neutral'")
+
+
+def test_an_unknown_task(cli_runner):
+    check(cli_runner("train", "no-such-task"), "no-such-task")
+    check(cli_runner("predict", "no-such-task", "hi"), "no-such-task")
+
+
+@pytest.mark.parametrize("args, stdin, fragments", [
+    (["   "], None, ["argument 1", "empty"]),
+    (["fine", ""], None, ["argument 2", "empty"]),
+    ([], "", ["<stdin>", "no texts"]),
+    ([], "ok\n \n", ["<stdin>:2", "empty"]),
+    (["--file", "texts.txt"], None, ["texts.txt:3", "empty"]),
+    (["--file", "latin1.txt"], None, ["latin1.txt:2", "UTF-8"]),
+    (["--file", "nope.txt"], None, ["nope.txt", "not found"]),
+    (["--file", "folder"], None, ["--file", "folder"]),
+], ids=["blank-argument", "empty-argument", "empty-stdin", "blank-stdin-line", "file-empty-line", "file-latin1",
+        "file-missing", "file-is-folder"])
+def test_predict_input_errors(cli_runner, files, trained_run, args, stdin, fragments):
+    (files / "texts.txt").write_text("one\ntwo\n\nfour\n")
+    (files / "latin1.txt").write_bytes("fine\ncafé crème\n".encode("latin-1"))
+    result = cli_runner("predict", "sentiment", "--model", trained_run.folder, *args, input=stdin)
+    check(result, *fragments)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("model, fragments", [
+    ("folder", ["folder", "no manifest.json"]),
+    ("nowhere", ["nowhere", "no such model folder"]),
+    ("ok.tsv", ["ok.tsv", "no such model folder"]),
+], ids=["empty-folder", "missing-folder", "a-file"])
+def test_predict_and_evaluate_refuse_what_is_not_a_model(cli_runner, files, model, fragments):
+    check(cli_runner("predict", "sentiment", "--model", model, "hello"), *fragments)
+    check(cli_runner("evaluate", "sentiment", "--model", model, "--data", "ok.tsv"), *fragments)
+
+
+def test_predict_without_any_trained_model(cli_runner):
+    check(cli_runner("predict", "sentiment", "hello"), "models/sentiment", "nlpkit train sentiment")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    ([], ["--data"]),
+    (["--data", "nope.tsv"], ["nope.tsv", "not found"]),
+    (["--data", "bad.tsv"], ["bad.tsv:3", "UTF-8"]),
+    (["--data", "header.tsv"], ["header.tsv", "no examples"]),
+    (["--data", "unknown.tsv"], ["unknown.tsv:3", "'neutral'"]),
+    (["--data", "ok.tsv", "--text-column", "body"], ["ok.tsv:1", "'body'"]),
+], ids=["no-data", "missing-file", "non-utf8", "header-only", "unknown-label", "missing-column"])
+def test_evaluate_errors(cli_runner, files, trained_run, args, fragments):
+    write_tsv(files / "unknown.tsv", [("fine", "positive"), ("meh", "neutral")])
+    result = cli_runner("evaluate", "sentiment", "--model", trained_run.folder, *args)
+    check(result, *fragments)
+    assert result.stdout == ""
+
+
+def rewrite_vocabulary(folder, change):
+    """Rewrites model.keras with every vocabulary.txt asset passed through `change` (None drops it)."""
+    archive = folder / "model.keras"
+    original = archive.read_bytes()
+    archive.unlink()
+    with zipfile.ZipFile(io.BytesIO(original)) as source, zipfile.ZipFile(archive, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.endswith("vocabulary.txt"):
+                data = change(data)
+                if data is None:
+                    continue
+            target.writestr(item, data)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: runs.py:132 lets Keras' UserWarning about the failed load reach stderr")
+def test_an_archive_whose_vocabulary_does_not_load_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
+    rewrite_vocabulary(run_copy, lambda data: data.replace(b"\ngood\n", b"\ngo\nod\n", 1))
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
+    check_process(done, "model.keras", "cannot be loaded")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: runs.py:load_run accepts an archive without its vocabulary; "
+                                       "predict then dies with a FailedPreconditionError traceback")
+def test_an_archive_without_its_vocabulary_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
+    rewrite_vocabulary(run_copy, lambda data: None)
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
+    check_process(done, "model.keras")
+
+
+def test_train_refuses_to_replace_a_folder_that_is_not_a_run(cli_runner, files):
+    precious = files / "thesis"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = cli_runner("train", "sentiment", "--data", "ok.tsv", "--out", "thesis", *TINY_CLI)
+    check(result, "thesis", "not an nlpkit model")
+    assert sorted(p.name for p in precious.iterdir()) == ["notes.txt"]
+    assert [p.name for p in files.iterdir() if ".tmp-" in p.name] == []

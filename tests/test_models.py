@@ -1,0 +1,234 @@
+"""The model factory `build_classifier` (every cell and option) and `with_vectorizer`."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlpkit.errors import NlpkitError
+from nlpkit.models import build_classifier, with_vectorizer
+from nlpkit.tokenization import build_vectorizer
+
+VOCAB = 30
+# Right-padded id rows of different lengths, as the pipeline produces them.
+IDS = np.array([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0], [3, 0, 0, 0, 0], [1, 2, 13, 14, 0]], dtype="int64")
+LABELS = np.array([0, 1, 2, 1])
+SMALL = dict(units=4, embedding_dim=4)
+
+VARIANTS = {
+    "plain": {},
+    "bidirectional": dict(bidirectional=True),
+    "stacked": dict(layers=2),
+    "layer_norm": dict(layer_norm=True),
+    "dropout": dict(dropout=0.25),
+    "bi_stacked_norm_dropout": dict(bidirectional=True, layers=2, layer_norm=True, dropout=0.25),
+    "onehot": dict(embedding="onehot"),
+    "mean_pooling": dict(pooling="mean"),
+    "max_pooling_stacked_bi": dict(pooling="max", layers=2, bidirectional=True),
+}
+
+
+def all_layers(layer):
+    """Every layer inside `layer`: nested models' layers and both halves of Bidirectional wrappers."""
+    found = [layer]
+    if isinstance(layer, keras.layers.Bidirectional):
+        found += all_layers(layer.forward_layer) + all_layers(layer.backward_layer)
+    for inner in getattr(layer, "layers", []) if isinstance(layer, keras.Model) else []:
+        found += all_layers(inner)
+    return found
+
+
+def recurrent_layers(model):
+    return [l for l in all_layers(model) if isinstance(l, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU))]
+
+
+def weights_snapshot(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def predict(model, ids):
+    return np.asarray(model(np.asarray(ids, dtype="int64"), training=False))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_classifier_builds_trains_and_outputs_class_probabilities(cell, variant):
+    options = VARIANTS[variant]
+    model = build_classifier(VOCAB, 3, cell=cell, **SMALL, **options)
+    before = weights_snapshot(model)
+
+    loss = model.train_on_batch(IDS, LABELS)[0]
+
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, weights_snapshot(model)))
+    probabilities = predict(model, IDS)
+    assert probabilities.shape == (len(IDS), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+
+    # The stack is made of the requested cell, as many layers as asked, both directions if asked.
+    expected_type = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    layers = recurrent_layers(model)
+    assert all(type(l) is expected_type for l in layers)
+    assert len(layers) == options.get("layers", 1) * (2 if options.get("bidirectional") else 1)
+    assert not [l for l in all_layers(model) if isinstance(l, keras.layers.Lambda)]
+
+    # Padding on the right is masked: it changes nothing, alone or next to a longer text.
+    short = predict(model, [[10, 11, 12]])
+    np.testing.assert_allclose(predict(model, [[10, 11, 12, 0, 0, 0]]), short, atol=1e-6)
+    np.testing.assert_allclose(predict(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_and_gru_defaults_stay_cudnn_eligible(cell, bidirectional):
+    model = build_classifier(VOCAB, 2, cell=cell, layers=2, bidirectional=bidirectional, dropout=0.2, **SMALL)
+    layers = recurrent_layers(model)
+    assert len(layers) == (4 if bidirectional else 2)
+    for layer in layers:
+        assert layer.activation is keras.activations.tanh
+        assert layer.recurrent_activation is keras.activations.sigmoid
+        assert layer.recurrent_dropout == 0
+        assert layer.unroll is False
+        assert layer.use_bias is True
+        if cell == "gru":
+            assert layer.reset_after is True
+
+
+def test_optimizer_clips_gradients_by_default():
+    assert build_classifier(VOCAB, 2, **SMALL).optimizer.clipnorm == 1.0
+    assert build_classifier(VOCAB, 2, clipnorm=0, **SMALL).optimizer.clipnorm is None
+    assert build_classifier(VOCAB, 2, clipnorm=5.0, **SMALL).optimizer.clipnorm == 5.0
+
+
+def test_learning_rate_reaches_the_optimizer():
+    model = build_classifier(VOCAB, 2, learning_rate=0.05, **SMALL)
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.05)
+
+
+def test_irnn_initialises_the_recurrent_kernel_to_identity_and_uses_relu():
+    model = build_classifier(VOCAB, 2, cell="rnn", irnn=True, units=6, embedding_dim=4)
+    (layer,) = recurrent_layers(model)
+    np.testing.assert_array_equal(np.asarray(layer.cell.recurrent_kernel), np.eye(6))
+    assert layer.activation is keras.activations.relu
+    assert np.isfinite(model.train_on_batch(IDS, LABELS % 2)[0])
+
+
+def test_rnn_relu_activation_without_irnn_keeps_random_recurrent_weights():
+    model = build_classifier(VOCAB, 2, cell="rnn", activation="relu", units=6, embedding_dim=4)
+    (layer,) = recurrent_layers(model)
+    assert layer.activation is keras.activations.relu
+    assert not np.allclose(np.asarray(layer.cell.recurrent_kernel), np.eye(6))
+
+
+@pytest.fixture
+def matrix():
+    return np.random.default_rng(0).normal(size=(VOCAB, 5)).astype("float32")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_pretrained_embedding_starts_from_the_matrix_and_can_be_frozen(cell, matrix):
+    model = build_classifier(VOCAB, 2, cell=cell, units=4, embedding="pretrained",
+                             embedding_matrix=matrix, train_embedding=False)
+    embedding = model.get_layer("embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
+    assert embedding.trainable is False
+    assert not any(w is v for w in model.trainable_weights for v in embedding.weights)
+
+    model.train_on_batch(IDS, LABELS % 2)
+
+    np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
+    assert predict(model, IDS).shape == (len(IDS), 2)
+
+
+def test_pretrained_embedding_is_fine_tuned_unless_frozen(matrix):
+    model = build_classifier(VOCAB, 2, units=4, embedding="pretrained", embedding_matrix=matrix)
+    embedding = model.get_layer("embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
+    assert embedding.trainable is True
+
+    model.train_on_batch(IDS, LABELS % 2)
+
+    tuned = embedding.get_weights()[0]
+    assert not np.allclose(tuned[5], matrix[5])  # a row the batch used moved
+    np.testing.assert_array_equal(tuned[20], matrix[20])  # an unused row did not
+
+
+def test_onehot_embedding_has_nothing_to_train():
+    model = build_classifier(VOCAB, 2, embedding="onehot", units=4)
+    embedding = model.get_layer("embedding")
+    assert embedding.weights == []
+    assert np.asarray(embedding(IDS)).shape == (*IDS.shape, VOCAB)
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(cell="foo"), "cell"),
+    (dict(units=0), "units"),
+    (dict(layers=0), "layers"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(dropout=-0.1), "dropout"),
+    (dict(activation="relu", cell="lstm"), "activation"),
+    (dict(activation="relu", cell="gru"), "activation"),
+    (dict(irnn=True, cell="lstm"), "irnn"),
+    (dict(activation="sigmoid", cell="rnn"), "activation"),
+    (dict(embedding="glove"), "embedding"),
+    (dict(pooling="attention"), "pooling"),
+    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(vocab_size=2), "vocab_size"),
+    (dict(num_classes=1), "num_classes"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_arguments_raise_nlpkit_error_naming_the_argument(kwargs, argument):
+    arguments = dict(vocab_size=VOCAB, num_classes=2, **SMALL)
+    arguments.update(kwargs)
+    with pytest.raises(NlpkitError, match=f"`{argument}`") as caught:
+        build_classifier(**arguments)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("matrix_rows", [None, VOCAB - 1], ids=["no-matrix", "wrong-rows"])
+def test_pretrained_without_a_matching_matrix_is_refused(matrix_rows):
+    matrix = None if matrix_rows is None else np.zeros((matrix_rows, 4), dtype="float32")
+    with pytest.raises(ValueError, match="embedding_matrix"):
+        build_classifier(VOCAB, 2, units=4, embedding="pretrained", embedding_matrix=matrix)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: build_classifier (models.py:64) raises a plain ValueError, not NlpkitError")
+def test_pretrained_without_a_matrix_raises_nlpkit_error():
+    with pytest.raises(NlpkitError, match="embedding_matrix"):
+        build_classifier(VOCAB, 2, units=4, embedding="pretrained")
+
+
+# --- with_vectorizer: the saved, string-in model ---------------------------------------------
+
+TEXTS = ["good phone great sound", "bad battery", "awful awful screen", "great value good price"]
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    vectorizer = build_vectorizer(TEXTS, max_tokens=50)
+    model = build_classifier(len(vectorizer.get_vocabulary()), 2, cell="gru", **SMALL)
+    model.train_on_batch(vectorizer(tf.constant(TEXTS)), np.array([1, 0, 0, 1]))
+    return model, vectorizer, with_vectorizer(model, vectorizer, max_length=3)
+
+
+def test_text_model_takes_raw_strings_and_matches_the_ids_model(text_model):
+    model, vectorizer, wrapped = text_model
+    texts = ["good sound", "bad screen", "great"]
+    from_strings = np.asarray(wrapped(tf.constant(texts), training=False))
+    from_ids = predict(model, vectorizer(tf.constant(texts)))
+    np.testing.assert_allclose(from_strings, from_ids, atol=1e-6)
+    assert not [l for l in all_layers(wrapped) if isinstance(l, keras.layers.Lambda)]
+
+
+def test_text_model_cuts_texts_to_max_length(text_model):
+    _, _, wrapped = text_model
+    long = np.asarray(wrapped(tf.constant(["good bad great awful awful awful"]), training=False))
+    first_three = np.asarray(wrapped(tf.constant(["good bad great"]), training=False))
+    np.testing.assert_allclose(long, first_three, atol=1e-6)
+
+
+def test_text_model_handles_texts_without_any_token(text_model):
+    _, _, wrapped = text_model
+    out = np.asarray(wrapped(tf.constant(["!!!", "?"]), training=False))
+    assert out.shape == (2, 2)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,247 @@
+"""Run folders: atomic writing, safe-mode loading, and a saved model reloaded in a fresh process."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SENTENCES, subprocess_env, tiny_options, write_tsv
+from nlpkit.errors import NlpkitError
+from nlpkit.runs import RunWriter, load_run
+from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
+
+TEXTS = SENTENCES + ["Good case, Excellent value.", "So there is no way for me to plug it in here.", "!!!", "é 😀"]
+
+
+def leftovers(parent):
+    return sorted(p.name for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+
+
+# --- RunWriter ----------------------------------------------------------------------------------
+
+
+def fake_run(folder, marker):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps({"task": "sentiment", "marker": marker}))
+    (folder / "model.keras").write_bytes(marker.encode())
+    return folder
+
+
+def test_run_writer_creates_the_folder_on_commit_only(tmp_path):
+    destination = tmp_path / "models" / "sentiment"
+    with RunWriter(destination) as run:
+        with open(run.path("manifest.json"), "w") as handle:
+            handle.write("{}")
+        assert not destination.exists()  # nothing visible before the commit
+        run.commit()
+    assert (destination / "manifest.json").read_text() == "{}"
+    assert leftovers(destination.parent) == []
+
+
+def test_run_writer_replaces_an_earlier_run(tmp_path):
+    destination = fake_run(tmp_path / "sentiment", "old")
+    (destination / "stale.txt").write_text("from the old run")
+    with RunWriter(destination) as run:
+        fake_run(run.folder, "new")
+        run.commit()
+    assert json.loads((destination / "manifest.json").read_text())["marker"] == "new"
+    assert not (destination / "stale.txt").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_an_exception_inside_the_block_keeps_the_old_run_and_removes_the_temp_folder(tmp_path):
+    destination = fake_run(tmp_path / "sentiment", "old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with RunWriter(destination) as run:
+            fake_run(run.folder, "new")
+            raise RuntimeError("boom")
+    assert json.loads((destination / "manifest.json").read_text())["marker"] == "old"
+    assert (destination / "model.keras").read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_leaving_the_block_without_commit_discards_the_run(tmp_path):
+    destination = tmp_path / "sentiment"
+    with RunWriter(destination) as run:
+        fake_run(run.folder, "new")
+    assert not destination.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_an_empty_folder_may_be_replaced(tmp_path):
+    destination = tmp_path / "sentiment"
+    destination.mkdir()
+    with RunWriter(destination) as run:
+        fake_run(run.folder, "new")
+        run.commit()
+    assert (destination / "model.keras").read_bytes() == b"new"
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_nlpkit_run(tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("years of work")
+    with pytest.raises(NlpkitError, match="refusing to replace a folder that is not an nlpkit model"):
+        RunWriter(precious)
+    assert (precious / "chapter1.tex").read_text() == "years of work"
+    assert leftovers(tmp_path) == []
+
+
+def test_refuses_a_destination_that_is_a_file(tmp_path):
+    target = tmp_path / "model"
+    target.write_text("a file")
+    with pytest.raises(NlpkitError, match="not a folder"):
+        RunWriter(target)
+    assert target.read_text() == "a file"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: runs.py:81 tempfile.mkdtemp makes the run folder 0700, ignoring umask")
+def test_committed_run_folder_respects_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with RunWriter(tmp_path / "sentiment") as run:
+            run.commit()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sentiment").stat().st_mode & 0o777 == 0o755
+
+
+# --- a failed training run ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["one-class", "nan-loss"])
+def test_a_failed_training_run_never_replaces_a_good_model(run_copy, tmp_path, tiny_tsv, failure):
+    before = (run_copy / "model.keras").read_bytes()
+    manifest = (run_copy / "manifest.json").read_text()
+    if failure == "one-class":
+        data = write_tsv(tmp_path / "one.tsv", [(text, "positive") for text in SENTENCES * 5])
+        options = tiny_options(tmp_path, data, out=str(run_copy))
+        message = "only one class"
+    else:  # Adam steps of ~1e38 overflow the weights within a few batches.
+        options = tiny_options(tmp_path, tiny_tsv, out=str(run_copy), learning_rate=1e38, batch_size=8)
+        message = "loss became"
+    with pytest.raises(NlpkitError, match=message):
+        SentimentTask().train(options)
+    assert (run_copy / "model.keras").read_bytes() == before
+    assert (run_copy / "manifest.json").read_text() == manifest
+    assert leftovers(run_copy.parent) == []
+    assert SentimentClassifier.load(run_copy).predict(["still works"])[0]["label"] in ("negative", "positive")
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def test_load_run_returns_the_model_and_manifest(trained_run):
+    model, manifest = load_run(trained_run.folder, "sentiment")
+    assert manifest["task"] == "sentiment"
+    assert isinstance(model, keras.Model)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("missing", "no such model folder"),
+    ("empty", "no manifest.json"),
+    ("random-files", "no manifest.json"),
+    ("bad-json", "cannot be read as JSON"),
+    ("not-a-manifest", "not an nlpkit manifest"),
+    ("other-task", "holds a next-word model, not a sentiment model"),
+    ("no-model", "no model.keras"),
+    ("corrupt-model", "cannot be loaded"),
+    pytest.param("incomplete-manifest", "manifest", marks=pytest.mark.xfail(
+        strict=True, raises=KeyError,
+        reason="bug: SentimentClassifier.__init__ reads manifest['classes'] and ['options'] unchecked: KeyError traceback")),
+])
+def test_a_folder_that_is_not_a_sentiment_model_is_refused(run_copy, tmp_path, breakage, message):
+    folder = tmp_path / "broken"
+    if breakage in ("empty", "random-files"):
+        folder.mkdir()
+        if breakage == "random-files":
+            (folder / "weights.bin").write_bytes(os.urandom(256))
+            (folder / "notes.txt").write_text("hello")
+    elif breakage != "missing":
+        shutil.copytree(run_copy, folder)
+        manifest = folder / "manifest.json"
+        if breakage == "bad-json":
+            manifest.write_text('{"task": ')
+        elif breakage == "not-a-manifest":
+            manifest.write_text("[1, 2, 3]")
+        elif breakage == "other-task":
+            manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "task": "next-word"}))
+        elif breakage == "incomplete-manifest":
+            manifest.write_text(json.dumps({"task": "sentiment"}))
+        elif breakage == "no-model":
+            (folder / "model.keras").unlink()
+        elif breakage == "corrupt-model":
+            (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:2000])
+    with pytest.raises(NlpkitError, match=message):
+        SentimentClassifier.load(folder)
+
+
+def test_the_archive_carries_the_vocabulary_and_loads_in_safe_mode(trained_run, classifier):
+    path = trained_run.folder / "model.keras"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        vocabulary_files = [n for n in names if n.startswith("assets/") and n.endswith("vocabulary.txt")]
+        assert vocabulary_files, names
+        words = archive.read(vocabulary_files[0]).decode("utf-8").split("\n")
+    assert "good" in words and "excellent" in words
+    assert len(words) == json.loads((trained_run.folder / "manifest.json").read_text())["vocabulary_size"]
+
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    direct = np.asarray(model(tf.constant(TEXTS), training=False))
+    via_classifier = [[r["probabilities"][c] for c in classifier.classes] for r in classifier.predict(TEXTS)]
+    np.testing.assert_allclose(direct, via_classifier, atol=1e-6)
+
+
+FRESH_PROCESS = """
+import json, sys
+from nlpkit.tasks.sentiment import SentimentClassifier
+texts = json.loads(sys.stdin.read())
+results = SentimentClassifier.load(sys.argv[1]).predict(texts)
+print(json.dumps([[r["label"], r["probabilities"]] for r in results]))
+"""
+
+
+def test_a_reloaded_model_predicts_the_same_in_a_fresh_process(trained_run, classifier, tmp_path):
+    here = classifier.predict(TEXTS)
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(trained_run.folder)],
+                          input=json.dumps(TEXTS), capture_output=True, text=True, cwd=tmp_path,
+                          env=subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [label for label, _ in there] == [r["label"] for r in here]
+    classes = classifier.classes
+    np.testing.assert_allclose(
+        [[probabilities[c] for c in classes] for _, probabilities in there],
+        [[r["probabilities"][c] for c in classes] for r in here], atol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a char-level vocabulary holding '\\n' is saved one token per line "
+                                       "(tokenization.py:43 / keras vocabulary.txt asset), so the archive cannot load")
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
+def test_a_char_level_model_of_multi_line_texts_reloads(tmp_path):
+    from conftest import bundled_rows
+
+    records = [{"text": f"{text}\n(from {source})" if i % 3 == 0 else text, "label": label}
+               for i, (text, label, source) in enumerate(bundled_rows()[:120])]
+    data = tmp_path / "multi_line.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    SentimentTask().train(tiny_options(tmp_path, data, tokens="char", units=4, embedding_dim=4))
+    classifier = SentimentClassifier.load(tmp_path / "run")
+    assert "\n" in classifier.vectorizer.get_vocabulary()
+    assert classifier.predict(["one\ntwo"])[0]["label"] in ("negative", "positive")
+
+
+def test_a_char_level_model_saves_and_reloads(tmp_path, tiny_tsv):
+    result = SentimentTask().train(tiny_options(tmp_path, tiny_tsv, tokens="char", units=4, embedding_dim=4))
+    classifier = SentimentClassifier.load(result["folder"])
+    vocabulary = classifier.vectorizer.get_vocabulary()
+    assert " " in vocabulary and "G" in vocabulary  # characters, case kept
+    (result,) = classifier.predict(["Great!"])
+    assert result["tokens"] == 6 and result["label"] in ("negative", "positive")
