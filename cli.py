@@ -160,7 +160,7 @@ def predict():
 
 @main.group()
 def evaluate():
-    """Measure a trained model on a labeled file."""
+    """Measure a trained model on held-out data."""
 
 
 def make_train_command(task):
@@ -197,9 +197,9 @@ def make_predict_command(task):
 
 
 def make_evaluate_command(task):
-    @evaluate.command(name=task.name, help=f"Measure a trained {task.name} model on a labeled file.")
+    @evaluate.command(name=task.name, help=f"Measure a trained {task.name} model on held-out data.")
     @click.option("--model", "model_dir", default=default_model_dir(task), show_default=True, help="Run folder of a trained model.")
-    @click.option("--data", required=True, help="Labeled file (or tfds:NAME[:SPLIT]) to evaluate on.")
+    @click.option("--data", required=True, help="Data file (or tfds:NAME[:SPLIT]) to evaluate on.")
     @dataclass_options(task.EvaluateOptions)
     @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
     def command(model_dir, data, as_json, **values):

@@ -106,11 +106,11 @@ def _read_jsonl(text, path, columns):
         missing = [c for c in columns if c not in record]
         if missing:
             raise NlpkitError(f"{at(path, number)}: no field {missing[0]!r} (fields: {', '.join(record)}).")
-        rows.append((number, [_as_text(record[c]) for c in columns]))
+        rows.append((number, [_json_field_text(record[c]) for c in columns]))
     return rows
 
 
-def _as_text(value):
+def _json_field_text(value):
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -166,35 +166,46 @@ def load_labeled(spec, text_column="text", label_column="label", split="train"):
     return read_labeled(spec, text_column, label_column)
 
 
-def load_tfds_labeled(name, split="train", text_key="text", label_key="label", data_dir=None):
-    """Reads a text-classification dataset that TFDS has already downloaded.
+def open_tfds(name, split="train", data_dir=None):
+    """A TFDS split that has already been downloaded, and its features: (dataset, features, name, split).
 
-    `download=False`: nlpkit never fetches data at run time. Class ids become
-    the dataset's own label names where it has them.
+    `download=False`: nlpkit never fetches data at run time. `name` may carry
+    the split as `NAME:SPLIT`.
     """
     import tensorflow_datasets as tfds
 
     if ":" in name:
         name, split = name.split(":", 1)
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        builder_info = builder.info
+        features = tfds.builder(name, data_dir=data_dir).info.features
         dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises many types for "not available"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise NlpkitError(f"tfds:{name}: not available offline ({first_line}). "
                           "Download it once with `tfds build` or tfds.load(..., download=True).") from None
-    features = builder_info.features
+    return tfds.as_numpy(dataset), features, name, split
+
+
+def tfds_text(value):
+    """A TFDS text feature (bytes) as a string."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def load_tfds_labeled(name, split="train", text_key="text", label_key="label", data_dir=None):
+    """Reads a downloaded TFDS text-classification dataset.
+
+    Class ids become the dataset's own label names where it has them.
+    """
+    examples, features, name, split = open_tfds(name, split, data_dir)
     for key in (text_key, label_key):
         if key not in features:
             raise NlpkitError(f"tfds:{name}: no feature {key!r} (features: {', '.join(features)}).")
     names = getattr(features[label_key], "names", None)
     texts, labels = [], []
-    for example in tfds.as_numpy(dataset):
-        text = example[text_key]
-        texts.append(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
-        label = int(example[label_key]) if names else example[label_key]
-        labels.append(names[label] if names else _as_text(label.decode() if isinstance(label, bytes) else label))
+    for example in examples:
+        texts.append(tfds_text(example[text_key]))
+        label = example[label_key]
+        labels.append(names[int(label)] if names else tfds_text(label))
     if not texts:
         raise NlpkitError(f"tfds:{name}: split {split!r} has no examples.")
     return LabeledTexts(texts, labels, f"tfds:{name}:{split}")

@@ -86,3 +86,82 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class KeepLastTokens(keras.layers.Layer):
+    """Keeps the last `max_length` tokens of each right-padded id row (at least one step).
+
+    A language model predicts from the end of its prompt, so a prompt that is
+    too long loses its beginning, not its end (`FitSequenceLength` does the
+    opposite, which suits classifiers). Rows stay right-padded.
+    """
+
+    def __init__(self, max_length, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_length) < 1:
+            raise ValueError(f"Received an invalid value for argument `max_length`: expected >= 1, got {max_length}")
+        self.max_length = int(max_length)
+
+    def call(self, ids):
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+        # One zero column guarantees a valid index, also for a batch of empty rows.
+        padded = ops.pad(ids, [[0, 0], [0, 1]])
+        width = ops.maximum(ops.minimum(ops.shape(ids)[1], self.max_length), 1)
+        start = ops.maximum(lengths - width, 0)
+        positions = ops.expand_dims(start, 1) + ops.expand_dims(ops.arange(width, dtype="int32"), 0)
+        return ops.take_along_axis(padded, ops.minimum(positions, ops.shape(padded)[1] - 1), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length}
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class LastStep(keras.layers.Layer):
+    """For each row, the output at its last token: `[sequence, ids]` -> `sequence[row, length - 1]`.
+
+    `sequence` is (batch, time, features) and `ids` the right-padded (batch,
+    time) ids it was computed from; a row without tokens takes its first step.
+    This turns a language model's per-step outputs into "what comes next".
+    """
+
+    def call(self, inputs):
+        sequence, ids = inputs
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+        last = ops.maximum(lengths - 1, 0)
+        batch, steps = ops.shape(sequence)[0], ops.shape(sequence)[1]
+        flat = ops.reshape(sequence, (-1, ops.shape(sequence)[2]))
+        return ops.take(flat, ops.arange(batch, dtype="int32") * steps + last, axis=0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shapes):
+        sequence_shape = input_shapes[0]
+        return (sequence_shape[0], sequence_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class OutputBias(keras.layers.Layer):
+    """Adds a learned bias to each output logit.
+
+    A tied output layer (`keras.layers.ReversibleEmbedding` called with
+    `reverse=True`) multiplies by the transposed embedding matrix and has no
+    bias of its own; this bias lets it learn how frequent each word is.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, logits):
+        return logits + ops.cast(self.bias, logits.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -4,7 +4,16 @@ Texts are vectorized in large batches, then split back into unpadded id
 sequences and cached, so tokenization happens once per run. Batches are then
 formed from texts of similar length (`bucket_by_sequence_length`), which cuts
 the padding the recurrent layers would otherwise step through.
+
+Language models read a corpus as one token stream instead: every line's tokens
+followed by an end-of-line token, cut into windows of `bptt` tokens whose
+targets are the same tokens shifted by one. Windows are either independent
+(and shuffled), or laid out as `batch_size` parallel sub-streams so that a
+stateful model carries its state from one batch to the next (Zaremba et al.
+2014's "batchify"). Padded targets get sample weight 0.
 """
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -52,3 +61,75 @@ def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuf
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
     return dataset.prefetch(AUTOTUNE)
+
+
+def token_stream(vectorizer, lines, eos_id, batch_size=1024):
+    """One int32 array of ids: each line's tokens followed by `eos_id`, lines in order.
+
+    A line without tokens still adds its `eos_id`, as in the classic PTB and
+    WikiText setups. Id 0 (padding) never occurs in the stream.
+    """
+    pieces = []
+    for start in range(0, len(lines), batch_size):
+        ids = np.asarray(vectorizer(tf.constant(lines[start:start + batch_size])))
+        for row in ids:
+            pieces.append(row[row != 0])
+            pieces.append(np.array([eos_id]))
+    return np.concatenate(pieces).astype("int32") if pieces else np.zeros(0, "int32")
+
+
+def _shifted(stream, length):
+    """Inputs `stream[:-1]` and targets `stream[1:]`, both padded with 0 to `length`."""
+    stream = np.asarray(stream, dtype="int32")
+    inputs, targets = np.zeros(length, "int32"), np.zeros(length, "int32")
+    count = max(len(stream) - 1, 0)
+    inputs[:count], targets[:count] = stream[:-1][:count], stream[1:]
+    return inputs, targets
+
+
+def independent_windows(stream, bptt):
+    """(inputs, targets), each (windows, bptt): consecutive windows of the stream.
+
+    Every token but the first is a target exactly once; the last window is
+    padded with 0. Each window starts from a fresh state, so they can be shuffled.
+    """
+    windows = max(1, math.ceil((len(stream) - 1) / bptt))
+    inputs, targets = _shifted(stream, windows * bptt)
+    return inputs.reshape(windows, bptt), targets.reshape(windows, bptt)
+
+
+def batchified_windows(stream, bptt, batch_size):
+    """(inputs, targets), each (batches * batch_size, bptt), for a stateful model.
+
+    The stream is split into `batch_size` consecutive sub-streams, one per row;
+    batch k holds steps [k*bptt, (k+1)*bptt) of every row, so row r of batch
+    k+1 continues row r of batch k. Every token but the first is a target
+    exactly once; the end of the last sub-stream (and the last window) is
+    padded with 0. Take the rows in order, `batch_size` at a time.
+    """
+    per_row = max(1, math.ceil((len(stream) - 1) / batch_size))
+    batches = math.ceil(per_row / bptt)
+    padding = np.zeros(batch_size * per_row + 1 - len(stream), "int32")
+    stream = np.concatenate([np.asarray(stream, dtype="int32"), padding])
+    starts = np.arange(batch_size)[:, None] * per_row + np.arange(per_row)[None, :]
+    inputs = np.zeros((batch_size, batches * bptt), "int32")
+    targets = np.zeros((batch_size, batches * bptt), "int32")
+    inputs[:, :per_row], targets[:, :per_row] = stream[starts], stream[starts + 1]
+
+    def batch_major(rows):
+        return rows.reshape(batch_size, batches, bptt).transpose(1, 0, 2).reshape(batches * batch_size, bptt)
+
+    return batch_major(inputs), batch_major(targets)
+
+
+def window_batches(inputs, targets, batch_size, *, shuffle_seed=None):
+    """Batches of (inputs, targets, weights) windows, weight 0 on padded targets.
+
+    With `shuffle_seed`, windows are reshuffled each epoch in a repeatable
+    order; without it they stay in order (as stateful training needs).
+    """
+    weights = (targets != 0).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((inputs.astype("int64"), targets.astype("int64"), weights))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)

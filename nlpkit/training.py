@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
+from nlpkit.models import reset_recurrent_states
 
 
 def seed_everything(seed):
@@ -16,16 +17,18 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def fit(model, train, valid, *, epochs, patience=2, verbose=None):
+def fit(model, train, valid, *, epochs, patience=2, verbose=None, callbacks=()):
     """Trains with early stopping on validation loss and restores the best weights.
 
     Stops at once if the loss becomes NaN or infinite, and raises NlpkitError so
-    that nothing is saved. Returns the history as a dict of lists.
+    that nothing is saved. `callbacks` run before the early stopping. Returns
+    the history as a dict of lists.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        *callbacks,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
     ]
     with warnings.catch_warnings():
@@ -39,6 +42,18 @@ def fit(model, train, valid, *, epochs, patience=2, verbose=None):
             f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
             "no model was saved. Try a lower --learning-rate or --clipnorm.")
     return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+class ResetStatesEachEpoch(keras.callbacks.Callback):
+    """Truncated BPTT with a stateful model: the state flows from batch to batch
+    within a pass over the data, and starts from zeros at every epoch and every
+    validation pass."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_recurrent_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        reset_recurrent_states(self.model)
 
 
 def plot_history(history, path, title=""):

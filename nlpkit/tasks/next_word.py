@@ -1,0 +1,431 @@
+"""Next word: a word-level recurrent language model, with perplexity, top-k and completion.
+
+The corpus is read as one token stream (every line's words, then "<eos>") and
+cut into windows of --bptt tokens whose targets are the words that follow.
+Windows are independent and shuffled; with --stateful they are consecutive
+pieces of batch_size parallel sub-streams and carry the recurrent state over
+(truncated backpropagation through time). The vocabulary's out-of-vocabulary
+id is the corpus's own "<unk>". By default it trains offline on a bundled
+slice of WikiText-2; `NextWordPredictor` runs a saved model:
+
+    >>> predictor = NextWordPredictor.load("models/next-word")
+    >>> predictor.predict(["the meaning of"], top_k=3)
+    [{'next_words': [{'word': 'the', 'probability': 0.21}, ...], 'tokens': 3, 'unknown_words': []}]
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from nlpkit import datasets, pipeline
+from nlpkit.config import check_range, option
+from nlpkit.errors import NlpkitError
+from nlpkit.models import build_language_model, reset_recurrent_states, with_next_word_head, with_statefulness
+from nlpkit.runs import load_run
+from nlpkit.task import Task, TrainOptions
+from nlpkit.tasks import register_task
+from nlpkit.tokenization import STANDARDIZERS, build_vectorizer
+from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
+
+BUNDLED_TRAIN = "next_word/train.txt"
+BUNDLED_VALID = "next_word/valid.txt"
+EOS = "<eos>"
+UNK = "<unk>"
+MAX_COMPLETE = 1000
+# Most next-word probabilities (rows x steps x vocabulary) computed in one model call: 128 MB of float32.
+PROBABILITY_BUDGET = 2 ** 25
+
+
+@dataclasses.dataclass
+class NextWordOptions(TrainOptions):
+    # Fields redefined from TrainOptions keep their place but get language-model defaults and help.
+    data: str = option(None, "Training corpus: a UTF-8 text file, one paragraph or sentence per line (already "
+                             "tokenized is best), or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
+                             "Default: the bundled WikiText-2 slice.")
+    valid: str = option(None, "Validation corpus. Default: the bundled WikiText-2 validation slice, "
+                              "or the last --valid-fraction of the lines of --data.")
+    units: int = option(128, "Units per recurrent layer.")
+    embedding_dim: int = option(128, "Size of a learned embedding.")
+    dropout: float = option(0.25, "Dropout on the embedding output and after every recurrent layer "
+                                  "(never on the recurrent connections).")
+    valid_fraction: float = option(0.1, "Fraction of the training lines (the last ones) held out for validation "
+                                        "when --data is given without --valid.")
+    standardize: str = option("none", "Text standardization before splitting on white space. The default keeps "
+                                      "the corpus's tokens as they are (WikiText and PTB are already tokenized); "
+                                      "lower lowercases.", choices=STANDARDIZERS)
+    max_tokens: int = option(10000, "Largest vocabulary, padding, <unk> and <eos> included; rarer words become <unk>.")
+    max_length: int = option(200, "Longest prompt context when predicting: a longer prompt keeps its last N words.")
+    batch_size: int = option(32, "Windows per batch (with --stateful: the number of parallel sub-streams).")
+    bptt: int = option(35, "Tokens per training window: how far back gradients flow "
+                           "(truncated backpropagation through time).")
+    stateful: bool = option(False, "Carry the recurrent state from each window to the next one of the same "
+                                   "sub-stream (reset every epoch). Otherwise windows are independent and shuffled.")
+    tie_weights: bool = option(False, "Share the input embedding matrix with the output layer (Press & Wolf 2017); "
+                                      "a projection is added when --units differs from --embedding-dim.")
+    text_feature: str = option("text", "TFDS feature holding the text, for --data tfds:NAME.")
+
+    def validate(self):
+        if self.bidirectional:
+            raise NlpkitError("--bidirectional makes no sense for next-word prediction: the backward layer "
+                              "would read the very words the model has to predict.")
+        if self.tokens != "word":
+            raise NlpkitError("next-word is a word-level language model: --tokens must be word.")
+        if self.tie_weights and self.embedding == "onehot":
+            raise NlpkitError("--tie-weights shares the embedding matrix with the output layer, "
+                              "but --embedding onehot has no matrix to share.")
+        super().validate()
+        check_range("max_tokens", self.max_tokens, 4)
+        check_range("bptt", self.bptt, 1)
+
+
+@dataclasses.dataclass
+class NextWordPredictOptions:
+    top_k: int = option(5, "How many of the most likely next words to list.")
+    complete: int = option(0, f"Continue each prompt with this many words (at most {MAX_COMPLETE}); "
+                              "0 only lists the likely next words.")
+    temperature: float = option(1.0, "Sampling temperature for --complete: 0 always takes the most likely word, "
+                                     "below 1 is more conservative, above 1 more varied.")
+    rng_seed: int = option(None, "Seed for sampling --complete: the same seed repeats the same completion.")
+
+
+# --- reading a corpus ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Corpus:
+    """The lines of a text corpus and where they came from."""
+
+    lines: list
+    source: str
+
+
+def read_corpus(spec, split="train", text_feature="text"):
+    """The lines of a UTF-8 text file, or the texts of a TFDS split; a corpus without words is an error."""
+    spec = str(spec)
+    if spec.startswith(datasets.TFDS_PREFIX):
+        corpus = load_tfds_corpus(spec[len(datasets.TFDS_PREFIX):], split, text_feature)
+    else:
+        lines = datasets.read_text(spec).split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the final newline ends the last line; it does not start a new one
+        corpus = Corpus(lines, spec)
+    if not any(line.split() for line in corpus.lines):
+        raise NlpkitError(f"{corpus.source}: the corpus has no words.")
+    return corpus
+
+
+def load_tfds_corpus(name, split, text_feature):
+    """The texts of a downloaded TFDS split, split into lines."""
+    examples, features, name, split = datasets.open_tfds(name, split)
+    if text_feature not in features:
+        raise NlpkitError(f"tfds:{name}: no feature {text_feature!r} (features: {', '.join(features)}).")
+    lines = []
+    for example in examples:
+        lines.extend(datasets.tfds_text(example[text_feature]).split("\n"))
+    return Corpus(lines, f"tfds:{name}:{split}")
+
+
+def hold_out_tail(corpus, fraction):
+    """Splits off the last `fraction` of the lines for validation (the stream keeps its order)."""
+    check_range("valid_fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
+    n_valid = max(1, int(round(len(corpus.lines) * fraction)))
+    train, valid = corpus.lines[:-n_valid], corpus.lines[-n_valid:]
+    if not any(line.split() for line in train) or not any(line.split() for line in valid):
+        raise NlpkitError(f"{corpus.source}: {len(corpus.lines)} line(s) are too few to hold out a validation "
+                          "split with words on both sides; pass --valid FILE.")
+    return Corpus(train, corpus.source), Corpus(valid, f"{corpus.source} (last {n_valid} lines)")
+
+
+def read_splits(options):
+    """The training and validation corpora the options ask for (the bundled WikiText-2 slice by default)."""
+    bundled = datasets.bundled_data_dir()
+    train = read_corpus(options.data or bundled / BUNDLED_TRAIN, "train", options.text_feature)
+    if options.valid:
+        return train, read_corpus(options.valid, "validation", options.text_feature)
+    if options.data is None:
+        return train, read_corpus(bundled / BUNDLED_VALID, "validation")
+    return hold_out_tail(train, options.valid_fraction)
+
+
+# --- vocabulary and token streams ---------------------------------------------------------------
+
+
+def corpus_unk(standardize):
+    """The corpus's `<unk>` as the vectorizer sees it: punctuation stripping turns it into `unk`."""
+    return UNK.strip("<>") if "strip_punctuation" in standardize else UNK
+
+
+def build_word_vectorizer(lines, max_tokens, standardize):
+    """A word vectorizer whose OOV id (1) is the corpus's `<unk>` and whose id 2 is `<eos>`.
+
+    `<unk>` is dropped from the learnt vocabulary, so that it and every word
+    outside the vocabulary share one id instead of two.
+    """
+    vectorizer = build_vectorizer(lines, level="word", max_tokens=max_tokens + 1, standardize=standardize,
+                                  special_tokens=(EOS,))
+    unk = corpus_unk(standardize)
+    vectorizer.set_vocabulary([t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
+    return vectorizer
+
+
+def display_vocabulary(vectorizer):
+    """The tokens by id, with the OOV id shown as `<unk>`."""
+    vocabulary = vectorizer.get_vocabulary()
+    vocabulary[1] = UNK
+    return vocabulary
+
+
+def stream_batches(stream, bptt, batch_size, stateful, shuffle_seed=None):
+    """Batches of (inputs, targets, weights) windows of the stream, laid out for a stateful model or not."""
+    if stateful:
+        inputs, targets = pipeline.batchified_windows(stream, bptt, batch_size)
+        return pipeline.window_batches(inputs, targets, batch_size)
+    inputs, targets = pipeline.independent_windows(stream, bptt)
+    return pipeline.window_batches(inputs, targets, batch_size, shuffle_seed=shuffle_seed)
+
+
+def stream_report(model, batches, stream):
+    """Exact perplexity, top-1/top-5 accuracy and the OOV count over every target of `batches`.
+
+    Perplexity is exp(mean cross-entropy per target token), summed in float64
+    over the whole split; padded targets (weight 0) are not counted. A stateful
+    model starts from zeros and carries its state through the batches in order.
+    """
+    reset_recurrent_states(model)
+    cross_entropy, targets, top1, top5 = 0.0, 0, 0, 0
+    for inputs, target_ids, weights in batches:
+        probabilities = np.array(model(inputs, training=False))
+        probabilities[..., 0] = 0.0  # padding is never a prediction
+        keep = np.asarray(weights) > 0
+        truth = np.asarray(target_ids)[keep]
+        rows = probabilities[keep]
+        chosen = rows[np.arange(len(truth)), truth]
+        rank = np.sum(rows > chosen[:, None], axis=1)
+        tiny = np.finfo("float32").tiny  # a probability that underflowed to 0 costs -log(tiny), not infinity
+        cross_entropy += float(-np.log(np.maximum(chosen.astype("float64"), tiny)).sum())
+        targets += len(truth)
+        top1 += int(np.sum(rank < 1))
+        top5 += int(np.sum(rank < 5))
+    mean = cross_entropy / max(targets, 1)
+    oov = int(np.sum(np.asarray(stream) == 1))
+    return {
+        "tokens": int(len(stream)),
+        "targets": targets,
+        "oov_tokens": oov,
+        "oov_rate": oov / max(len(stream), 1),
+        "cross_entropy": mean,
+        "perplexity": math.exp(mean),
+        "top1_accuracy": top1 / max(targets, 1),
+        "top5_accuracy": top5 / max(targets, 1),
+    }
+
+
+@register_task
+class NextWordTask(Task):
+    name = "next-word"
+    summary = "Predict the next word: a word-level recurrent language model (perplexity, top-k, completion)."
+    TrainOptions = NextWordOptions
+    PredictOptions = NextWordPredictOptions
+
+    def train(self, options):
+        options.validate()
+        train, valid = read_splits(options)
+        seed_everything(options.seed)
+        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize)
+        vocabulary = display_vocabulary(vectorizer)
+        eos_id = vocabulary.index(EOS)
+        train_stream = pipeline.token_stream(vectorizer, train.lines, eos_id)
+        valid_stream = pipeline.token_stream(vectorizer, valid.lines, eos_id)
+        print(f"data: {len(train_stream):,} training tokens ({np.sum(train_stream == 1):,} {UNK}), "
+              f"{len(valid_stream):,} validation tokens ({np.sum(valid_stream == 1):,} {UNK}), "
+              f"vocabulary {len(vocabulary):,}")
+
+        spec = options.recurrent_spec()
+        model = build_language_model(
+            len(vocabulary), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
+            tie_weights=options.tie_weights, stateful=options.stateful, batch_size=options.batch_size,
+            learning_rate=options.learning_rate, clipnorm=options.clipnorm)
+        layout = (options.bptt, options.batch_size, options.stateful)
+        train_batches = stream_batches(train_stream, *layout, shuffle_seed=options.seed)
+        valid_batches = stream_batches(valid_stream, *layout)
+        print(f"model: {model.count_params():,} parameters, {spec.layers}x{spec.units} {spec.cell}"
+              f"{', tied embedding' if options.tie_weights else ''}, "
+              f"{'stateful sub-streams' if options.stateful else 'independent windows'} of {options.bptt} tokens")
+
+        history = fit(model, train_batches, valid_batches, epochs=options.epochs, patience=options.patience,
+                      callbacks=[ResetStatesEachEpoch()] if options.stateful else ())
+        report = {**stream_report(model, valid_batches, valid_stream),
+                  "bptt": options.bptt, "stateful": options.stateful}
+        inference = with_statefulness(model, stateful=False)  # also drops the optimizer state from the archive
+        folder = self.save_run(
+            options, with_next_word_head(inference, vectorizer, options.max_length),
+            history=history, metrics={"validation": report},
+            vocabulary_size=len(vocabulary), end_of_line=EOS, unknown=UNK,
+            data={"train": {"source": train.source, "lines": len(train.lines), "tokens": len(train_stream),
+                            "fingerprint": datasets.fingerprint(train.lines)},
+                  "validation": {"source": valid.source, "lines": len(valid.lines), "tokens": len(valid_stream),
+                                 "fingerprint": datasets.fingerprint(valid.lines)}})
+        return {"validation": report, "folder": str(folder)}
+
+    def load(self, model_dir):
+        return NextWordPredictor.load(model_dir)
+
+    def evaluate(self, predictor, data):
+        """Perplexity, top-1/top-5 accuracy and the OOV count of a saved model on a corpus."""
+        corpus = read_corpus(data, "test")
+        return {"data": corpus.source, **predictor.evaluate(corpus.lines)}
+
+    def format_metrics(self, metrics):
+        lines = [f"data           {metrics['data']}"] if "data" in metrics else []
+        lines += [
+            f"tokens         {metrics['tokens']:,} ({metrics['oov_tokens']:,} read as {UNK}: "
+            f"{100 * metrics['oov_rate']:.1f}%)",
+            f"targets        {metrics['targets']:,}",
+            f"perplexity     {metrics['perplexity']:.2f}",
+            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per token",
+            f"top-1 accuracy {metrics['top1_accuracy']:.4f}",
+            f"top-5 accuracy {metrics['top5_accuracy']:.4f}",
+        ]
+        if "bptt" in metrics:
+            reading = "stateful sub-streams" if metrics["stateful"] else "independent windows"
+            lines.append(f"read as        {reading} of {metrics['bptt']} tokens")
+        return "\n".join(lines)
+
+    def format_prediction(self, text, result):
+        lines = [text]
+        if "completion" in result:
+            lines.append(f"  ... {result['completion']}")
+        for rank, item in enumerate(result["next_words"], start=1):
+            lines.append(f"  {rank:>2}. {item['word']:<20} {item['probability']:.4f}")
+        if result["unknown_words"]:
+            lines.append(f"  note: not in the vocabulary, read as {UNK}: {' '.join(result['unknown_words'])}")
+        return "\n".join(lines)
+
+
+def sample_next(probabilities, temperature, rng):
+    """The next id: the most likely at temperature 0, else a draw from p^(1/T) renormalised; never padding."""
+    p = np.asarray(probabilities, dtype="float64").copy()
+    p[0] = 0.0
+    if temperature == 0:
+        return int(np.argmax(p))
+    with np.errstate(divide="ignore"):
+        logits = np.log(p) / temperature
+    weights = np.exp(logits - logits.max())
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+class NextWordPredictor:
+    """A trained language model: prompts in, likely next words and completions out."""
+
+    def __init__(self, model, manifest):
+        self.model = model
+        self.manifest = manifest
+        options = manifest["options"]
+        self.max_length = int(options["max_length"])
+        self.bptt = int(options["bptt"])
+        self.batch_size = int(options["batch_size"])
+        self.stateful = bool(options["stateful"])
+        self.vectorizer = model.get_layer("vectorizer")
+        self.network = model.get_layer("language_model")
+        self.vocabulary = display_vocabulary(self.vectorizer)
+        self.eos_id = self.vocabulary.index(EOS)
+
+    @classmethod
+    def load(cls, model_dir):
+        return cls(*load_run(model_dir, NextWordTask.name))
+
+    def predict(self, prompts, top_k=5, complete=0, temperature=1.0, rng_seed=None, batch_size=64):
+        """One dict per prompt: "next_words" (the `top_k` likeliest, most likely first, with
+        probabilities), "tokens" (the prompt's length in words) and "unknown_words" (prompt
+        words outside the vocabulary, read as <unk>); with `complete` > 0 also
+        "completion", the next `complete` words (greedy at temperature 0, else
+        sampled; prompt i's sample depends only on `rng_seed` and i)."""
+        for position, prompt in enumerate(prompts, start=1):
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise NlpkitError(f"prompt {position} is empty.")
+        check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
+        check_range("complete", complete, 0, MAX_COMPLETE)
+        check_range("temperature", temperature, 0.0)
+        contexts = self.token_ids(prompts)
+        for position, ids in enumerate(contexts, start=1):
+            if len(ids) == 0:
+                raise NlpkitError(f"prompt {position} has no words left after standardization.")
+        probabilities = self.next_word_probabilities(prompts, contexts, batch_size)
+        results = [
+            {"next_words": self.top_words(row, top_k), "tokens": len(ids), "unknown_words": unknown}
+            for row, ids, unknown in zip(probabilities, contexts, self.unknown_words(prompts))
+        ]
+        if complete:
+            for result, words in zip(results, self.complete(contexts, complete, temperature, rng_seed, batch_size)):
+                result["completion"] = " ".join(words)
+        return results
+
+    def token_ids(self, texts, batch_size=1024):
+        """Each text's token ids, unpadded."""
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            for row in np.asarray(self.vectorizer(tf.constant(texts[start:start + batch_size]))):
+                rows.append(row[row != 0])
+        return rows
+
+    def unknown_words(self, prompts):
+        """For each prompt, its words that the vocabulary reads as <unk> (besides <unk> itself)."""
+        words = [prompt.split() for prompt in prompts]
+        flat = [word for prompt_words in words for word in prompt_words]
+        word_ids = iter([row[0] if len(row) else 0 for row in self.token_ids(flat)])
+        return [[word for word in prompt_words if next(word_ids) == 1 and word != UNK] for prompt_words in words]
+
+    def rows_per_call(self, contexts, batch_size):
+        """How many prompts one model call may take and stay within PROBABILITY_BUDGET."""
+        longest = min(max(len(ids) for ids in contexts), self.max_length)
+        return max(1, min(batch_size, PROBABILITY_BUDGET // (longest * len(self.vocabulary))))
+
+    def next_word_probabilities(self, prompts, contexts, batch_size):
+        """(prompts, vocabulary) next-word probabilities from the saved raw-string model, batched."""
+        rows = self.rows_per_call(contexts, batch_size)
+        return np.concatenate([np.asarray(self.model(tf.constant(prompts[start:start + rows]), training=False))
+                               for start in range(0, len(prompts), rows)])
+
+    def top_words(self, probabilities, k):
+        """The k likeliest words (padding excluded), most likely first."""
+        candidates = np.array(probabilities, dtype="float64")
+        candidates[0] = -1.0
+        best = np.argsort(-candidates, kind="stable")[:k]
+        return [{"word": self.vocabulary[i], "probability": float(probabilities[i])} for i in best]
+
+    def last_step_probabilities(self, contexts, batch_size):
+        """Next-word probabilities after each id sequence (the last `max_length` ids), batched."""
+        contexts = [ids[-self.max_length:] for ids in contexts]
+        rows = self.rows_per_call(contexts, batch_size)
+        results = []
+        for start in range(0, len(contexts), rows):
+            chunk = contexts[start:start + rows]
+            lengths = np.array([len(ids) for ids in chunk])
+            padded = np.zeros((len(chunk), lengths.max()), "int64")
+            for row, ids in enumerate(chunk):
+                padded[row, :len(ids)] = ids
+            probabilities = np.asarray(self.network(padded, training=False))
+            results.append(probabilities[np.arange(len(chunk)), lengths - 1])
+        return np.concatenate(results)
+
+    def complete(self, contexts, steps, temperature, rng_seed, batch_size):
+        """The next `steps` words after each context, re-running the model on the growing ids."""
+        rngs = [np.random.default_rng(seed) for seed in np.random.SeedSequence(rng_seed).spawn(len(contexts))]
+        histories = [list(ids) for ids in contexts]
+        generated = [[] for _ in contexts]
+        for _ in range(steps):
+            for row, probabilities in enumerate(self.last_step_probabilities(histories, batch_size)):
+                next_id = sample_next(probabilities, temperature, rngs[row])
+                histories[row].append(next_id)
+                generated[row].append(self.vocabulary[next_id])
+        return generated
+
+    def evaluate(self, lines):
+        """Exact perplexity, top-1/top-5 accuracy and OOV count on a corpus, read as in training
+        (windows of the trained --bptt; stateful sub-streams if it was trained stateful)."""
+        stream = pipeline.token_stream(self.vectorizer, lines, self.eos_id)
+        network = with_statefulness(self.network, True, self.batch_size) if self.stateful else self.network
+        batches = stream_batches(stream, self.bptt, self.batch_size, self.stateful)
+        return {**stream_report(network, batches, stream), "bptt": self.bptt, "stateful": self.stateful}
