@@ -60,9 +60,6 @@ class App(click.Group):
             fail("interrupted; nothing was saved.", code=130)
         except click.ClickException as error:
             fail(error.format_message(), code=error.exit_code)
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (`| head`): not an error
-            code = 0
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -114,6 +111,17 @@ def read_inputs(texts, file):
     if not located:
         raise NlpkitError(f"{file or '<stdin>'}: no texts to predict.")
     return [text for _, text in located]
+
+
+def echo_lines(lines):
+    """Prints lines; a reader that goes away (`nlpkit predict ... | head`) ends the output quietly."""
+    try:
+        for line in lines:
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def open_bytes(path):
@@ -189,9 +197,8 @@ def make_predict_command(task):
         if truncated:
             click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "
                        f"were cut to their first {predictor.max_length}.", err=True)
-        for text, result in zip(inputs, results):
-            click.echo(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
-                       else task.format_prediction(text, result))
+        echo_lines(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
+                   else task.format_prediction(text, result) for text, result in zip(inputs, results))
 
     return command
 

@@ -37,7 +37,7 @@ def load_word_vectors(path, vocabulary, *, seed=0):
     index = {word: i for i, word in enumerate(vocabulary) if i >= 2}
     vectors, dim = {}, None
     try:
-        with open(path, encoding="utf-8") as lines:
+        with open(path, encoding="utf-8-sig") as lines:
             for number, line in enumerate(lines, start=1):
                 parts = line.rstrip("\n").rstrip(" ").split(" ")
                 if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):

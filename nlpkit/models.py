@@ -61,7 +61,7 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
     check_range("num_classes", num_classes, 2)
     if embedding == "pretrained":
         if embedding_matrix is None or embedding_matrix.shape[0] != vocab_size:
-            raise ValueError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
+            raise NlpkitError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
         embedding_dim = embedding_matrix.shape[1]
 
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
@@ -155,7 +155,7 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
         raise NlpkitError("A stateful language model needs a fixed `batch_size` (its number of parallel streams).")
     if embedding == "pretrained":
         if embedding_matrix is None or embedding_matrix.shape[0] != vocab_size:
-            raise ValueError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
+            raise NlpkitError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
         embedding_dim = embedding_matrix.shape[1]
     if tie_weights and embedding == "onehot":
         raise NlpkitError("`tie_weights` shares the embedding matrix with the output layer, "

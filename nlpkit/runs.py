@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -56,6 +57,25 @@ def is_run_folder(path):
     return (Path(path) / MANIFEST_FILE).is_file()
 
 
+def check_destination(destination):
+    """Refuses a destination that is a file or a non-empty folder other than an nlpkit run.
+
+    Called before training starts, so a bad --out fails at once, not after the work.
+    """
+    destination = Path(destination)
+    if destination.exists() and not destination.is_dir():
+        raise NlpkitError(f"{destination}: exists and is not a folder.")
+    if destination.is_dir() and any(destination.iterdir()) and not is_run_folder(destination):
+        raise NlpkitError(f"{destination}: refusing to replace a folder that is not an nlpkit model.")
+
+
+def _make_private_folder_public(folder):
+    """`mkdtemp` makes 0700 folders; a committed run gets the permissions the umask allows."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+
+
 class RunWriter:
     """Collects a run's files in a temporary folder, then swaps it into place.
 
@@ -70,15 +90,13 @@ class RunWriter:
 
     def __init__(self, destination):
         self.destination = Path(destination)
-        if self.destination.exists() and not self.destination.is_dir():
-            raise NlpkitError(f"{self.destination}: exists and is not a folder.")
-        if self.destination.is_dir() and any(self.destination.iterdir()) and not is_run_folder(self.destination):
-            raise NlpkitError(f"{self.destination}: refusing to replace a folder that is not an nlpkit model.")
+        check_destination(self.destination)
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         self.folder = None
 
     def __enter__(self):
         self.folder = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.tmp-", dir=self.destination.parent))
+        _make_private_folder_public(self.folder)
         return self
 
     def path(self, name):
@@ -113,8 +131,12 @@ def manifest(task, options, **extra):
     }
 
 
-def load_run(model_dir, task):
-    """Loads a run folder's model (safe mode on) and manifest, checking it is a `task` model."""
+def load_run(model_dir, task, required=()):
+    """Loads a run folder's model (safe mode on) and manifest, checking it is a `task` model.
+
+    `required` names manifest entries the caller needs, dotted for nested ones
+    ("options.max_length"); a manifest without them is refused.
+    """
     folder = Path(model_dir)
     if not folder.is_dir():
         raise NlpkitError(f"{folder}: no such model folder (train one with `nlpkit train {task}`).")
@@ -125,12 +147,42 @@ def load_run(model_dir, task):
         raise NlpkitError(f"{folder / MANIFEST_FILE}: not an nlpkit manifest.")
     if info["task"] != task:
         raise NlpkitError(f"{folder}: holds a {info['task']} model, not a {task} model.")
+    for entry in required:
+        if not _has_entry(info, entry.split(".")):
+            raise NlpkitError(f"{folder / MANIFEST_FILE}: incomplete manifest, no {entry!r}.")
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
     try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns before raising; the error below says it all
+            model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NlpkitError(f"{model_file}: cannot be loaded ({reason[:300]}).") from None
+        raise NlpkitError(f"{model_file}: cannot be loaded ({_first_line(error)}).") from None
+    _check_vectorizers(model, model_file)
     return model, info
+
+
+def _has_entry(mapping, keys):
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return False
+        mapping = mapping[key]
+    return True
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def _check_vectorizers(model, model_file):
+    """Refuses a model whose text vectorizer came back without its vocabulary."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.TextVectorization):
+            try:
+                size = layer.vocabulary_size()
+            except Exception as error:  # an uninitialised lookup table
+                raise NlpkitError(f"{model_file}: its vocabulary cannot be read ({_first_line(error)}).") from None
+            if size <= 2:
+                raise NlpkitError(f"{model_file}: the model holds no vocabulary.")

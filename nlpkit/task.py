@@ -101,6 +101,11 @@ class Task:
     def output_dir(self, options):
         return Path(options.out or Path(DEFAULT_MODELS_DIR) / self.name)
 
+    def check_options(self, options):
+        """Validates the options and the output folder before any work starts."""
+        options.validate()
+        runs.check_destination(self.output_dir(options))
+
     def train(self, options):
         """Trains on `options` (a `TrainOptions`), writes the run folder, and returns
         {"validation": metrics, "folder": path}."""

@@ -5,6 +5,12 @@ is the out-of-vocabulary token, as in every Keras lookup layer; tasks that need
 start/end markers reserve them right after those two. The vectorizer goes
 inside the saved model, so the vocabulary travels with it and a saved model
 takes raw strings.
+
+The final vectorizer is always built with its vocabulary as a constructor
+argument, which Keras stores in the archive's config.json as a JSON list. An
+adapted vocabulary would instead go to a text asset read back with
+`splitlines()`, which breaks on tokens such as "\n" or U+2028 that character
+models must keep.
 """
 
 import tensorflow as tf
@@ -52,11 +58,16 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
     vocabulary = vectorizer.get_vocabulary()
     if len(vocabulary) <= 2:
         raise NlpkitError("The training texts contain no tokens, so there is no vocabulary to learn.")
-    if special_tokens:
-        learnt = [token for token in vocabulary[2:] if token not in special_tokens]
-        vocabulary = [*special_tokens, *learnt][: max_tokens - 2]
-        vectorizer.set_vocabulary(vocabulary)
-    return vectorizer
+    learnt = [token for token in vocabulary[2:] if token not in special_tokens]
+    return with_vocabulary(vectorizer, [*special_tokens, *learnt][: max_tokens - 2])
+
+
+def with_vocabulary(vectorizer, tokens):
+    """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config."""
+    config = vectorizer.get_config()
+    config.pop("vocabulary_size", None)
+    config.update(vocabulary=list(tokens), max_tokens=max(config["max_tokens"] or 0, len(tokens) + 2))
+    return keras.layers.TextVectorization.from_config(config)
 
 
 def vocabulary_of(vectorizer):

@@ -192,7 +192,6 @@ def test_pretrained_without_a_matching_matrix_is_refused(matrix_rows):
         build_classifier(VOCAB, 2, units=4, embedding="pretrained", embedding_matrix=matrix)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: build_classifier (models.py:64) raises a plain ValueError, not NlpkitError")
 def test_pretrained_without_a_matrix_raises_nlpkit_error():
     with pytest.raises(NlpkitError, match="embedding_matrix"):
         build_classifier(VOCAB, 2, units=4, embedding="pretrained")

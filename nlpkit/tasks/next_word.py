@@ -26,7 +26,7 @@ from nlpkit.models import build_language_model, reset_recurrent_states, with_nex
 from nlpkit.runs import load_run
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import STANDARDIZERS, build_vectorizer
+from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, with_vocabulary
 from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
 
 BUNDLED_TRAIN = "next_word/train.txt"
@@ -166,8 +166,7 @@ def build_word_vectorizer(lines, max_tokens, standardize):
     vectorizer = build_vectorizer(lines, level="word", max_tokens=max_tokens + 1, standardize=standardize,
                                   special_tokens=(EOS,))
     unk = corpus_unk(standardize)
-    vectorizer.set_vocabulary([t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
-    return vectorizer
+    return with_vocabulary(vectorizer, [t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
 
 
 def display_vocabulary(vectorizer):
@@ -230,7 +229,7 @@ class NextWordTask(Task):
     PredictOptions = NextWordPredictOptions
 
     def train(self, options):
-        options.validate()
+        self.check_options(options)
         train, valid = read_splits(options)
         seed_everything(options.seed)
         vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize)
@@ -334,7 +333,8 @@ class NextWordPredictor:
 
     @classmethod
     def load(cls, model_dir):
-        return cls(*load_run(model_dir, NextWordTask.name))
+        required = [f"options.{key}" for key in ("max_length", "bptt", "batch_size", "stateful")]
+        return cls(*load_run(model_dir, NextWordTask.name, required=required))
 
     def predict(self, prompts, top_k=5, complete=0, temperature=1.0, rng_seed=None, batch_size=64):
         """One dict per prompt: "next_words" (the `top_k` likeliest, most likely first, with

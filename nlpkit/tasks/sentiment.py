@@ -66,7 +66,7 @@ class SentimentTask(Task):
     EvaluateOptions = TextColumns
 
     def train(self, options):
-        options.validate()
+        self.check_options(options)
         train = read_examples(options.data, options.text_column, options.label_column)
         if options.valid:
             valid = read_examples(options.valid, options.text_column, options.label_column, "validation")
@@ -149,7 +149,7 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, model_dir):
-        return cls(*load_run(model_dir, SentimentTask.name))
+        return cls(*load_run(model_dir, SentimentTask.name, required=("classes", "options.max_length")))
 
     def predict(self, texts, batch_size=256):
         """One dict per text: label, its probability, every class's probability,
