@@ -52,6 +52,10 @@ class TrainOptions:
     learning_rate: float = option(1e-3, "Adam learning rate.")
     clipnorm: float = option(1.0, "Clip gradients to this global norm (0 turns clipping off).")
     patience: int = option(2, "Early stopping: epochs without a better validation loss before stopping.")
+    lr_decay: float = option(None, "Multiply the learning rate by this factor (e.g. 0.5) after every epoch "
+                                   "whose validation loss did not improve.")
+    time_budget: float = option(None, "Minutes of training at most: stop before an epoch that would not "
+                                      "finish in time (the best epoch is kept).")
     seed: int = option(1337, "Seed for weights, data split and shuffling: the same seed repeats a run.")
 
     def validate(self):
@@ -62,8 +66,17 @@ class TrainOptions:
         check_range("clipnorm", self.clipnorm, 0.0)
         check_range("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_range("patience", self.patience, 0)
+        if self.lr_decay is not None:
+            check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True, high_open=True)
+        if self.time_budget is not None:
+            check_range("time_budget", self.time_budget, 0.0, low_open=True)
         if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
             raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing word-vector file.")
+
+    def fit_args(self):
+        """The keyword arguments of `nlpkit.training.fit` that these options set."""
+        return {"epochs": self.epochs, "patience": self.patience, "time_budget": self.time_budget,
+                "lr_decay": self.lr_decay}
 
     def recurrent_spec(self):
         return RecurrentSpec(self.cell, self.units, self.layers, self.bidirectional, self.dropout,

@@ -2,6 +2,7 @@
 
 import math
 import sys
+import time
 import warnings
 
 import keras
@@ -17,18 +18,24 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def fit(model, train, valid, *, epochs, patience=2, verbose=None, callbacks=()):
+def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=()):
     """Trains with early stopping on validation loss and restores the best weights.
 
-    Stops at once if the loss becomes NaN or infinite, and raises NlpkitError so
-    that nothing is saved. `callbacks` run before the early stopping. Returns
-    the history as a dict of lists.
+    `time_budget` (minutes) ends training before an epoch that would not finish
+    in time; `lr_decay` multiplies the learning rate by that factor after every
+    epoch whose validation loss did not improve. Stops at once if the loss
+    becomes NaN or infinite, and raises NlpkitError so that nothing is saved.
+    `callbacks` run before the early stopping. Returns the history as a dict of lists.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    schedule = [TimeBudget(time_budget)] if time_budget else []
+    if lr_decay:
+        schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_decay, patience=0, verbose=1))
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
+        *schedule,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
     ]
     with warnings.catch_warnings():
@@ -42,6 +49,29 @@ def fit(model, train, valid, *, epochs, patience=2, verbose=None, callbacks=()):
             f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
             "no model was saved. Try a lower --learning-rate or --clipnorm.")
     return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training when the next epoch, judged by the slowest so far, would end past the budget."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+        self.slowest = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        self.slowest = max(self.slowest, now - self.epoch_start)
+        if now - self.start + self.slowest > self.seconds:
+            self.model.stop_training = True
+            print(f"time budget: stopping after epoch {epoch + 1} "
+                  f"({(now - self.start) / 60:.1f} of {self.seconds / 60:g} minutes used)")
 
 
 class ResetStatesEachEpoch(keras.callbacks.Callback):

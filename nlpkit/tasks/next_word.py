@@ -253,7 +253,7 @@ class NextWordTask(Task):
               f"{', tied embedding' if options.tie_weights else ''}, "
               f"{'stateful sub-streams' if options.stateful else 'independent windows'} of {options.bptt} tokens")
 
-        history = fit(model, train_batches, valid_batches, epochs=options.epochs, patience=options.patience,
+        history = fit(model, train_batches, valid_batches, **options.fit_args(),
                       callbacks=[ResetStatesEachEpoch()] if options.stateful else ())
         report = {**stream_report(model, valid_batches, valid_stream),
                   "bptt": options.bptt, "stateful": options.stateful}

@@ -98,7 +98,7 @@ class SentimentTask(Task):
         print(f"model: {model.count_params():,} parameters, vocabulary {len(vocabulary):,}, "
               f"{spec.layers}x{spec.units} {'bi' if spec.bidirectional else ''}{spec.cell}")
 
-        history = fit(model, train_batches, valid_batches, epochs=options.epochs, patience=options.patience)
+        history = fit(model, train_batches, valid_batches, **options.fit_args())
         report = evaluate_batches(model, valid_batches, classes)
         folder = self.save_run(
             options, with_vectorizer(model, vectorizer, options.max_length),
