@@ -25,7 +25,8 @@ POOLING_CHOICES = ("last", *POOLINGS)
 
 def _optimizer(learning_rate, clipnorm):
     check_range("learning_rate", learning_rate, 0.0, low_open=True)
-    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm or None)
+    # Clip the norm of all gradients together (Pascanu et al. 2013), not of each variable apart.
+    return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
 
 
 def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1, bidirectional=False,
@@ -49,7 +50,7 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
         pooling: how the sequence becomes one vector: "last" (the final state,
             the classic many-to-one reading), or "mean" / "max" over every
             non-padded output of the last recurrent layer.
-        learning_rate, clipnorm: Adam settings; gradient clipping is on by default.
+        learning_rate, clipnorm: Adam settings; clipping by global gradient norm is on by default.
 
     Returns:
         A compiled model from int ids `(batch, time)` to class probabilities.
@@ -139,7 +140,7 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
         stateful: carry each row's recurrent state over to the next batch
             (truncated BPTT over a batchified stream); needs `batch_size`.
         batch_size: the fixed number of rows of a stateful model.
-        learning_rate, clipnorm: Adam settings; gradient clipping is on by default.
+        learning_rate, clipnorm: Adam settings; clipping by global gradient norm is on by default.
 
     Returns:
         A compiled model from int ids `(batch, time)` to next-token

@@ -96,9 +96,9 @@ def test_lstm_and_gru_defaults_stay_cudnn_eligible(cell, bidirectional):
 
 
 def test_optimizer_clips_gradients_by_default():
-    assert build_classifier(VOCAB, 2, **SMALL).optimizer.clipnorm == 1.0
-    assert build_classifier(VOCAB, 2, clipnorm=0, **SMALL).optimizer.clipnorm is None
-    assert build_classifier(VOCAB, 2, clipnorm=5.0, **SMALL).optimizer.clipnorm == 5.0
+    assert build_classifier(VOCAB, 2, **SMALL).optimizer.global_clipnorm == 1.0
+    assert build_classifier(VOCAB, 2, clipnorm=0, **SMALL).optimizer.global_clipnorm is None
+    assert build_classifier(VOCAB, 2, clipnorm=5.0, **SMALL).optimizer.global_clipnorm == 5.0
 
 
 def test_learning_rate_reaches_the_optimizer():

@@ -135,7 +135,7 @@ def test_vocabulary_lowercases_when_asked_and_keeps_unk_as_oov():
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_language_model_outputs_a_distribution_per_step_and_trains(cell):
     model = build_language_model(30, cell=cell, units=6, embedding_dim=4, layers=2, dropout=0.2)
-    assert model.optimizer.clipnorm == 1.0
+    assert model.optimizer.global_clipnorm == 1.0
     inputs, targets = independent_windows(np.arange(1, 26) % 29 + 1, 6)
     loss = model.train_on_batch(inputs, targets, sample_weight=(targets != 0).astype("float32"))
     assert np.isfinite(loss).all()
