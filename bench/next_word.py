@@ -1,0 +1,136 @@
+"""Next-word benchmark: PTB and WikiText-2 validation perplexity, and training throughput.
+
+    python bench/next_word.py --shared ../shared/data                          # everything (hours)
+    python bench/next_word.py --shared ../shared/data --only ptb --cells lstm  # one part, one cell
+
+Parts:
+  ptb         PTB (Mikolov's 10k-word version) train -> valid perplexity, once per
+              cell, each with the same wall-clock training budget (--ptb-minutes).
+  wikitext2   WikiText-2 train -> valid perplexity, LSTM, at --wikitext-minutes.
+  throughput  training tokens/s of one epoch through nlpkit's tf.data window
+              pipeline against a bare `model.fit` of the same model on the same
+              NumPy arrays, measured back to back in this run.
+The PTB and WikiText-2 test splits are withheld and not used. PTB is read from
+the shared folder only; it is never bundled.
+"""
+
+import argparse
+import gzip
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import RESULTS, Timer, machine, save_results  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from nlpkit import pipeline  # noqa: E402
+from nlpkit.models import build_language_model  # noqa: E402
+from nlpkit.tasks.next_word import (EOS, NextWordOptions, NextWordTask, build_word_vectorizer,  # noqa: E402
+                                    display_vocabulary, stream_batches)
+from nlpkit.training import seed_everything  # noqa: E402
+
+CELLS = ("rnn", "lstm", "gru")
+# Two tied 256-unit layers read as stateful sub-streams (truncated BPTT), in the
+# spirit of Zaremba et al.'s "small" configuration (2 x 200, 13 epochs: 120.7 valid).
+PTB_RECIPE = dict(layers=2, units=256, embedding_dim=256, tie_weights=True, stateful=True, dropout=0.3,
+                  max_tokens=10002, bptt=35, batch_size=32, learning_rate=2e-3, lr_decay=0.5,
+                  epochs=100, patience=3)
+WIKITEXT_RECIPE = dict(PTB_RECIPE, max_tokens=33280)
+
+
+def unpacked(path, workdir):
+    """`path`, gunzipped into `workdir` if it is compressed."""
+    path = Path(path)
+    if path.suffix != ".gz":
+        return path
+    target = Path(workdir) / path.stem
+    if not target.exists():
+        with gzip.open(path, "rb") as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out)
+    return target
+
+
+def train_cell(name, train, valid, cell, recipe, minutes, workdir):
+    options = NextWordOptions(data=str(train), valid=str(valid), cell=cell, time_budget=minutes,
+                              out=str(Path(workdir) / f"{name}_{cell}"), **recipe)
+    with Timer() as timer:
+        result = NextWordTask().train(options)
+    report = result["validation"]
+    row = {"cell": cell, "perplexity": report["perplexity"], "top1": report["top1_accuracy"],
+           "top5": report["top5_accuracy"], "oov_rate": report["oov_rate"], "minutes": timer.seconds / 60,
+           "budget_minutes": minutes}
+    print(f"[{name}] {cell}: validation perplexity {row['perplexity']:.1f} in {row['minutes']:.1f} min "
+          f"(budget {minutes} min)", flush=True)
+    return row
+
+
+def throughput(train, cell="lstm", recipe=PTB_RECIPE, max_lines=12000):
+    """Training tokens/s: nlpkit's window pipeline against a bare fit on the same arrays, same model."""
+    lines = Path(train).read_text(encoding="utf-8").split("\n")[:max_lines]
+    seed_everything(1337)
+    vectorizer = build_word_vectorizer(lines, recipe["max_tokens"], "none")
+    vocabulary = display_vocabulary(vectorizer)
+    stream = pipeline.token_stream(vectorizer, lines, vocabulary.index(EOS))
+    inputs, targets = pipeline.independent_windows(stream, recipe["bptt"])
+    weights = (targets != 0).astype("float32")
+    tokens = int(weights.sum())
+
+    def make_model():
+        seed_everything(1337)
+        return build_language_model(len(vocabulary), cell=cell, layers=recipe["layers"], units=recipe["units"],
+                                    embedding_dim=recipe["embedding_dim"], tie_weights=recipe["tie_weights"],
+                                    dropout=recipe["dropout"], learning_rate=recipe["learning_rate"])
+
+    batch_size = recipe["batch_size"]
+    bare = make_model()
+    bare.fit(inputs, targets, sample_weight=weights, batch_size=batch_size, epochs=1, verbose=0)
+    with Timer() as bare_time:
+        bare.fit(inputs, targets, sample_weight=weights, batch_size=batch_size, epochs=1, verbose=0)
+    batches = stream_batches(stream, recipe["bptt"], batch_size, stateful=False, shuffle_seed=1337)
+    ours = make_model()
+    ours.fit(batches, epochs=1, verbose=0)
+    with Timer() as nlpkit_time:
+        ours.fit(batches, epochs=1, verbose=0)
+    row = {"cell": cell, "tokens": tokens, "bare_fit_tokens_per_s": tokens / bare_time.seconds,
+           "nlpkit_tokens_per_s": tokens / nlpkit_time.seconds}
+    row["ratio"] = row["nlpkit_tokens_per_s"] / row["bare_fit_tokens_per_s"]
+    print(f"[throughput] {cell}: nlpkit {row['nlpkit_tokens_per_s']:,.0f} tokens/s, bare fit "
+          f"{row['bare_fit_tokens_per_s']:,.0f} tokens/s -> {row['ratio']:.2f}x", flush=True)
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", default="../shared/data", help="folder holding ptb/ and wikitext-2/")
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells for the PTB part")
+    parser.add_argument("--ptb-minutes", type=float, default=55.0, help="training budget per PTB cell")
+    parser.add_argument("--wikitext-minutes", type=float, default=30.0, help="training budget for WikiText-2")
+    parser.add_argument("--only", action="append", choices=("ptb", "wikitext2", "throughput"),
+                        help="run only these parts (repeatable)")
+    parser.add_argument("--workdir", default=str(RESULTS / "next_word_work"), help="scratch folder")
+    args = parser.parse_args()
+    parts = args.only or ["throughput", "ptb", "wikitext2"]
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    shared = Path(args.shared)
+    ptb_train = unpacked(shared / "ptb" / "ptb.train.txt.gz", workdir)
+    results = {"machine": machine(), "recipes": {"ptb": PTB_RECIPE, "wikitext2": WIKITEXT_RECIPE}}
+    print(f"machine: {results['machine']}", flush=True)
+    if "throughput" in parts:
+        results["throughput"] = [throughput(ptb_train)]
+    if "ptb" in parts:
+        results["ptb"] = [train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, PTB_RECIPE,
+                                     args.ptb_minutes, workdir) for cell in args.cells.split(",")]
+        results["ptb_command"] = " ".join(sys.argv)
+    if "wikitext2" in parts:
+        wiki_train = unpacked(shared / "wikitext-2" / "train.txt.gz", workdir)
+        results["wikitext2"] = [train_cell("wikitext2", wiki_train, shared / "wikitext-2" / "valid.txt", "lstm",
+                                           WIKITEXT_RECIPE, args.wikitext_minutes, workdir)]
+        results["wikitext2_command"] = " ".join(sys.argv)
+    save_results("next_word", results)
+
+
+if __name__ == "__main__":
+    main()
