@@ -37,8 +37,24 @@ class OneHotEmbedding(keras.layers.Layer):
         return {**super().get_config(), "vocab_size": self.vocab_size, "mask_zero": self.mask_zero}
 
 
+class _SequenceLengthLayer(keras.layers.Layer):
+    """Shared by the layers that bound id sequences to `max_length` steps."""
+
+    def __init__(self, max_length, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_length) < 1:
+            raise ValueError(f"Received an invalid value for argument `max_length`: expected >= 1, got {max_length}")
+        self.max_length = int(max_length)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length}
+
+
 @keras.saving.register_keras_serializable(package="nlpkit")
-class FitSequenceLength(keras.layers.Layer):
+class FitSequenceLength(_SequenceLengthLayer):
     """Cuts id sequences to `max_length` and pads empty ones to one (masked) step.
 
     It sits between the `TextVectorization` layer and the network in a saved
@@ -47,22 +63,10 @@ class FitSequenceLength(keras.layers.Layer):
     punctuation, say) still gives the recurrent layers a time axis to run on.
     """
 
-    def __init__(self, max_length, **kwargs):
-        super().__init__(**kwargs)
-        if int(max_length) < 1:
-            raise ValueError(f"Received an invalid value for argument `max_length`: expected >= 1, got {max_length}")
-        self.max_length = int(max_length)
-
     def call(self, ids):
         ids = ids[:, : self.max_length]
         missing = ops.maximum(1 - ops.shape(ids)[1], 0)
         return ops.pad(ids, [[0, 0], [0, missing]])
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], None)
-
-    def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length}
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
@@ -89,19 +93,13 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")
-class KeepLastTokens(keras.layers.Layer):
+class KeepLastTokens(_SequenceLengthLayer):
     """Keeps the last `max_length` tokens of each right-padded id row (at least one step).
 
     A language model predicts from the end of its prompt, so a prompt that is
     too long loses its beginning, not its end (`FitSequenceLength` does the
     opposite, which suits classifiers). Rows stay right-padded.
     """
-
-    def __init__(self, max_length, **kwargs):
-        super().__init__(**kwargs)
-        if int(max_length) < 1:
-            raise ValueError(f"Received an invalid value for argument `max_length`: expected >= 1, got {max_length}")
-        self.max_length = int(max_length)
 
     def call(self, ids):
         lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
@@ -111,12 +109,6 @@ class KeepLastTokens(keras.layers.Layer):
         start = ops.maximum(lengths - width, 0)
         positions = ops.expand_dims(start, 1) + ops.expand_dims(ops.arange(width, dtype="int32"), 0)
         return ops.take_along_axis(padded, ops.minimum(positions, ops.shape(padded)[1] - 1), axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], None)
-
-    def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length}
 
 
 @keras.saving.register_keras_serializable(package="nlpkit")

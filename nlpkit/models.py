@@ -29,6 +29,31 @@ def _optimizer(learning_rate, clipnorm):
     return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
 
 
+def _embedded_tokens(ids, vocab_size, embedding, embedding_dim, embedding_matrix, train_embedding, dropout,
+                     reversible=False):
+    """Embeds `ids` (padding masked) and applies dropout: returns (vectors, embedding layer).
+
+    A pretrained matrix is loaded here and sets the size; `train_embedding=False`
+    freezes it. `reversible` makes a layer the output can share (weight tying).
+    """
+    if embedding == "pretrained":
+        if embedding_matrix is None or embedding_matrix.shape[0] != vocab_size:
+            raise NlpkitError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
+        embedding_dim = embedding_matrix.shape[1]
+    trainable = train_embedding or embedding != "pretrained"
+    if reversible:
+        embed = keras.layers.ReversibleEmbedding(vocab_size, embedding_dim, mask_zero=True, trainable=trainable,
+                                                 name="embedding")
+    else:
+        embed = embedding_layer(vocab_size, embedding, embedding_dim, trainable=trainable)
+    x = embed(ids)
+    if embedding == "pretrained":
+        embed.set_weights([embedding_matrix])
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    return x, embed
+
+
 def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1, bidirectional=False,
                      dropout=0.0, activation="tanh", irnn=False, layer_norm=False,
                      embedding="learned", embedding_dim=64, embedding_matrix=None, train_embedding=True,
@@ -60,24 +85,14 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
         raise NlpkitError(f"Received an invalid value for `pooling`: {pooling!r}; expected one of last, mean, max.")
     check_range("vocab_size", vocab_size, 3)
     check_range("num_classes", num_classes, 2)
-    if embedding == "pretrained":
-        if embedding_matrix is None or embedding_matrix.shape[0] != vocab_size:
-            raise NlpkitError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
-        embedding_dim = embedding_matrix.shape[1]
 
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
-    embed = embedding_layer(vocab_size, embedding, embedding_dim, trainable=train_embedding or embedding != "pretrained")
-    x = embed(ids)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    x, _ = _embedded_tokens(ids, vocab_size, embedding, embedding_dim, embedding_matrix, train_embedding, dropout)
     x = recurrent_stack(x, spec, return_sequences=pooling != "last")
     if pooling != "last":
         x = POOLINGS[pooling](name=f"{pooling}_pooling")(x)
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="classes")(x)
     model = keras.Model(ids, probabilities, name=name)
-    if embedding == "pretrained":
-        embed.set_weights([embedding_matrix])
-
     model.compile(
         optimizer=_optimizer(learning_rate, clipnorm),
         loss="sparse_categorical_crossentropy",
@@ -154,33 +169,19 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
     check_range("vocab_size", vocab_size, 3)
     if stateful and not batch_size:
         raise NlpkitError("A stateful language model needs a fixed `batch_size` (its number of parallel streams).")
-    if embedding == "pretrained":
-        if embedding_matrix is None or embedding_matrix.shape[0] != vocab_size:
-            raise NlpkitError("`embedding='pretrained'` needs an `embedding_matrix` with one row per vocabulary entry.")
-        embedding_dim = embedding_matrix.shape[1]
     if tie_weights and embedding == "onehot":
         raise NlpkitError("`tie_weights` shares the embedding matrix with the output layer, "
                           "but a one-hot embedding has no matrix to share.")
 
     ids = keras.Input(batch_shape=(batch_size if stateful else None, None), dtype="int64", name="token_ids")
-    trainable = train_embedding or embedding != "pretrained"
-    if tie_weights:
-        embed = keras.layers.ReversibleEmbedding(vocab_size, embedding_dim, mask_zero=True, trainable=trainable,
-                                                 name="embedding")
-    else:
-        embed = embedding_layer(vocab_size, embedding, embedding_dim, trainable=trainable)
-    x = embed(ids)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    x, embed = _embedded_tokens(ids, vocab_size, embedding, embedding_dim, embedding_matrix, train_embedding,
+                                dropout, reversible=tie_weights)
     x = recurrent_stack(x, spec, return_sequences=True, stateful=stateful)
     if tie_weights:
-        probabilities = _tied_softmax(x, embed, units, embedding_dim)
+        probabilities = _tied_softmax(x, embed, units)
     else:
         probabilities = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(x)
     model = keras.Model(ids, probabilities, name=name)
-    if embedding == "pretrained":
-        embed.set_weights([embedding_matrix])
-
     model.compile(
         optimizer=_optimizer(learning_rate, clipnorm),
         # The mean over weighted (non-padded) targets, not over every padded position.
@@ -190,10 +191,10 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
     return model
 
 
-def _tied_softmax(x, embed, units, embedding_dim):
+def _tied_softmax(x, embed, units):
     """Next-token probabilities from the embedding matrix itself (one variable, shared)."""
-    if units != embedding_dim:
-        x = keras.layers.Dense(embedding_dim, name="tie_projection")(x)
+    if units != embed.output_dim:
+        x = keras.layers.Dense(embed.output_dim, name="tie_projection")(x)
     logits = embed(x, reverse=True)
     return keras.layers.Activation("softmax", name="next_word")(OutputBias(name="output_bias")(logits))
 

@@ -31,7 +31,8 @@ EXAMPLES = {
 def custom_layer_classes():
     return sorted(
         (cls for cls in vars(nlpkit_layers).values()
-         if inspect.isclass(cls) and issubclass(cls, keras.layers.Layer) and cls.__module__ == nlpkit_layers.__name__),
+         if inspect.isclass(cls) and issubclass(cls, keras.layers.Layer) and cls.__module__ == nlpkit_layers.__name__
+         and not cls.__name__.startswith("_")),  # private bases are not layers anyone saves
         key=lambda cls: cls.__name__)
 
 
