@@ -18,6 +18,7 @@ from nlpkit.tokenization import LEVELS, STANDARDIZERS
 from nlpkit.training import plot_history
 
 DEFAULT_MODELS_DIR = "models"
+ONEHOT_WARN_SIZE = 5000
 
 
 @dataclasses.dataclass
@@ -84,6 +85,9 @@ class TrainOptions:
 
     def embedding_args(self, vocabulary):
         """Keyword arguments for a model factory, loading word vectors when a file is named."""
+        if self.embedding == "onehot" and len(vocabulary) > ONEHOT_WARN_SIZE:
+            print(f"note: one-hot inputs are {len(vocabulary):,} wide, which is slow and memory-hungry; "
+                  f"a smaller --max-tokens (say 2000) suits the one-hot comparison.")
         if self.embedding in ("learned", "onehot"):
             return {"embedding": self.embedding, "embedding_dim": self.embedding_dim}
         matrix, found = load_word_vectors(self.embedding, vocabulary, seed=self.seed)
