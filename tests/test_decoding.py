@@ -1,0 +1,266 @@
+"""nlpkit.decoding: the compiled step decoder agrees with the full model, the sampling filters keep what they
+promise, seeds repeat, and the sample diagnostics are right.
+
+Models have a few hundred weights; the whole file runs in well under a minute on two cores.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings, strategies as st
+
+from nlpkit.decoding import (BANNED_IDS, SamplingOptions, StepDecoder, distinct_n, filter_logits, generate,
+                             longest_copy, pick, repetition_rate, sample_stats, step_decoder)
+from nlpkit.errors import NlpkitError
+from nlpkit.models import build_language_model
+
+VOCAB = 23
+IDS = np.random.default_rng(0).integers(1, VOCAB, size=(3, 9))
+
+
+def tiny_lm(cell="lstm", **kwargs):
+    return build_language_model(VOCAB, cell=cell, **{"units": 6, "embedding_dim": 5, **kwargs})
+
+
+def kept(logits, temperature=1.0, top_k=0, top_p=1.0):
+    """A boolean (batch, vocab) array of the candidates `filter_logits` keeps."""
+    return np.isfinite(np.asarray(filter_logits(tf.constant(logits, "float32"), temperature, top_k, top_p)))
+
+
+def run(model, seed, length, **kwargs):
+    return np.concatenate(list(generate(model, seed, length, **kwargs)), axis=1)
+
+
+# --- the step decoder --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", [
+    dict(),
+    dict(layers=2, dropout=0.3),
+    dict(layers=2, units=7, embedding_dim=4, tie_weights=True, layer_norm=True),
+    dict(embedding="onehot"),
+], ids=["one-layer", "two-layers-dropout", "two-layers-tied-layernorm", "onehot"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_decoder_gives_the_full_models_probabilities(cell, variant):
+    model = tiny_lm(cell, **variant)
+    model.train_on_batch(IDS[:, :-1], IDS[:, 1:])  # weights away from their initial symmetric values
+    full = np.asarray(model(IDS, training=False))
+    stepped = StepDecoder(model).probabilities(IDS)
+    np.testing.assert_allclose(stepped, full, atol=1e-5)
+
+
+def test_priming_then_stepping_continues_exactly_where_the_full_model_is():
+    model = tiny_lm("gru", layers=2)
+    decoder = StepDecoder(model)
+    state = decoder.prime(IDS[:, :5])
+    probabilities, _ = decoder.step(tf.constant(IDS[:, 5], "int32"), state)
+    np.testing.assert_allclose(np.asarray(probabilities), np.asarray(model(IDS[:, :6]))[:, -1], atol=1e-5)
+
+
+def test_the_decoder_shares_the_models_weights_instead_of_copying_them():
+    model = tiny_lm("lstm")
+    decoder = StepDecoder(model)
+    before = decoder.probabilities(IDS)
+    model.get_layer("next_word").set_weights([w * 0 for w in model.get_layer("next_word").get_weights()])
+    after = decoder.probabilities(IDS)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, 1.0 / VOCAB, atol=1e-6)  # zero output layer: uniform
+
+
+def test_a_bidirectional_or_unknown_network_is_refused():
+    import keras
+
+    ids = keras.Input((None,), dtype="int64")
+    x = keras.layers.Embedding(VOCAB, 4)(ids)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(x)
+    with pytest.raises(NlpkitError, match="backward"):
+        StepDecoder(keras.Model(ids, keras.layers.Dense(VOCAB, activation="softmax")(x)))
+
+
+# --- the filters ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(logits=st.lists(st.floats(-5, 5, width=32), min_size=VOCAB, max_size=VOCAB), k=st.integers(1, VOCAB - 2))
+def test_top_k_keeps_exactly_k_candidates_the_likeliest_and_never_padding_or_oov(logits, k):
+    logits = np.round(np.asarray(logits, "float32"), 1)  # rounding makes ties frequent
+    keep = kept(logits[None], top_k=k)[0]
+    assert keep.sum() == k
+    assert not keep[list(BANNED_IDS)].any()
+    allowed = np.delete(logits, BANNED_IDS)
+    assert logits[keep].min() >= np.sort(allowed)[::-1][k - 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(logits=st.lists(st.floats(-4, 4, width=32), min_size=VOCAB, max_size=VOCAB),
+       p=st.floats(0.01, 1.0), temperature=st.sampled_from([0.5, 1.0, 2.0]))
+def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(logits, p, temperature):
+    logits = np.asarray(logits, "float32")
+    keep = kept(logits[None], temperature=temperature, top_p=p)[0]
+    allowed = np.ones(VOCAB, bool)
+    allowed[list(BANNED_IDS)] = False
+    scaled = np.where(allowed, logits / temperature, -np.inf).astype("float64")
+    probabilities = np.exp(scaled - scaled.max())
+    probabilities /= probabilities.sum()
+    mass = probabilities[keep].sum()
+    assert not keep[~allowed].any()
+    assert mass >= p - 1e-5  # enough mass
+    # ... and minimal: without its least likely member the set would fall short of p.
+    assert mass - probabilities[keep].min() < p + 1e-5
+    # The kept ids are the likeliest ones.
+    assert probabilities[keep].min() >= probabilities[~keep & allowed].max(initial=0.0) - 1e-7
+
+
+def test_top_p_one_and_top_k_zero_keep_everything_but_padding_and_oov():
+    logits = np.linspace(-3, 3, VOCAB)[None]
+    assert kept(logits).sum() == VOCAB - 2
+    assert kept(logits, top_p=1.0, top_k=0).sum() == VOCAB - 2
+    assert kept(logits, top_k=1)[0].argmax() == VOCAB - 1
+    assert kept(logits, top_k=3, top_p=1e-6).sum() == 1  # top-p applies after top-k
+
+
+def test_temperature_zero_is_greedy_and_ignores_the_rng_seed():
+    logits = tf.math.log(tf.constant([[0.5, 0.2, 0.1, 0.15, 0.05], [0.0, 0.9, 0.02, 0.03, 0.05]]))
+    picks = {tuple(np.asarray(pick(logits, step, seed, 0.0, 0, 1.0))) for step in range(5) for seed in range(5)}
+    assert picks == {(3, 4)}  # padding and OOV are never picked, even when the likeliest
+
+
+def test_sampling_draws_follow_the_distribution():
+    probabilities = np.array([0.3, 0.2, 0.1, 0.25, 0.15])
+    logits = tf.math.log(tf.constant(np.tile(probabilities, (4000, 1)), "float32"))
+    draws = np.asarray(pick(logits, 0, 3, 1.0, 0, 1.0))
+    frequencies = np.bincount(draws, minlength=5) / len(draws)
+    np.testing.assert_allclose(frequencies, [0, 0, 0.2, 0.5, 0.3], atol=0.03)
+
+
+# --- generate -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lm():
+    model = tiny_lm("lstm", layers=2)
+    model.train_on_batch(IDS[:, :-1], IDS[:, 1:])
+    return model
+
+
+def test_the_same_rng_seed_repeats_a_sample_and_another_seed_changes_it(lm):
+    first = run(lm, [3, 4, 5], 60, rng_seed=11, num_samples=2)
+    assert first.shape == (2, 60)
+    np.testing.assert_array_equal(run(lm, [3, 4, 5], 60, rng_seed=11, num_samples=2), first)
+    assert not np.array_equal(run(lm, [3, 4, 5], 60, rng_seed=12, num_samples=2), first)
+    assert not np.array_equal(first[0], first[1]), "the samples of one batch differ"
+    # Sample i does not depend on how many samples are drawn with it, nor on the chunk size.
+    np.testing.assert_array_equal(run(lm, [3, 4, 5], 60, rng_seed=11, num_samples=5)[:2], first)
+    np.testing.assert_array_equal(run(lm, [3, 4, 5], 60, rng_seed=11, num_samples=2, chunk_size=7), first)
+    assert run(lm, [7], 5, rng_seed=11).shape == (1, 5)  # a one-token seed: nothing to prime
+
+
+def test_greedy_generation_is_the_full_models_argmax(lm):
+    seed = [3, 4, 5]
+    greedy = run(lm, seed, 12, temperature=0.0, num_samples=3, rng_seed=1)
+    assert (greedy == greedy[0]).all(), "greedy samples are all the same"
+    ids = list(seed)
+    for _ in range(12):  # re-run the full model on the growing text
+        probabilities = np.array(lm(np.array([ids]))[0, -1])
+        probabilities[list(BANNED_IDS)] = -1
+        ids.append(int(np.argmax(probabilities)))
+    assert greedy[0].tolist() == ids[len(seed):]
+
+
+def test_padding_and_oov_are_never_generated_even_when_the_model_prefers_them(lm):
+    head = lm.get_layer("next_word")
+    kernel, bias = head.get_weights()
+    try:
+        for boost in (20.0, 1000.0):  # 1000: every other probability underflows to exactly 0
+            head.set_weights([kernel, bias + np.where(np.arange(VOCAB) < 2, boost, 0.0).astype("float32")])
+            for temperature in (0.0, 2.0):
+                out = run(lm, [1, 1, 2], 100, temperature=temperature, num_samples=4, rng_seed=5)  # OOV seed: fine
+                assert out.min() >= 2
+    finally:
+        head.set_weights([kernel, bias])
+
+
+def test_generation_is_one_compiled_loop_per_chunk_without_retracing(lm, monkeypatch):
+    monkeypatch.setattr(lm, "predict", lambda *a, **k: pytest.fail("generate must not call model.predict"))
+    decoder = step_decoder(lm)
+    chunks = list(generate(lm, [3, 4], 100, chunk_size=32, rng_seed=0))
+    assert [c.shape[1] for c in chunks] == [32, 32, 32, 4]
+    traced = decoder._sample.experimental_get_tracing_count()
+    list(generate(lm, [5, 6, 7, 8], 70, chunk_size=32, rng_seed=1, temperature=0.5, top_k=3, top_p=0.9))
+    assert decoder._sample.experimental_get_tracing_count() == traced, "new options or lengths must not retrace"
+    assert step_decoder(lm) is decoder
+
+
+@pytest.mark.parametrize("seed, kwargs, fragment", [
+    ([], {}, "seed is empty"),
+    ([3], {"length": 0}, "length"),
+    ([3], {"temperature": -0.1}, "temperature"),
+    ([3], {"top_p": 0.0}, "top_p"),
+    ([3], {"top_p": 1.5}, "top_p"),
+    ([3], {"top_k": -1}, "top_k"),
+    ([3], {"num_samples": 0}, "num_samples"),
+    ([0, 3], {}, "seed ids"),
+    ([VOCAB], {}, "seed ids"),
+])
+def test_bad_arguments_raise_before_anything_is_generated(lm, seed, kwargs, fragment):
+    with pytest.raises(NlpkitError, match=fragment):
+        generate(lm, seed, **{"length": 5, **kwargs})
+
+
+def test_sampling_options_validate_like_the_cli():
+    assert SamplingOptions().validate().length == 500
+    with pytest.raises(NlpkitError, match="top_p"):
+        SamplingOptions(top_p=1.01).validate()
+
+
+# --- sample diagnostics ---------------------------------------------------------------------------
+
+
+def test_distinct_n_and_repetition_rate_by_hand():
+    samples = ["abab", "abc"]
+    assert distinct_n(samples, 1) == 3 / 7
+    assert distinct_n(samples, 2) == 3 / 5  # ab ba ab | ab bc
+    assert distinct_n(samples, 3) == 3 / 3
+    assert repetition_rate(["ab" * 10], n=2) == 17 / 19  # only the first "ab" and "ba" are new
+    assert repetition_rate(["abcdefghijklmno"]) == 0.0
+    assert repetition_rate(["x" * 30]) == 20 / 21
+
+
+def brute_longest_copy(samples, text):
+    best = 0
+    for sample in samples:
+        for i in range(len(sample)):
+            for j in range(i + best + 1, len(sample) + 1):
+                if sample[i:j] in text:
+                    best = j - i
+                else:
+                    break
+    return best
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=st.text("abc\n é", min_size=0, max_size=60),
+       samples=st.lists(st.text("abcd\n é", max_size=25), min_size=1, max_size=3))
+def test_longest_copy_matches_a_brute_force_search(text, samples):
+    copied, number = longest_copy(samples, text)
+    assert len(copied) == brute_longest_copy(samples, text)
+    assert copied in text and copied in samples[number]
+
+
+def test_longest_copy_finds_a_planted_span_in_a_large_text():
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(list("abcdefgh \n"), 300_000))
+    planted = text[123_456:123_456 + 41]
+    sample = "".join(rng.choice(list("xyz"), 50)) + planted + "".join(rng.choice(list("xyz"), 50))
+    copied, _ = longest_copy(["zzz", sample], text)
+    assert len(copied) >= 41 and planted in copied
+
+
+def test_sample_stats_fields():
+    stats = sample_stats(["to be or not to be"], training_text="to be, or not")
+    assert set(stats) == {"distinct_1", "distinct_2", "distinct_3", "repetition_rate", "longest_copy"}
+    assert stats["longest_copy"] == {"length": 7, "text": " or not", "sample": 1}
+    assert "longest_copy" not in sample_stats(["abc"])
+    assert math.isclose(stats["distinct_1"], len(set("to be or not to be")) / 18)
