@@ -3,6 +3,7 @@
     nlpkit train sentiment --cell gru --epochs 5
     nlpkit predict sentiment "A wonderful, moving film."
     nlpkit evaluate sentiment --data reviews.tsv
+    nlpkit generate --seed "ROMEO:" --length 500 --temperature 0.8
 
 Task choices and their training options come from the task registry and the
 tasks' option dataclasses. User mistakes (`NlpkitError`, bad options) are
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -38,7 +40,9 @@ with quiet_stderr_fd():
     import tensorflow  # noqa: F401  (imported here only to keep its start-up quiet)
 
 import nlpkit
+from nlpkit import runs
 from nlpkit.datasets import decode_utf8
+from nlpkit.decoding import SamplingOptions, format_stats
 from nlpkit.errors import NlpkitError, at
 from nlpkit.tasks import all_tasks
 
@@ -114,14 +118,8 @@ def read_inputs(texts, file):
 
 
 def echo_lines(lines):
-    """Prints lines; a reader that goes away (`nlpkit predict ... | head`) ends the output quietly."""
-    try:
-        for line in lines:
-            click.echo(line)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so that Python's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Prints lines, each as soon as it is ready (see `echo_stream`)."""
+    echo_stream(line + "\n" for line in lines)
 
 
 def open_bytes(path):
@@ -169,6 +167,93 @@ def predict():
 @main.group()
 def evaluate():
     """Measure a trained model on held-out data."""
+
+
+def task_of_run(model_dir):
+    """The registered task that wrote the run folder `model_dir`, as its manifest says."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise NlpkitError(f"{folder}: no such model folder (train one first, e.g. `nlpkit train chargen`).")
+    if not runs.is_run_folder(folder):
+        raise NlpkitError(f"{folder}: not an nlpkit model folder (no {runs.MANIFEST_FILE}).")
+    info = runs.read_json(folder / runs.MANIFEST_FILE)
+    name = info.get("task") if isinstance(info, dict) else None
+    tasks = all_tasks()
+    if name not in tasks:
+        raise NlpkitError(f"{folder / runs.MANIFEST_FILE}: names no known task ({name!r}).")
+    return tasks[name]
+
+
+def read_seed(seed, seed_file):
+    """The priming text from --seed or --seed-file (exactly one of them); an empty one is an error."""
+    if (seed is None) == (seed_file is None):
+        raise click.UsageError("give the text to start from with --seed TEXT or --seed-file PATH (one of them)")
+    if seed_file is not None:
+        seed = decode_utf8(open_bytes(seed_file), seed_file)
+    if seed == "":
+        raise NlpkitError(f"{seed_file or '--seed'}: the seed is empty; give at least one character to start from.")
+    return seed
+
+
+def echo_stream(pieces):
+    """Writes text pieces as they come, flushing each, so a reader sees output while it is generated.
+
+    A reader that goes away (`nlpkit ... | head`) ends the output quietly, not with an error.
+    """
+    try:
+        for piece in pieces:
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def streamed_samples(generation, seed, num_samples):
+    """Sample 1 piece by piece as it is generated; the other samples of the batch after it."""
+    ending = lambda text: "" if text.endswith("\n") else "\n"
+    if num_samples > 1:
+        yield "--- sample 1 ---\n"
+    yield seed
+    for chunk in generation:
+        yield chunk[0]
+    yield ending(seed + generation.samples[0])
+    for number, sample in enumerate(generation.samples[1:], start=2):
+        yield f"--- sample {number} ---\n{seed}{sample}{ending(seed + sample)}"
+
+
+@main.command()
+@click.option("--model", "model_dir", default=os.path.join("models", "chargen"), show_default=True,
+              help="Run folder of a trained model whose task generates text (chargen).")
+@click.option("--seed", "seed_text", help="Text to start from: the priming text (not a random seed; see --rng-seed).")
+@click.option("--seed-file", type=click.Path(dir_okay=False), help="Read the priming text from this UTF-8 file.")
+@dataclass_options(SamplingOptions)
+@click.option("--stats", is_flag=True, help="After the samples, print distinct-1/2/3 (character n-grams), the "
+                                            "repetition rate and the longest span copied from the training text.")
+@click.option("--train-text", type=click.Path(dir_okay=False),
+              help="Training text for --stats' longest copy. Default: the file named in the run's manifest.")
+def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
+    """Generate text with a trained model, streamed to stdout as it is made.
+
+    Prints the seed and its continuation; with --num-samples N, sample 1
+    streams and the others follow it. Seed characters the model never saw are
+    read as unknown, with a warning on stderr.
+
+    \b
+        nlpkit generate --seed "ROMEO:" --length 500 --temperature 0.8 --top-p 0.95 --rng-seed 1
+    """
+    seed = read_seed(seed_text, seed_file)
+    options = SamplingOptions(**values).validate()
+    generator = task_of_run(model_dir).load_generator(model_dir)
+    training_text = decode_utf8(open_bytes(train_text), train_text) if train_text else None
+    generation = generator.generate(seed, **dataclasses.asdict(options))
+    if generation.unknown_characters:
+        shown = " ".join(map(repr, generation.unknown_characters))
+        click.echo(f"nlpkit: warning: seed characters the model never saw, read as unknown: {shown}", err=True)
+    echo_stream(streamed_samples(generation, seed, options.num_samples))
+    if stats:
+        measured = generator.stats(generation.samples, training_text)
+        echo_stream(["\n" + format_stats(measured, len(generation.samples)) + "\n"])
 
 
 def make_train_command(task):

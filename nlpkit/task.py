@@ -136,6 +136,16 @@ class Task:
         """Metrics of a loaded predictor on the data at `data` (EvaluateOptions fields as keywords)."""
         raise NotImplementedError
 
+    def load_generator(self, model_dir):
+        """A text generator for a saved run, for `nlpkit generate`; tasks whose models write text override it.
+
+        The generator has `.generate(seed, **nlpkit.decoding.SamplingOptions fields)`,
+        which checks its arguments at once and returns an iterable of chunks (one
+        string per sample) with `.unknown_characters` and `.samples`, and
+        `.stats(samples, training_text=None)` (see `nlpkit.decoding.sample_stats`).
+        """
+        raise NlpkitError(f"{model_dir}: {self.name} models do not generate text.")
+
     def save_run(self, options, text_model, *, history, metrics, **manifest_extra):
         """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
         with runs.RunWriter(self.output_dir(options)) as run:
