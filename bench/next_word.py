@@ -23,12 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, Timer, machine, save_results  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 from nlpkit import pipeline  # noqa: E402
+from nlpkit.language_model import stream_batches  # noqa: E402
 from nlpkit.models import build_language_model  # noqa: E402
 from nlpkit.tasks.next_word import (EOS, NextWordOptions, NextWordTask, build_word_vectorizer,  # noqa: E402
-                                    display_vocabulary, stream_batches)
+                                    display_vocabulary)
 from nlpkit.training import seed_everything  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")

@@ -16,7 +16,6 @@ The IMDB test half is withheld for independent evaluation and is not used.
 """
 
 import argparse
-import dataclasses
 import json
 import re
 import sys

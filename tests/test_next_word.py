@@ -22,9 +22,9 @@ from nlpkit.errors import NlpkitError
 from nlpkit.layers import KeepLastTokens, LastStep, OutputBias
 from nlpkit.models import Perplexity, build_language_model, reset_recurrent_states, with_statefulness
 from nlpkit.pipeline import batchified_windows, independent_windows, token_stream, window_batches
+from nlpkit.language_model import stream_batches, stream_report
 from nlpkit.tasks.next_word import (EOS, UNK, NextWordOptions, NextWordPredictor, NextWordTask,
-                                    build_word_vectorizer, display_vocabulary, read_corpus, sample_next,
-                                    stream_batches, stream_report)
+                                    build_word_vectorizer, display_vocabulary, read_corpus, sample_next)
 from nlpkit.training import ResetStatesEachEpoch
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,10 +32,9 @@ from nlpkit import datasets, decoding, pipeline
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError
 from nlpkit.models import build_language_model, with_next_word_head, with_statefulness
-from nlpkit.runs import load_run
+from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tasks.next_word import stream_batches, stream_report
 from nlpkit.tokenization import build_vectorizer
 from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
 
@@ -255,25 +254,14 @@ class Generation:
             yield texts
 
 
-class CharGenerator:
+class CharGenerator(LanguageModelRun):
     """A trained character model: seeds in, generated text out (also next-character top-k and bpc)."""
 
-    def __init__(self, model, manifest):
-        self.model = model
-        self.manifest = manifest
-        options = manifest["options"]
-        self.max_length = int(options["max_length"])
-        self.bptt = int(options["bptt"])
-        self.batch_size = int(options["batch_size"])
-        self.stateful = bool(options["stateful"])
-        self.vectorizer = model.get_layer("vectorizer")
-        self.network = model.get_layer("language_model")
-        self.vocabulary = self.vectorizer.get_vocabulary()
+    task_name = ChargenTask.name
 
-    @classmethod
-    def load(cls, model_dir):
-        required = [f"options.{key}" for key in ("max_length", "bptt", "batch_size", "stateful")]
-        return cls(*load_run(model_dir, ChargenTask.name, required=required))
+    def __init__(self, model, manifest):
+        super().__init__(model, manifest)
+        self.vocabulary = self.vectorizer.get_vocabulary()
 
     def encode(self, text):
         """The ids of `text`'s characters (unseen ones get the OOV id 1) and the unseen characters, in order."""
@@ -343,9 +331,5 @@ class CharGenerator:
         return results
 
     def evaluate(self, text):
-        """Exact cross-entropy (nats, bits per character), perplexity and accuracy on `text`,
-        read in windows of the trained --bptt (stateful sub-streams if trained so)."""
-        stream = char_stream(self.vectorizer, text)
-        network = with_statefulness(self.network, True, self.batch_size) if self.stateful else self.network
-        batches = stream_batches(stream, self.bptt, self.batch_size, self.stateful)
-        return {**with_bits(stream_report(network, batches, stream)), "bptt": self.bptt, "stateful": self.stateful}
+        """Exact cross-entropy (nats, bits per character), perplexity and accuracy on `text`, read as in training."""
+        return with_bits(self.stream_report(char_stream(self.vectorizer, text)))

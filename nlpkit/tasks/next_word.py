@@ -14,7 +14,6 @@ slice of WikiText-2; `NextWordPredictor` runs a saved model:
 """
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -22,8 +21,8 @@ import tensorflow as tf
 from nlpkit import datasets, pipeline
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_language_model, reset_recurrent_states, with_next_word_head, with_statefulness
-from nlpkit.runs import load_run
+from nlpkit.models import build_language_model, with_next_word_head, with_statefulness
+from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
 from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, with_vocabulary
@@ -176,51 +175,6 @@ def display_vocabulary(vectorizer):
     return vocabulary
 
 
-def stream_batches(stream, bptt, batch_size, stateful, shuffle_seed=None):
-    """Batches of (inputs, targets, weights) windows of the stream, laid out for a stateful model or not."""
-    if stateful:
-        inputs, targets = pipeline.batchified_windows(stream, bptt, batch_size)
-        return pipeline.window_batches(inputs, targets, batch_size)
-    inputs, targets = pipeline.independent_windows(stream, bptt)
-    return pipeline.window_batches(inputs, targets, batch_size, shuffle_seed=shuffle_seed)
-
-
-def stream_report(model, batches, stream):
-    """Exact perplexity, top-1/top-5 accuracy and the OOV count over every target of `batches`.
-
-    Perplexity is exp(mean cross-entropy per target token), summed in float64
-    over the whole split; padded targets (weight 0) are not counted. A stateful
-    model starts from zeros and carries its state through the batches in order.
-    """
-    reset_recurrent_states(model)
-    cross_entropy, targets, top1, top5 = 0.0, 0, 0, 0
-    for inputs, target_ids, weights in batches:
-        probabilities = np.array(model(inputs, training=False))
-        probabilities[..., 0] = 0.0  # padding is never a prediction
-        keep = np.asarray(weights) > 0
-        truth = np.asarray(target_ids)[keep]
-        rows = probabilities[keep]
-        chosen = rows[np.arange(len(truth)), truth]
-        rank = np.sum(rows > chosen[:, None], axis=1)
-        tiny = np.finfo("float32").tiny  # a probability that underflowed to 0 costs -log(tiny), not infinity
-        cross_entropy += float(-np.log(np.maximum(chosen.astype("float64"), tiny)).sum())
-        targets += len(truth)
-        top1 += int(np.sum(rank < 1))
-        top5 += int(np.sum(rank < 5))
-    mean = cross_entropy / max(targets, 1)
-    oov = int(np.sum(np.asarray(stream) == 1))
-    return {
-        "tokens": int(len(stream)),
-        "targets": targets,
-        "oov_tokens": oov,
-        "oov_rate": oov / max(len(stream), 1),
-        "cross_entropy": mean,
-        "perplexity": math.exp(mean),
-        "top1_accuracy": top1 / max(targets, 1),
-        "top5_accuracy": top5 / max(targets, 1),
-    }
-
-
 @register_task
 class NextWordTask(Task):
     name = "next-word"
@@ -315,26 +269,15 @@ def sample_next(probabilities, temperature, rng):
     return int(rng.choice(len(weights), p=weights / weights.sum()))
 
 
-class NextWordPredictor:
+class NextWordPredictor(LanguageModelRun):
     """A trained language model: prompts in, likely next words and completions out."""
 
+    task_name = NextWordTask.name
+
     def __init__(self, model, manifest):
-        self.model = model
-        self.manifest = manifest
-        options = manifest["options"]
-        self.max_length = int(options["max_length"])
-        self.bptt = int(options["bptt"])
-        self.batch_size = int(options["batch_size"])
-        self.stateful = bool(options["stateful"])
-        self.vectorizer = model.get_layer("vectorizer")
-        self.network = model.get_layer("language_model")
+        super().__init__(model, manifest)
         self.vocabulary = display_vocabulary(self.vectorizer)
         self.eos_id = self.vocabulary.index(EOS)
-
-    @classmethod
-    def load(cls, model_dir):
-        required = [f"options.{key}" for key in ("max_length", "bptt", "batch_size", "stateful")]
-        return cls(*load_run(model_dir, NextWordTask.name, required=required))
 
     def predict(self, prompts, top_k=5, complete=0, temperature=1.0, rng_seed=None, batch_size=64):
         """One dict per prompt: "next_words" (the `top_k` likeliest, most likely first, with
@@ -423,9 +366,5 @@ class NextWordPredictor:
         return generated
 
     def evaluate(self, lines):
-        """Exact perplexity, top-1/top-5 accuracy and OOV count on a corpus, read as in training
-        (windows of the trained --bptt; stateful sub-streams if it was trained stateful)."""
-        stream = pipeline.token_stream(self.vectorizer, lines, self.eos_id)
-        network = with_statefulness(self.network, True, self.batch_size) if self.stateful else self.network
-        batches = stream_batches(stream, self.bptt, self.batch_size, self.stateful)
-        return {**stream_report(network, batches, stream), "bptt": self.bptt, "stateful": self.stateful}
+        """Exact perplexity, top-1/top-5 accuracy and OOV count on a corpus, read as in training."""
+        return self.stream_report(pipeline.token_stream(self.vectorizer, lines, self.eos_id))
