@@ -24,7 +24,7 @@ from nlpkit.models import Perplexity, build_language_model, reset_recurrent_stat
 from nlpkit.pipeline import batchified_windows, independent_windows, token_stream, window_batches
 from nlpkit.language_model import stream_batches, stream_report
 from nlpkit.tasks.next_word import (EOS, UNK, NextWordOptions, NextWordPredictor, NextWordTask,
-                                    build_word_vectorizer, display_vocabulary, read_corpus, sample_next)
+                                    build_word_vectorizer, display_vocabulary, read_corpus)
 from nlpkit.training import ResetStatesEachEpoch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,11 +252,6 @@ def test_keep_last_tokens_and_last_step_read_right_padded_rows():
                                   [sequence[0, 4], sequence[1, 1], sequence[2, 0]])
 
 
-def test_sampling_never_picks_padding_and_temperature_zero_is_greedy():
-    probabilities = np.array([0.9, 0.05, 0.03, 0.02])
-    assert sample_next(probabilities, 0.0, None) == 1
-    rng = np.random.default_rng(0)
-    assert 0 not in {sample_next(probabilities, 1.5, rng) for _ in range(200)}
 
 
 # --- the trained task -----------------------------------------------------------------------------
@@ -307,7 +302,11 @@ def test_top_k_runs_one_model_call_per_batch(predictor, monkeypatch):
 def test_raw_string_model_agrees_with_the_language_model_on_ids(predictor):
     contexts = predictor.token_ids(PROMPTS)
     from_text = predictor.next_word_probabilities(PROMPTS, contexts, batch_size=64)
-    from_ids = predictor.last_step_probabilities(contexts, batch_size=64)
+    padded = np.zeros((len(contexts), max(map(len, contexts))), "int64")
+    for row, ids in enumerate(contexts):
+        padded[row, :len(ids)] = ids
+    every_step = np.asarray(predictor.network(padded, training=False))
+    from_ids = every_step[np.arange(len(contexts)), [len(ids) - 1 for ids in contexts]]
     np.testing.assert_allclose(from_text, from_ids, atol=1e-6)
 
 
@@ -320,14 +319,21 @@ def test_a_long_prompt_keeps_its_last_words(predictor):
 
 def test_completion_is_greedy_at_temperature_zero_and_repeatable_with_a_seed(predictor):
     greedy = predictor.predict(PROMPTS, complete=4, temperature=0)
+    assert predictor.predict(PROMPTS, complete=4, temperature=0) == greedy
     for result in greedy:
         words = result["completion"].split()
         assert len(words) == 4
-        assert words[0] == result["next_words"][0]["word"]
+        # Greedy: the likeliest next word, leaving out <unk>, which completions never produce.
+        assert words[0] == next(item["word"] for item in result["next_words"] if item["word"] != UNK)
     sampled = predictor.predict(PROMPTS, complete=6, temperature=1.2, rng_seed=7)
     assert predictor.predict(PROMPTS, complete=6, temperature=1.2, rng_seed=7) == sampled
     # A prompt's sample does not depend on how the prompts were batched.
     assert predictor.predict(PROMPTS[:2], complete=6, temperature=1.2, rng_seed=7, batch_size=1) == sampled[:2]
+    # Sampling never produces padding (an empty word) or <unk>.
+    hot = predictor.predict(PROMPTS, complete=40, temperature=1.5, rng_seed=3)
+    for result in hot:
+        words = result["completion"].split(" ")
+        assert len(words) == 40 and "" not in words and UNK not in words
 
 
 @pytest.mark.parametrize("prompts, kwargs, fragment", [

@@ -14,11 +14,12 @@ slice of WikiText-2; `NextWordPredictor` runs a saved model:
 """
 
 import dataclasses
+import random
 
 import numpy as np
 import tensorflow as tf
 
-from nlpkit import datasets, pipeline
+from nlpkit import datasets, decoding, pipeline
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError
 from nlpkit.models import build_language_model, with_next_word_head, with_statefulness
@@ -257,18 +258,6 @@ class NextWordTask(Task):
         return "\n".join(lines)
 
 
-def sample_next(probabilities, temperature, rng):
-    """The next id: the most likely at temperature 0, else a draw from p^(1/T) renormalised; never padding."""
-    p = np.asarray(probabilities, dtype="float64").copy()
-    p[0] = 0.0
-    if temperature == 0:
-        return int(np.argmax(p))
-    with np.errstate(divide="ignore"):
-        logits = np.log(p) / temperature
-    weights = np.exp(logits - logits.max())
-    return int(rng.choice(len(weights), p=weights / weights.sum()))
-
-
 class NextWordPredictor(LanguageModelRun):
     """A trained language model: prompts in, likely next words and completions out."""
 
@@ -284,7 +273,7 @@ class NextWordPredictor(LanguageModelRun):
         probabilities), "tokens" (the prompt's length in words) and "unknown_words" (prompt
         words outside the vocabulary, read as <unk>); with `complete` > 0 also
         "completion", the next `complete` words (greedy at temperature 0, else
-        sampled; prompt i's sample depends only on `rng_seed` and i)."""
+        sampled; never <unk>; prompt i's sample depends only on `rng_seed` and i)."""
         for position, prompt in enumerate(prompts, start=1):
             if not isinstance(prompt, str) or not prompt.strip():
                 raise NlpkitError(f"prompt {position} is empty.")
@@ -301,7 +290,7 @@ class NextWordPredictor(LanguageModelRun):
             for row, ids, unknown in zip(probabilities, contexts, self.unknown_words(prompts))
         ]
         if complete:
-            for result, words in zip(results, self.complete(contexts, complete, temperature, rng_seed, batch_size)):
+            for result, words in zip(results, self.complete(contexts, complete, temperature, rng_seed)):
                 result["completion"] = " ".join(words)
         return results
 
@@ -338,32 +327,20 @@ class NextWordPredictor(LanguageModelRun):
         best = np.argsort(-candidates, kind="stable")[:k]
         return [{"word": self.vocabulary[i], "probability": float(probabilities[i])} for i in best]
 
-    def last_step_probabilities(self, contexts, batch_size):
-        """Next-word probabilities after each id sequence (the last `max_length` ids), batched."""
-        contexts = [ids[-self.max_length:] for ids in contexts]
-        rows = self.rows_per_call(contexts, batch_size)
-        results = []
-        for start in range(0, len(contexts), rows):
-            chunk = contexts[start:start + rows]
-            lengths = np.array([len(ids) for ids in chunk])
-            padded = np.zeros((len(chunk), lengths.max()), "int64")
-            for row, ids in enumerate(chunk):
-                padded[row, :len(ids)] = ids
-            probabilities = np.asarray(self.network(padded, training=False))
-            results.append(probabilities[np.arange(len(chunk)), lengths - 1])
-        return np.concatenate(results)
-
-    def complete(self, contexts, steps, temperature, rng_seed, batch_size):
-        """The next `steps` words after each context, re-running the model on the growing ids."""
-        rngs = [np.random.default_rng(seed) for seed in np.random.SeedSequence(rng_seed).spawn(len(contexts))]
-        histories = [list(ids) for ids in contexts]
-        generated = [[] for _ in contexts]
-        for _ in range(steps):
-            for row, probabilities in enumerate(self.last_step_probabilities(histories, batch_size)):
-                next_id = sample_next(probabilities, temperature, rngs[row])
-                histories[row].append(next_id)
-                generated[row].append(self.vocabulary[next_id])
-        return generated
+    def complete(self, contexts, steps, temperature, rng_seed):
+        """The next `steps` words after each context, from the compiled stateful decoder
+        (`nlpkit.decoding.generate`): the context is read once, then one word a step
+        with the recurrent state carried over. Padding and <unk> are never generated;
+        prompt i's words depend only on `rng_seed` and i."""
+        if rng_seed is None:
+            rng_seed = random.SystemRandom().randrange(2 ** 31)
+        seeds = np.random.SeedSequence(rng_seed).generate_state(len(contexts)) % 2 ** 31
+        completions = []
+        for ids, seed in zip(contexts, seeds):
+            chunks = decoding.generate(self.network, ids[-self.max_length:], steps, temperature=temperature,
+                                       rng_seed=int(seed), chunk_size=steps)
+            completions.append([self.vocabulary[i] for i in np.concatenate(list(chunks), axis=1)[0]])
+        return completions
 
     def evaluate(self, lines):
         """Exact perplexity, top-1/top-5 accuracy and OOV count on a corpus, read as in training."""
