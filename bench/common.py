@@ -27,8 +27,21 @@ class Timer:
         self.start = time.perf_counter()
         return self
 
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def limit_threads(threads):
+    """Runs TensorFlow on at most `threads` cores (call before any TensorFlow op), so that two
+    benchmarks can share the machine side by side without fighting over its cores."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def save_results(name, results):

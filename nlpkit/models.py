@@ -23,10 +23,16 @@ POOLINGS = {"mean": keras.layers.GlobalAveragePooling1D, "max": MaskedGlobalMaxP
 POOLING_CHOICES = ("last", *POOLINGS)
 
 
-def _optimizer(learning_rate, clipnorm):
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+
+
+def _optimizer(name, learning_rate, clipnorm):
+    """Adam, or plain SGD (the classic recipe for word-level language models: Zaremba et al. 2014)."""
+    if name not in OPTIMIZERS:
+        raise NlpkitError(f"Received an invalid value for `optimizer`: {name!r}; expected one of {', '.join(OPTIMIZERS)}.")
     check_range("learning_rate", learning_rate, 0.0, low_open=True)
     # Clip the norm of all gradients together (Pascanu et al. 2013), not of each variable apart.
-    return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
+    return OPTIMIZERS[name](learning_rate=learning_rate, global_clipnorm=clipnorm or None)
 
 
 def _embedded_tokens(ids, vocab_size, embedding, embedding_dim, embedding_matrix, train_embedding, dropout,
@@ -57,7 +63,7 @@ def _embedded_tokens(ids, vocab_size, embedding, embedding_dim, embedding_matrix
 def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1, bidirectional=False,
                      dropout=0.0, activation="tanh", irnn=False, layer_norm=False,
                      embedding="learned", embedding_dim=64, embedding_matrix=None, train_embedding=True,
-                     pooling="last", learning_rate=1e-3, clipnorm=1.0, name="classifier"):
+                     pooling="last", optimizer="adam", learning_rate=1e-3, clipnorm=1.0, name="classifier"):
     """A many-to-one text classifier: embedding -> recurrent stack -> softmax.
 
     Args:
@@ -75,7 +81,8 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
         pooling: how the sequence becomes one vector: "last" (the final state,
             the classic many-to-one reading), or "mean" / "max" over every
             non-padded output of the last recurrent layer.
-        learning_rate, clipnorm: Adam settings; clipping by global gradient norm is on by default.
+        optimizer, learning_rate, clipnorm: "adam" or "sgd", its learning rate, and
+            the global gradient norm to clip to (on by default; 0 or None turns it off).
 
     Returns:
         A compiled model from int ids `(batch, time)` to class probabilities.
@@ -94,7 +101,7 @@ def build_classifier(vocab_size, num_classes, *, cell="lstm", units=64, layers=1
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="classes")(x)
     model = keras.Model(ids, probabilities, name=name)
     model.compile(
-        optimizer=_optimizer(learning_rate, clipnorm),
+        optimizer=_optimizer(optimizer, learning_rate, clipnorm),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -137,7 +144,7 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
                          dropout=0.0, activation="tanh", irnn=False, layer_norm=False,
                          embedding="learned", embedding_dim=64, embedding_matrix=None, train_embedding=True,
                          tie_weights=False, stateful=False, batch_size=None,
-                         learning_rate=1e-3, clipnorm=1.0, name="language_model"):
+                         optimizer="adam", learning_rate=1e-3, clipnorm=1.0, name="language_model"):
     """A word-level language model: embedding -> recurrent stack -> softmax at every step.
 
     Args:
@@ -155,7 +162,8 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
         stateful: carry each row's recurrent state over to the next batch
             (truncated BPTT over a batchified stream); needs `batch_size`.
         batch_size: the fixed number of rows of a stateful model.
-        learning_rate, clipnorm: Adam settings; clipping by global gradient norm is on by default.
+        optimizer, learning_rate, clipnorm: "adam" or "sgd", its learning rate, and
+            the global gradient norm to clip to (on by default; 0 or None turns it off).
 
     Returns:
         A compiled model from int ids `(batch, time)` to next-token
@@ -183,7 +191,7 @@ def build_language_model(vocab_size, *, cell="lstm", units=64, layers=1, bidirec
         probabilities = keras.layers.Dense(vocab_size, activation="softmax", name="next_word")(x)
     model = keras.Model(ids, probabilities, name=name)
     model.compile(
-        optimizer=_optimizer(learning_rate, clipnorm),
+        optimizer=_optimizer(optimizer, learning_rate, clipnorm),
         # The mean over weighted (non-padded) targets, not over every padded position.
         loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[Perplexity()],

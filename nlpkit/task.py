@@ -50,7 +50,10 @@ class TrainOptions:
     max_length: int = option(200, "Longest token sequence; longer texts are cut.")
     epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
     batch_size: int = option(64, "Examples per batch.")
-    learning_rate: float = option(1e-3, "Adam learning rate.")
+    optimizer: str = option("adam", "adam, or sgd (plain SGD: the classic recipe for word-level language "
+                                    "models, with a learning rate near 20 and --clipnorm 0.25).",
+                            choices=("adam", "sgd"))
+    learning_rate: float = option(1e-3, "Learning rate.")
     clipnorm: float = option(1.0, "Clip gradients to this global norm (0 turns clipping off).")
     patience: int = option(2, "Early stopping: epochs without a better validation loss before stopping.")
     lr_decay: float = option(None, "Multiply the learning rate by this factor (e.g. 0.5) after every epoch "
@@ -78,6 +81,10 @@ class TrainOptions:
         """The keyword arguments of `nlpkit.training.fit` that these options set."""
         return {"epochs": self.epochs, "patience": self.patience, "time_budget": self.time_budget,
                 "lr_decay": self.lr_decay}
+
+    def optimizer_args(self):
+        """The keyword arguments of the model factories that set the optimizer."""
+        return {"optimizer": self.optimizer, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm}
 
     def recurrent_spec(self):
         return RecurrentSpec(self.cell, self.units, self.layers, self.bidirectional, self.dropout,

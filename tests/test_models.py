@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_classifier, with_vectorizer
+from nlpkit.models import build_classifier, build_language_model, with_vectorizer
 from nlpkit.tokenization import build_vectorizer
 
 VOCAB = 30
@@ -101,6 +101,14 @@ def test_optimizer_clips_gradients_by_default():
     assert build_classifier(VOCAB, 2, clipnorm=5.0, **SMALL).optimizer.global_clipnorm == 5.0
 
 
+@pytest.mark.parametrize("name, optimizer_class", [("adam", keras.optimizers.Adam), ("sgd", keras.optimizers.SGD)])
+def test_optimizer_choice_reaches_the_model_with_its_rate_and_clipping(name, optimizer_class):
+    model = build_language_model(VOCAB, optimizer=name, learning_rate=20.0, clipnorm=0.25, units=4, embedding_dim=4)
+    assert type(model.optimizer) is optimizer_class
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(20.0)
+    assert model.optimizer.global_clipnorm == 0.25
+
+
 def test_learning_rate_reaches_the_optimizer():
     model = build_classifier(VOCAB, 2, learning_rate=0.05, **SMALL)
     assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.05)
@@ -174,6 +182,7 @@ def test_onehot_embedding_has_nothing_to_train():
     (dict(embedding="glove"), "embedding"),
     (dict(pooling="attention"), "pooling"),
     (dict(learning_rate=0.0), "learning_rate"),
+    (dict(optimizer="rmsprop"), "optimizer"),
     (dict(vocab_size=2), "vocab_size"),
     (dict(num_classes=1), "num_classes"),
 ], ids=lambda v: v if isinstance(v, str) else None)

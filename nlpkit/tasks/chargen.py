@@ -181,7 +181,7 @@ class ChargenTask(Task):
         model = build_language_model(
             len(vocabulary), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
             stateful=options.stateful, batch_size=options.batch_size,
-            learning_rate=options.learning_rate, clipnorm=options.clipnorm)
+            **options.optimizer_args())
         layout = (options.bptt, options.batch_size, options.stateful)
         train_batches = stream_batches(train_stream, *layout, shuffle_seed=options.seed)
         valid_batches = stream_batches(valid_stream, *layout)

@@ -86,7 +86,7 @@ class SentimentTask(Task):
         model = build_classifier(
             len(vocabulary), len(classes), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
             pooling=options.pooling,
-            learning_rate=options.learning_rate, clipnorm=options.clipnorm)
+            **options.optimizer_args())
 
         train_ids = pipeline.id_examples(vectorizer, train.texts, y_train, options.max_length)
         valid_ids = pipeline.id_examples(vectorizer, valid.texts, y_valid, options.max_length)
