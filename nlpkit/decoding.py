@@ -224,16 +224,23 @@ def filter_logits(logits, temperature, top_k, top_p):
     minus_inf = tf.fill(tf.shape(logits), -np.inf)
     logits = tf.where(banned[None, :], minus_inf, logits)
     logits = logits / tf.maximum(tf.cast(temperature, "float32"), 1e-6)
-
-    # One stable sort serves both cuts: ties go to the lower id, and top-k keeps exactly k.
     k = tf.cast(top_k, "int32")
     k = tf.where((k > 0) & (k < vocab), k, vocab)
+    top_p = tf.cast(top_p, "float32")
+    # Without a top-k or top-p cut there is nothing to sort: skipping it is most of a step's ops.
+    return tf.cond((k < vocab) | (top_p < 1.0), lambda: _truncated(logits, k, top_p), lambda: logits)
+
+
+def _truncated(logits, k, top_p):
+    """`logits` with everything outside the `k` likeliest and outside the `top_p` nucleus set to -inf."""
+    vocab = tf.shape(logits)[1]
+    minus_inf = tf.fill(tf.shape(logits), -np.inf)
+    # One stable sort serves both cuts: ties go to the lower id, and top-k keeps exactly k.
     order = tf.argsort(logits, axis=1, direction="DESCENDING", stable=True)
     rank = tf.range(vocab)[None, :]
     in_top_k = rank < k
     sorted_logits = tf.where(in_top_k, tf.gather(logits, order, batch_dims=1), minus_inf)
     mass_before = tf.cumsum(tf.nn.softmax(sorted_logits, axis=1), axis=1, exclusive=True)
-    top_p = tf.cast(top_p, "float32")
     keep_sorted = in_top_k & ((mass_before < top_p) | (top_p >= 1.0))
     keep = tf.gather(keep_sorted, tf.argsort(order, axis=1, stable=True), batch_dims=1)  # back to id order
     return tf.where(keep, logits, minus_inf)
