@@ -91,6 +91,8 @@ def with_vocabulary(vectorizer, tokens):
     """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config."""
     config = vectorizer.get_config()
     config.pop("vocabulary_size", None)
+    if callable(config["standardize"]):  # get_config hands back the function; from_config expects it serialized
+        config["standardize"] = keras.saving.serialize_keras_object(config["standardize"])
     config.update(vocabulary=list(tokens), max_tokens=max(config["max_tokens"] or 0, len(tokens) + 2))
     return keras.layers.TextVectorization.from_config(config)
 
