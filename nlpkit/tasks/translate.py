@@ -518,8 +518,10 @@ def plot_attention(attention, path, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    weights = np.asarray(attention["weights"], dtype="float32").reshape(len(attention["output"]), -1)
     source, output = attention["source"], attention["output"]
+    weights = np.asarray(attention["weights"], dtype="float32").reshape(len(output), len(source))
+    if not output:  # the model ended the translation at once: one empty row keeps the plot drawable
+        weights, output = np.zeros((1, len(source)), "float32"), ["(empty)"]
     figure, axis = plt.subplots(figsize=(1 + 0.6 * max(len(source), 2), 1 + 0.5 * max(len(output), 2)))
     image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axis.set_xticks(range(len(source)), source, rotation=45, ha="right")
