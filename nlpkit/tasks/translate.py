@@ -19,6 +19,7 @@ capped sample) are printed after every epoch.
 
 import dataclasses
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -254,6 +255,12 @@ class Decoder:
     def decode(self, source_ids, *, beam=1, n_best=1, max_length):
         """NumPy "tokens" (batch, n_best, max_length), "lengths" and "scores" (batch, n_best) best first,
         and "attention" (batch, max_length, source time) of the best translation."""
+        with warnings.catch_warnings():
+            # Keras warns about a softmax over one element when a batch of sources is one token long.
+            warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+            return self._decode(source_ids, beam=beam, n_best=n_best, max_length=max_length)
+
+    def _decode(self, source_ids, *, beam, n_best, max_length):
         search = search_module()
         source_ids = tf.constant(source_ids, tf.int32)
         arguments = dict(start_id=START_ID, end_id=END_ID, max_length=int(max_length))
