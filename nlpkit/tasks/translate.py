@@ -63,6 +63,8 @@ class TranslateOptions(PairColumns, TrainOptions):
                                         "when --valid is not given.")
     cell: str = option("gru", "Recurrent cell of the encoder and the decoder.", choices=("rnn", "lstm", "gru"))
     units: int = option(128, "Units per recurrent layer (encoder and decoder).")
+    bidirectional: bool = option(False, "Read the source in both directions (the encoder; the decoder always "
+                                        "reads left to right). The two directions' final states are summed.")
     embedding: str = option("learned", "translate learns its embeddings (the only choice).", choices=("learned",))
     embedding_dim: int = option(128, "Size of the source and target word embeddings.")
     tokens: str = option("word", "translate reads words (the only choice).", choices=("word",))
@@ -436,7 +438,7 @@ class TranslateTask(Task):
         return {"data": str(data), **predictor.score(pairs.sources, pairs.targets, beam=beam)}
 
     def format_metrics(self, metrics):
-        lines = []
+        lines = [f"data       {metrics['data']}"] if "data" in metrics else []
         for name, scores in metrics.items():
             if isinstance(scores, dict) and "bleu" in scores:
                 lines.append(f"{name:<10} BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
