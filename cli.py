@@ -4,6 +4,7 @@
     nlpkit predict sentiment "A wonderful, moving film."
     nlpkit evaluate sentiment --data reviews.tsv
     nlpkit generate --seed "ROMEO:" --length 500 --temperature 0.8
+    nlpkit translate "I am cold." --beam 5
 
 Task choices and their training options come from the task registry and the
 tasks' option dataclasses. User mistakes (`NlpkitError`, bad options) are
@@ -254,6 +255,54 @@ def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
     if stats:
         measured = generator.stats(generation.samples, training_text)
         echo_stream(["\n" + format_stats(measured, len(generation.samples)) + "\n"])
+
+
+@main.command(name="translate")
+@click.argument("texts", nargs=-1)
+@click.option("--model", "model_dir", default=os.path.join("models", "translate"), show_default=True,
+              help="Run folder of a trained translate model.")
+@click.option("--file", type=click.Path(dir_okay=False), help="Read one sentence per line from this file.")
+@click.option("--beam", type=int, default=1, show_default=True, help="Beam width: 1 decodes greedily.")
+@click.option("--n-best", type=int, default=1, show_default=True,
+              help="Translations per sentence, best first, with their scores (at most --beam).")
+@click.option("--max-length", type=int, default=None,
+              help="Most tokens per translation. Default: the model's --max-length.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per sentence.")
+@click.option("--attention-plot", type=click.Path(dir_okay=False),
+              help="Save the first sentence's attention (source words x output words) as a PNG heatmap.")
+def translate_command(texts, model_dir, file, beam, n_best, max_length, as_json, attention_plot):
+    """Translate sentences with a trained model (`nlpkit train translate`).
+
+    Sentences come from the arguments, else one per line from --file or stdin;
+    they are translated in batches. Source words the model never saw, and
+    sentences cut to the model's maximum length, are reported on stderr.
+
+    \b
+        nlpkit translate "I am cold." "Where is the station?"
+        nlpkit translate --beam 5 --n-best 3 "I am cold."
+        nlpkit translate --file sentences.txt --json
+    """
+    from nlpkit.tasks.translate import plot_attention
+
+    inputs = read_inputs(texts, file)
+    translator = all_tasks()["translate"].load(model_dir)
+    results = translator.translate(inputs, beam=beam, max_length=max_length, n_best=n_best,
+                                   attention=bool(attention_plot))
+    for number, result in enumerate(results, start=1):
+        if result["unknown_words"]:
+            shown = " ".join(map(repr, result["unknown_words"]))
+            click.echo(f"nlpkit: warning: sentence {number}: words the model never saw, read as unknown: {shown}",
+                       err=True)
+        if result["truncated"]:
+            click.echo(f"nlpkit: warning: sentence {number}: {result['tokens']} tokens, cut to the model's "
+                       f"first {translator.max_length}.", err=True)
+    if attention_plot:
+        plot_attention(results[0]["attention"], attention_plot, title=inputs[0][:60])
+    if as_json:
+        echo_lines(json.dumps({"text": text, **{k: v for k, v in result.items() if k != "attention"}},
+                              ensure_ascii=False) for text, result in zip(inputs, results))
+    else:
+        echo_lines(all_tasks()["translate"].format_prediction(text, result) for text, result in zip(inputs, results))
 
 
 def make_train_command(task):

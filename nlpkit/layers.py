@@ -157,3 +157,21 @@ class OutputBias(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+class PaddingMask(keras.layers.Layer):
+    """True on real tokens, False on padding (id 0): `ids != 0` as a boolean (batch, time) tensor.
+
+    A translation model hands it to its attention layer explicitly, so that no
+    decoder step ever attends to a padded source position.
+    """
+
+    def call(self, ids):
+        return ops.not_equal(ids, 0)
+
+    def compute_mask(self, ids, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

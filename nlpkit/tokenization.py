@@ -23,7 +23,32 @@ OOV = "[UNK]"
 START = "[start]"
 END = "[end]"
 LEVELS = ("word", "char")
-STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
+STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
+# Punctuation that `lower_and_split_punctuation` makes a token of its own.
+SPLIT_PUNCTUATION = '.,!?;:"«»()¿¡…'
+
+
+@keras.saving.register_keras_serializable(package="nlpkit")
+def lower_and_split_punctuation(texts):
+    """Lowercases (all of Unicode) and puts spaces around punctuation, so that it becomes tokens.
+
+    For translation, where "!" and "?" carry meaning. Typographic apostrophes
+    become ASCII ones and an elided word keeps its apostrophe ("J'ai" -> "j' ai");
+    no-break spaces (French puts them before "!" and "?") become spaces.
+    Registered, so a vectorizer using it is saved by name and loads in safe mode.
+    """
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, "[\u00a0\u202f\u2009]", " ")
+    texts = tf.strings.regex_replace(texts, "[\u2019\u2018]", "'")
+    texts = tf.strings.regex_replace(texts, "(\\pL)'", "\\1' ")
+    return tf.strings.regex_replace(texts, "([" + SPLIT_PUNCTUATION + "])", " \\1 ")
+
+
+def _standardizer(name):
+    """What TextVectorization gets for a STANDARDIZERS name: its own string, our function, or None."""
+    if name == "none":
+        return None
+    return lower_and_split_punctuation if name == "lower_and_split_punctuation" else name
 
 
 def default_standardize(level):
@@ -48,7 +73,7 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
         raise NlpkitError(f"Received an invalid value for `max_tokens`: {max_tokens}; it must leave room for real tokens.")
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
-        standardize=None if standardize == "none" else standardize,
+        standardize=_standardizer(standardize),
         split="character" if level == "char" else "whitespace",
         output_mode="int",
         name=name,
@@ -66,6 +91,8 @@ def with_vocabulary(vectorizer, tokens):
     """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config."""
     config = vectorizer.get_config()
     config.pop("vocabulary_size", None)
+    if callable(config["standardize"]):  # get_config hands back the function; from_config expects it serialized
+        config["standardize"] = keras.saving.serialize_keras_object(config["standardize"])
     config.update(vocabulary=list(tokens), max_tokens=max(config["max_tokens"] or 0, len(tokens) + 2))
     return keras.layers.TextVectorization.from_config(config)
 

@@ -25,6 +25,8 @@ EXAMPLES = {
     "KeepLastTokens": [(lambda: nlpkit_layers.KeepLastTokens(2), lambda: dict(ids=IDS))],
     "LastStep": [(lambda: nlpkit_layers.LastStep(), lambda: dict(inputs=[SEQUENCE, IDS]))],
     "OutputBias": [(lambda: nlpkit_layers.OutputBias(), lambda: dict(logits=SEQUENCE[:, 0]))],
+    "PaddingMask": [(lambda: nlpkit_layers.PaddingMask(), lambda: dict(ids=IDS)),
+                    (lambda: nlpkit_layers.PaddingMask(name="source_mask"), lambda: dict(ids=IDS))],
 }
 
 
@@ -135,6 +137,10 @@ def test_last_step_picks_the_output_at_each_rows_last_token():
     np.testing.assert_array_equal(out, [SEQUENCE[0, 2], SEQUENCE[1, 0]])
     no_tokens = np.asarray(nlpkit_layers.LastStep()([SEQUENCE, np.zeros((2, 5), dtype="int64")]))
     np.testing.assert_array_equal(no_tokens, SEQUENCE[:, 0])
+
+
+def test_padding_mask_is_true_on_tokens_and_false_on_padding():
+    np.testing.assert_array_equal(np.asarray(nlpkit_layers.PaddingMask()(IDS)), IDS != 0)
 
 
 @pytest.mark.parametrize("make, argument", [

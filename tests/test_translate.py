@@ -1,0 +1,319 @@
+"""The translate task: pair reading and the grouped split, the step decoder against the teacher-forced network
+(every cell, with and without attention), attention masking, BLEU against sacrebleu, save and reload in a fresh
+process, the CLI round trip and its errors.
+
+Untrained networks (random weights) are enough for the exactness tests; one tiny GRU model is trained once on
+600 bundled pairs and shared by the rest, so the file runs in about a minute on two cores.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import sacrebleu
+import tensorflow as tf
+
+from conftest import assert_one_line_error
+from nlpkit.errors import NlpkitError
+from nlpkit.seq2seq import StepDecoder, _greedy_search, build_translator
+from nlpkit.tasks import all_tasks
+from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
+                                    grouped_split, id_rows, join_words, padded, read_pairs, words)
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "data" / "translate" / "eng_fra.tsv"
+TINY = dict(units=16, embedding_dim=16, epochs=2, batch_size=32, max_tokens=400, max_length=12, bleu_sentences=20)
+TINY_CLI = ["--units", "16", "--embedding-dim", "16", "--epochs", "1", "--batch-size", "32", "--max-tokens", "400",
+            "--max-length", "12", "--bleu-sentences", "10"]
+SENTENCES = ["I am cold.", "Go away!", "Who are you?"]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    """600 bundled pairs (about 350 distinct English sentences, most with several translations)."""
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    with open(BUNDLED, encoding="utf-8") as source:
+        path.write_text("".join(next(source) for _ in range(600)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(pairs_file, tmp_path_factory):
+    """A tiny GRU translator with Luong attention, trained once through the Python API."""
+    out = tmp_path_factory.mktemp("runs") / "translate"
+    result = TranslateTask().train(TranslateOptions(data=str(pairs_file), out=str(out), cell="gru", **TINY))
+    return Path(result["folder"]), result
+
+
+@pytest.fixture(scope="module")
+def translator(trained):
+    return Translator.load(trained[0])
+
+
+def write_lines(path, lines):
+    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def test_pairs_are_read_with_configurable_columns(tmp_path):
+    path = write_lines(tmp_path / "pairs.tsv", ["Hi.\tSalut.\tx", "Run!\tCours !\ty"])
+    pairs = read_pairs(path)
+    assert (pairs.sources, pairs.targets, pairs.lines) == (["Hi.", "Run!"], ["Salut.", "Cours !"], [1, 2])
+    reverse = read_pairs(path, source_column="1", target_column="0")
+    assert (reverse.sources, reverse.targets) == (["Salut.", "Cours !"], ["Hi.", "Run!"])
+    header = write_lines(tmp_path / "header.tsv", ["fr\ten", "Salut.\tHi."])
+    assert read_pairs(header, source_column="en", target_column="fr").sources == ["Hi."]
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["Hi.\tSalut.", "no tab on this line", "Run!\tCours !"], "pairs.tsv:2"),
+    (["Hi.\tSalut.", " \tVide."], "pairs.tsv:2: the source sentence is empty"),
+    (["Hi.\t  "], "pairs.tsv:1: the target sentence is empty"),
+    ([], "no sentence pairs"),
+])
+def test_bad_pair_files_are_one_error_naming_the_line(tmp_path, lines, message):
+    path = write_lines(tmp_path / "pairs.tsv", lines)
+    with pytest.raises(NlpkitError, match=message):
+        read_pairs(path)
+
+
+def test_non_utf8_pairs_are_refused_naming_the_line(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes("Hi.\tSalut.\n".encode() + b"Caf\xe9.\tCaf\xe9.\n")
+    with pytest.raises(NlpkitError, match=r"pairs.tsv:2: not valid UTF-8"):
+        read_pairs(path)
+
+
+def test_the_validation_split_is_grouped_by_source_sentence_and_seeded(pairs_file):
+    pairs = read_pairs(pairs_file)
+    assert len(set(pairs.sources)) < len(pairs), "the slice has sources with several translations"
+    train, valid = grouped_split(pairs, 0.2, seed=7)
+    assert not set(train.sources) & set(valid.sources)
+    assert len(train) + len(valid) == len(pairs)
+    assert 0.1 < len(set(valid.sources)) / len(set(pairs.sources)) < 0.3
+    again, _ = grouped_split(pairs, 0.2, seed=7)
+    other, _ = grouped_split(pairs, 0.2, seed=8)
+    assert again.sources == train.sources and other.sources != train.sources
+
+
+def test_words_keep_punctuation_and_elisions_and_join_back():
+    assert words(["J'ai froid\u202f!", "Qu’est-ce que c'est ?", "I'm cold, really."]) == [
+        ["j'", "ai", "froid", "!"], ["qu'", "est-ce", "que", "c'", "est", "?"], ["i'", "m", "cold", ",", "really", "."]]
+    assert join_words(["j'", "ai", "froid", "."]) == "J'ai froid."
+    assert join_words(["qui", "es-tu", "?"]) == "Qui es-tu?"
+
+
+# --- the network and its step decoder ----------------------------------------------------------------------
+
+SOURCE = np.array([[5, 7, 3, 9, 4, 2], [6, 2, 8, 0, 0, 0], [9, 0, 0, 0, 0, 0]], dtype="int32")
+TARGET = np.array([[2, 5, 6, 7, 8], [2, 9, 4, 0, 0], [2, 3, 0, 0, 0]], dtype="int32")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])
+def test_step_decoder_logits_equal_the_teacher_forced_network(cell, attention):
+    keras.utils.set_random_seed(1)
+    model = build_translator(12, 11, cell=cell, units=8, embedding_dim=6, layers=2, attention=attention,
+                             bidirectional=attention == "luong", dropout=0.2)
+    full = np.asarray(model([SOURCE, TARGET], training=False))
+    decoder = StepDecoder(model)
+    memory, memory_mask, states = decoder.encode(tf.constant(SOURCE))
+    assert len(states) == 2 * (2 if cell == "lstm" else 1)
+    for t in range(TARGET.shape[1]):
+        logits, states, _ = decoder.step(tf.constant(TARGET[:, t]), states, memory, memory_mask)
+        real = TARGET[:, t] != 0
+        np.testing.assert_allclose(np.asarray(logits)[real], full[real, t], atol=1e-5)
+    # Not vacuous: the encoder's states (and memory) decide the first step.
+    other = np.asarray(model([SOURCE[::-1].copy(), TARGET], training=False))
+    assert np.abs(other[:, 0] - full[:, 0]).max() > 1e-4
+
+
+@pytest.mark.parametrize("attention", ["luong", "bahdanau"])
+def test_attention_of_a_padded_source_sums_to_one_over_its_tokens_and_is_zero_on_padding(attention):
+    keras.utils.set_random_seed(2)
+    model = build_translator(12, 11, cell="lstm", units=8, embedding_dim=6, attention=attention)
+    decoder = StepDecoder(model)
+    memory, memory_mask, states = decoder.encode(tf.constant(SOURCE))
+    np.testing.assert_array_equal(np.asarray(memory_mask), SOURCE != 0)
+    for token in (START_ID, 5, 7):
+        _, states, weights = decoder.step(tf.fill([3], token), states, memory, memory_mask)
+        weights = np.asarray(weights)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+        assert np.all(weights[SOURCE == 0] == 0.0)
+        assert np.all(weights[SOURCE != 0] > 0.0)
+
+
+def test_greedy_decoding_of_a_batch_equals_decoding_each_row_alone():
+    keras.utils.set_random_seed(3)
+    decoder = StepDecoder(build_translator(12, 11, cell="gru", units=8, embedding_dim=6, attention="bahdanau"))
+    search = tf.function(lambda ids: _greedy_search(decoder.encode, decoder.step, ids, start_id=START_ID,
+                                                    end_id=END_ID, max_length=6))
+    batch = {k: np.asarray(v) for k, v in search(tf.constant(SOURCE)).items()}
+    for row in range(len(SOURCE)):
+        width = max(1, int((SOURCE[row] != 0).sum()))
+        alone = {k: np.asarray(v) for k, v in search(tf.constant(SOURCE[row:row + 1, :width])).items()}
+        np.testing.assert_array_equal(alone["tokens"][0], batch["tokens"][row])
+        np.testing.assert_allclose(alone["scores"][0], batch["scores"][row], atol=1e-5)
+        np.testing.assert_allclose(alone["attention"][0], batch["attention"][row, :, :width], atol=1e-6)
+    assert not np.isin(batch["tokens"], [1, START_ID, END_ID]).any(), "no OOV, start or end token is emitted"
+    length = batch["lengths"]
+    assert all((batch["tokens"][i, length[i]:] == 0).all() for i in range(len(SOURCE)))
+
+
+# --- scores ----------------------------------------------------------------------------------------------
+
+
+def test_bleu_and_chrf_are_sacrebleus_on_a_toy_corpus():
+    hypotheses = ["Il fait froid.", "Je suis fatigué.", "Où est la gare ?", "Va-t'en !"]
+    references = ["Il fait froid.", "Je suis très fatigué.", "Où se trouve la gare ?", "Pars !"]
+    scores = corpus_scores(hypotheses, references)
+    assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score)
+    assert 0.0 < scores["bleu"] < 100.0 and 0.0 < scores["chrf"] < 100.0
+    assert corpus_scores(references, references)["bleu"] == pytest.approx(100.0)
+
+
+# --- a trained model -------------------------------------------------------------------------------------
+
+
+def test_training_reports_bleu_and_chrf_and_writes_a_run(trained):
+    folder, result = trained
+    greedy = result["validation"]["greedy"]
+    assert 0.0 <= greedy["bleu"] <= 100.0 and 0.0 <= greedy["chrf"] <= 100.0 and greedy["pairs"] > 0
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["val_bleu"]) == len(history["val_loss"]) == TINY["epochs"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["task"] == "translate" and manifest["options"]["attention"] == "luong"
+    assert json.loads((folder / "metrics.json").read_text())["validation"]["greedy"]["bleu"] == greedy["bleu"]
+
+
+def test_the_saved_model_holds_both_vocabularies_and_takes_raw_strings(trained):
+    model = keras.saving.load_model(trained[0] / "model.keras", safe_mode=True)
+    vocabularies = {layer.name: layer.get_vocabulary() for layer in model.layers
+                    if isinstance(layer, keras.layers.TextVectorization)}
+    assert set(vocabularies) == {"source_vectorizer", "target_vectorizer"}
+    assert vocabularies["target_vectorizer"][START_ID:END_ID + 1] == ["[start]", "[end]"]
+    assert "!" in vocabularies["source_vectorizer"]
+    logits = np.asarray(model([tf.constant(["I am cold."]), tf.constant(["[start] j'ai"])]))
+    assert logits.shape == (1, 3, len(vocabularies["target_vectorizer"]))
+
+
+def test_translations_report_unknown_words_truncation_and_attention(translator):
+    long = " ".join(["run"] * 20) + "."
+    results = translator.translate(["Run qwertyuiop!", long, "Go."], attention=True)
+    assert results[0]["unknown_words"] == ["qwertyuiop"] and not results[0]["truncated"]
+    assert results[1]["truncated"] and results[1]["tokens"] == 21 and results[1]["unknown_words"] == []
+    for result in results:
+        assert isinstance(result["translation"], str) and len(result["translations"]) == 1
+        attention = result["attention"]
+        weights = np.asarray(attention["weights"]).reshape(len(attention["output"]), len(attention["source"]))
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    assert len(results[1]["attention"]["source"]) == translator.max_length
+    again = translator.translate(["Go."])[0]
+    assert again["translation"] == results[2]["translation"] and again["score"] == pytest.approx(results[2]["score"])
+
+
+@pytest.mark.parametrize("sentences, options, message", [
+    ([""], {}, "sentence 1 is empty"),
+    (["Hi.", "   "], {}, "sentence 2 is empty"),
+    (["Hi."], {"beam": 0}, "beam"),
+    (["Hi."], {"n_best": 2}, "n_best"),
+    (["Hi."], {"max_length": 0}, "max_length"),
+])
+def test_bad_translation_requests_are_refused(translator, sentences, options, message):
+    with pytest.raises(NlpkitError, match=message):
+        translator.translate(sentences, **options)
+
+
+def test_beam_search_of_width_one_equals_greedy_and_n_best_is_sorted(translator):
+    search = pytest.importorskip("nlpkit.search", reason="nlpkit.search (beam search) is merged separately")
+    steps = translator.decoder.steps
+    ids = tf.constant(padded(id_rows(translator.source_vectorizer, SENTENCES), translator.max_length))
+    arguments = dict(start_id=START_ID, end_id=END_ID, max_length=10)
+    greedy = search.greedy_search(steps.encode, steps.step, ids, **arguments)
+    beam_one = search.beam_search(steps.encode, steps.step, ids, beam_size=1, **arguments)
+    np.testing.assert_array_equal(np.asarray(beam_one["tokens"])[:, 0], np.asarray(greedy["tokens"]))
+    wide = translator.translate(SENTENCES, beam=4, n_best=3)
+    for result in wide:
+        scores = [item["score"] for item in result["translations"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+        assert result["translation"] == result["translations"][0]["translation"]
+
+
+def test_a_fresh_process_gives_identical_translations(trained, translator, nlpkit_process):
+    done = nlpkit_process("translate", "--model", trained[0], "--json", *SENTENCES)
+    assert done.returncode == 0, done.stderr
+    fresh = [json.loads(line) for line in done.stdout.splitlines()]
+    here = translator.translate(SENTENCES)
+    assert [r["translation"] for r in fresh] == [r["translation"] for r in here]
+    assert [r["text"] for r in fresh] == SENTENCES
+    np.testing.assert_allclose([r["score"] for r in fresh], [r["score"] for r in here], atol=1e-5)
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+def test_cli_round_trip_train_translate_evaluate(pairs_file, cli_runner, tmp_path):
+    trained = cli_runner("train", "translate", "--data", pairs_file, "--attention", "bahdanau", "--cell", "lstm",
+                         "--out", "model", *TINY_CLI)
+    assert trained.exit_code == 0, trained.stderr
+    assert "validation BLEU" in trained.stdout and "chrF" in trained.stdout
+    assert (tmp_path / "model" / "model.keras").is_file()
+
+    translated = cli_runner("translate", "--model", "model", "--attention-plot", "attention.png", input="Go.\nHi.\n")
+    assert translated.exit_code == 0, translated.stderr
+    assert len(translated.stdout.splitlines()) == 2
+    assert (tmp_path / "attention.png").stat().st_size > 1000
+
+    write_lines(tmp_path / "held_out.tsv", ["Go.\tVa !", "Hi.\tSalut !", "Run!\tCours !"])
+    evaluated = cli_runner("evaluate", "translate", "--model", "model", "--data", "held_out.tsv", "--json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    expected = sacrebleu.corpus_bleu([e["translation"] for e in report["examples"]],
+                                     [["Va !", "Salut !", "Cours !"]]).score
+    assert report["pairs"] == 3 and report["bleu"] == pytest.approx(expected)
+
+
+def test_cli_reports_unknown_words_and_cut_sentences_on_stderr(trained, cli_runner):
+    long = " ".join(["go"] * 15) + "."
+    done = cli_runner("translate", "--model", trained[0], "Go zyxwv.", long)
+    assert done.exit_code == 0, done.stderr
+    assert "sentence 1" in done.stderr and "'zyxwv'" in done.stderr
+    assert "sentence 2: 16 tokens, cut to the model's first 12" in done.stderr
+    assert len(done.stdout.splitlines()) == 2
+
+
+def test_cli_predict_translate_uses_the_same_translator(trained, cli_runner, translator):
+    done = cli_runner("predict", "translate", "--model", trained[0], *SENTENCES)
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.splitlines() == [r["translation"] for r in translator.translate(SENTENCES)]
+
+
+@pytest.mark.parametrize("case, make_args, fragments", [
+    ("empty sentence", lambda run, tmp: ["translate", "--model", run, "Hi.", ""], ["argument 2", "empty"]),
+    ("empty line", lambda run, tmp: ["translate", "--model", run, "--file", write_lines(tmp / "in.txt", ["Hi.", ""])],
+     ["in.txt:2", "empty"]),
+    ("not a model", lambda run, tmp: ["translate", "--model", tmp, "Hi."], ["not an nlpkit model folder"]),
+    ("no tab", lambda run, tmp: ["train", "translate", "--out", tmp / "out",
+                                 "--data", write_lines(tmp / "bad.tsv", ["Hi.\tSalut.", "Hello there"])],
+     ["bad.tsv:2", "column"]),
+    ("beam", lambda run, tmp: ["translate", "--model", run, "--beam", "0", "Hi."], ["beam"]),
+])
+def test_cli_errors_are_one_line(trained, cli_runner, tmp_path, case, make_args, fragments):
+    done = cli_runner(*make_args(trained[0], tmp_path))
+    assert_one_line_error(done.exit_code, done.stderr, *fragments)
+
+
+def test_the_task_is_registered_with_translation_defaults():
+    task = all_tasks()["translate"]
+    assert isinstance(task, TranslateTask)
+    options = TranslateOptions()
+    assert (options.attention, options.source_column, options.target_column) == ("luong", "0", "1")
+    assert options.time_budget is not None, "the default run is bounded in time"
+    with pytest.raises(NlpkitError, match="layer-norm"):
+        TranslateOptions(layer_norm=True).validate()
