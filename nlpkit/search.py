@@ -1,0 +1,306 @@
+"""Compiled, batched greedy and beam search for any encoder-decoder.
+
+The search needs two traceable callables from the model, nothing else:
+
+    encode(source_ids)                            source ids (batch, source_len), 0 = padding
+        -> memory (batch, source_len, d), memory_mask (batch, source_len) bool (True on real tokens),
+           states: a list of (batch, units) float tensors, the decoder's initial recurrent states
+    step(token_ids, states, memory, memory_mask)  token ids (batch,)
+        -> logits (batch, target_vocab) before the softmax, the new states (same structure),
+           attention (batch, source_len) (zeros for a model without attention)
+
+The encoder runs once per batch; then one compiled `tf.function` runs a
+`tf.while_loop` over output positions, calling `step` once per position for
+every row of the batch at once:
+
+    memory, states = encode(source)
+    token = start
+    while some row is not finished and t < max_length:
+        logits, states, attention = step(token, states, memory)
+        greedy: token = the likeliest allowed id
+        beam:   the beam_size best (hypothesis + id) of the batch row, states reordered by their parents
+
+Both searches share these rules:
+  - ids 0 (padding), 1 (out-of-vocabulary) and the start id are never emitted;
+  - scores are the model's own log-probabilities (log-softmax over the whole
+    vocabulary): the never-emitted ids are removed from the choice, not
+    renormalised away;
+  - the end token's log-probability counts in the score, but the end token is
+    not part of the returned tokens, which are padded with 0 after the last
+    token; a hypothesis that reaches `max_length` without the end token stops
+    there, with `max_length` tokens;
+  - `attention[t]` is the attention with which `tokens[t]` was produced; rows
+    from `length` on are 0;
+  - a row's result does not depend on the other rows of the batch.
+
+Beam search keeps `beam_size` live hypotheses per sentence (batch x beam rows
+through `step`; the memory is tiled once, the states are gathered by parent
+every step). Each step takes the 2 x beam_size best extensions over the
+flattened beam x vocabulary: the end-token extensions among the first
+beam_size of them are finished (they keep their score and stop growing), and
+the beam_size best others stay live. A sentence is done once beam_size
+hypotheses have finished (fairseq's rule; with beam_size 1 this is exactly
+greedy search). Finished hypotheses are ranked by the GNMT length penalty,
+log-prob / ((5 + length) / 6) ** length_penalty, where the length counts the
+end token.
+
+    >>> result = beam_search(model.encode, model.step, source_ids, start_id=2, end_id=3, max_length=30,
+    ...                      beam_size=5, n_best=3)
+    >>> result["tokens"].shape, result["scores"].shape   # (batch, 3, 30), (batch, 3), best first
+
+Traced loops are cached per (encode, step) pair and traced again only for a
+new beam size or (after the first change) with unknown batch and source sizes.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from nlpkit.config import check_range
+from nlpkit.errors import NlpkitError
+
+NEVER_EMITTED = (0, 1)  # padding and out-of-vocabulary; the start id is never emitted either
+MAX_BEAM = 64
+NEG_INF = float("-inf")
+
+
+def length_penalty_factor(length, alpha):
+    """GNMT's length normaliser ((5 + length) / 6) ** alpha: a score is log-prob divided by it."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+# --- the per-step math -------------------------------------------------------------------------
+
+
+def _log_probs(logits, start_id):
+    """The model's log-probabilities (rows, vocab), -inf on the ids that are never emitted."""
+    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    ids = ops.arange(ops.shape(logits)[-1], dtype="int32")
+    allowed = (ids >= len(NEVER_EMITTED)) & (ids != start_id)
+    return ops.where(allowed[None, :], log_probs, NEG_INF)
+
+
+def _same_shapes(body):
+    """`body` with its outputs' static shapes set to those of its inputs, as `tf.while_loop` requires
+    (ops such as top_k and gather forget a batch size that was known when the loop was traced)."""
+
+    def wrapped(*loop_vars):
+        def same(new, old):
+            return tf.ensure_shape(new, old.shape) if isinstance(old, tf.Tensor) else new
+
+        return tf.nest.map_structure(same, tuple(body(*loop_vars)), loop_vars)
+
+    return wrapped
+
+
+def _write_at(history, t, values):
+    """`history` (..., max_length, ...) with position `t` of axis 2 set to `values` (history without that axis)."""
+    at_t = ops.equal(ops.arange(ops.shape(history)[2], dtype="int32"), t)
+    at_t = ops.reshape(at_t, [1, 1, -1] + [1] * (len(history.shape) - 3))
+    return ops.where(at_t, ops.expand_dims(values, 2), history)
+
+
+class _Hypotheses:
+    """Per sentence, `beam_size` hypotheses: score, log-prob, tokens, length and attention (a tf nest)."""
+
+    FIELDS = ("scores", "log_probs", "tokens", "lengths", "attention")
+
+    @staticmethod
+    def empty(batch, beam_size, max_length, source_len):
+        return {"scores": tf.fill([batch, beam_size], NEG_INF),
+                "log_probs": tf.fill([batch, beam_size], NEG_INF),
+                "tokens": tf.zeros([batch, beam_size, max_length], "int32"),
+                "lengths": tf.zeros([batch, beam_size], "int32"),
+                "attention": tf.zeros([batch, beam_size, max_length, source_len], "float32")}
+
+    @staticmethod
+    def best(pool, candidates):
+        """The beam_size best of `pool` and `candidates` by score, sorted; ties keep the pool's first."""
+        beam_size = pool["scores"].shape[1]
+        merged = {name: ops.concatenate([pool[name], candidates[name]], axis=1) for name in _Hypotheses.FIELDS}
+        _, order = ops.top_k(merged["scores"], beam_size)
+        return {name: tf.gather(value, order, batch_dims=1) for name, value in merged.items()}
+
+
+# --- the compiled loops --------------------------------------------------------------------------
+
+
+class Searcher:
+    """The compiled greedy and beam loops of one (encode, step) pair; see the module docstring."""
+
+    def __init__(self, encode, step):
+        self.encode = encode
+        self.step = step
+        self.greedy_loop = tf.function(self._greedy, reduce_retracing=True)
+        self.beam_loop = tf.function(self._beam, reduce_retracing=True)
+
+    def _start(self, source_ids):
+        memory, memory_mask, states = self.encode(source_ids)
+        return memory, ops.cast(memory_mask, "bool"), list(states)
+
+    def _step(self, token, states, memory, memory_mask):
+        logits, states, attention = self.step(token, states, memory, memory_mask)
+        return logits, list(states), ops.cast(attention, "float32")
+
+    def _greedy(self, source_ids, start_id, end_id, max_length):
+        memory, memory_mask, states = self._start(source_ids)
+        batch = tf.shape(source_ids)[0]
+
+        def body(t, token, states, finished, lengths, scores, tokens, attentions):
+            logits, states, attention = self._step(token, states, memory, memory_mask)
+            log_probs = _log_probs(logits, start_id)
+            token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # ties go to the lower id
+            token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
+            scores = ops.where(finished, scores, scores + token_log_prob)
+            finished = finished | ops.equal(token, end_id)
+            tokens = tokens.write(t, ops.where(finished, 0, token))
+            attentions = attentions.write(t, ops.where(finished[:, None], 0.0, attention))
+            lengths = lengths + ops.cast(~finished, "int32")
+            return t + 1, token, states, finished, lengths, scores, tokens, attentions
+
+        def cond(t, token, states, finished, *_):
+            return (t < max_length) & ~tf.reduce_all(finished)
+
+        initial = (tf.constant(0), tf.fill([batch], start_id), states, tf.zeros([batch], "bool"),
+                   tf.zeros([batch], "int32"), tf.zeros([batch], "float32"),
+                   tf.TensorArray("int32", size=0, dynamic_size=True),
+                   tf.TensorArray("float32", size=0, dynamic_size=True))
+        t, _, _, _, lengths, scores, tokens, attentions = tf.while_loop(cond, _same_shapes(body), initial)
+        pad = max_length - t  # when every row finished early
+        tokens = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]])
+        attentions = tf.pad(tf.transpose(attentions.stack(), [1, 0, 2]), [[0, 0], [0, pad], [0, 0]])
+        return {"tokens": tokens, "lengths": lengths, "scores": scores, "attention": attentions}
+
+    def _beam(self, source_ids, start_id, end_id, max_length, length_penalty, beam_size):
+        memory, memory_mask, states = self._start(source_ids)
+        batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
+        # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
+        memory, memory_mask = ops.repeat(memory, beam_size, axis=0), ops.repeat(memory_mask, beam_size, axis=0)
+        states = [ops.repeat(state, beam_size, axis=0) for state in states]
+        # All hypotheses start equal: only the first may grow at step 0, or the beam would fill with copies.
+        live_scores = tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1])
+        first_k = ops.arange(2 * beam_size) < beam_size
+
+        def body(t, token, states, live_scores, live_tokens, live_attention, finished, count):
+            logits, states, attention = self._step(token, states, memory, memory_mask)
+            log_probs = ops.reshape(_log_probs(logits, start_id), [batch, beam_size, -1])
+            vocab = ops.shape(log_probs)[2]
+            candidates = ops.reshape(live_scores[:, :, None] + log_probs, [batch, -1])
+            top_scores, top = ops.top_k(candidates, 2 * beam_size)
+            parents, words = top // vocab, top % vocab
+            ends = ops.equal(words, end_id)
+
+            # End-token extensions among the first beam_size candidates finish (unless the sentence is done).
+            finishing = ends & first_k[None, :] & (top_scores > NEG_INF) & (count < beam_size)[:, None]
+            finishing = finishing[:, :beam_size]
+            parents_k = parents[:, :beam_size]
+            log_prob = ops.where(finishing, top_scores[:, :beam_size], NEG_INF)
+            finished = _Hypotheses.best(finished, {
+                "scores": log_prob / length_penalty_factor(ops.cast(t + 1, "float32"), length_penalty),
+                "log_probs": log_prob,
+                "tokens": tf.gather(live_tokens, parents_k, batch_dims=1),
+                "lengths": tf.fill(tf.shape(parents_k), t),
+                "attention": tf.gather(live_attention, parents_k, batch_dims=1)})
+            count = count + ops.sum(ops.cast(finishing, "int32"), axis=1)
+
+            # The beam_size best extensions that did not end stay live.
+            live_scores, keep = ops.top_k(ops.where(ends, NEG_INF, top_scores), beam_size)
+            parents = ops.take_along_axis(parents, keep, axis=1)
+            words = ops.take_along_axis(words, keep, axis=1)
+            rows = ops.reshape(parents + ops.arange(batch, dtype="int32")[:, None] * beam_size, [-1])
+            states = [tf.gather(state, rows) for state in states]
+            attention = tf.gather(ops.reshape(attention, [batch, beam_size, -1]), parents, batch_dims=1)
+            live_tokens = _write_at(tf.gather(live_tokens, parents, batch_dims=1), t, words)
+            live_attention = _write_at(tf.gather(live_attention, parents, batch_dims=1), t, attention)
+            return t + 1, ops.reshape(words, [-1]), states, live_scores, live_tokens, live_attention, finished, count
+
+        def cond(t, *rest):
+            return (t < max_length) & ~tf.reduce_all(rest[-1] >= beam_size)
+
+        initial = (tf.constant(0), tf.fill([batch * beam_size], start_id), states, live_scores,
+                   tf.zeros([batch, beam_size, max_length], "int32"),
+                   tf.zeros([batch, beam_size, max_length, source_len], "float32"),
+                   _Hypotheses.empty(batch, beam_size, max_length, source_len), tf.zeros([batch], "int32"))
+        _, _, _, live_scores, live_tokens, live_attention, finished, count = tf.while_loop(cond, _same_shapes(body), initial)
+
+        # Sentences not done by max_length: their live hypotheses compete as they are, max_length tokens long.
+        log_prob = ops.where((count < beam_size)[:, None], live_scores, NEG_INF)
+        return _Hypotheses.best(finished, {
+            "scores": log_prob / length_penalty_factor(ops.cast(max_length, "float32"), length_penalty),
+            "log_probs": log_prob,
+            "tokens": live_tokens,
+            "lengths": tf.fill(tf.shape(live_scores), max_length),
+            "attention": live_attention})
+
+
+_SEARCHERS = {}
+
+
+def searcher(encode, step):
+    """The (cached) `Searcher` of an (encode, step) pair, so its loops are traced once, not per call."""
+    key = (encode, step)
+    if key not in _SEARCHERS:
+        if len(_SEARCHERS) >= 8:  # the cache keeps its models alive: keep it small
+            _SEARCHERS.clear()
+        _SEARCHERS[key] = Searcher(encode, step)
+    return _SEARCHERS[key]
+
+
+# --- the public entry points ---------------------------------------------------------------------
+
+
+def _check(source_ids, start_id, end_id, max_length):
+    source_ids = np.asarray(source_ids)
+    if source_ids.ndim != 2 or source_ids.shape[0] == 0 or source_ids.shape[1] == 0:
+        raise NlpkitError(f"source ids must be a non-empty (batch, source_len) array, got shape {source_ids.shape}.")
+    if not np.issubdtype(source_ids.dtype, np.integer):
+        raise NlpkitError(f"source ids must be integers, got {source_ids.dtype}.")
+    check_range("start_id", start_id, len(NEVER_EMITTED))
+    check_range("end_id", end_id, len(NEVER_EMITTED))
+    if start_id == end_id:
+        raise NlpkitError(f"start_id and end_id must differ (both are {start_id}).")
+    check_range("max_length", max_length, 1)
+    return tf.constant(source_ids, "int32")
+
+
+def greedy_search(encode, step, source_ids, *, start_id, end_id, max_length):
+    """Greedy decoding of a batch of sources: the likeliest allowed id at every step.
+
+    Returns a dict of NumPy arrays: "tokens" int (batch, max_length), 0 after
+    the last token (the end token is not included); "lengths" int (batch,);
+    "scores" float (batch,), the sum of the log-probs of the tokens and of the
+    end token when it was emitted; "attention" float (batch, max_length, source_len).
+    """
+    source_ids = _check(source_ids, start_id, end_id, max_length)
+    result = searcher(encode, step).greedy_loop(source_ids, tf.constant(start_id, "int32"),
+                                                tf.constant(end_id, "int32"), tf.constant(max_length, "int32"))
+    return {name: np.asarray(value) for name, value in result.items()}
+
+
+def beam_search(encode, step, source_ids, *, start_id, end_id, max_length, beam_size, length_penalty=0.6,
+                n_best=1):
+    """Beam search of width `beam_size` over a batch of sources; the `n_best` best hypotheses of each.
+
+    Returns a dict of NumPy arrays, hypotheses sorted best first: "tokens" int
+    (batch, n_best, max_length), 0 after the last token; "lengths" int
+    (batch, n_best); "scores" float (batch, n_best), the log-prob divided by
+    the GNMT penalty ((5 + length + 1) / 6) ** length_penalty (+1 for the end
+    token; no +1 for a hypothesis cut at max_length); "log_probs" float
+    (batch, n_best), the plain sums; "attention" float (batch, max_length,
+    source_len), that of the best hypothesis. A score of -inf marks a missing
+    hypothesis (only when fewer than n_best exist: a tiny vocabulary).
+    """
+    check_range("beam_size", beam_size, 1, MAX_BEAM)
+    check_range("n_best", n_best, 1, beam_size)
+    check_range("length_penalty", length_penalty, 0.0)
+    source_ids = _check(source_ids, start_id, end_id, max_length)
+    result = searcher(encode, step).beam_loop(source_ids, tf.constant(start_id, "int32"),
+                                              tf.constant(end_id, "int32"), tf.constant(max_length, "int32"),
+                                              tf.constant(length_penalty, "float32"), int(beam_size))
+    result = {name: np.array(value)[:, :n_best] for name, value in result.items()}
+    missing = ~np.isfinite(result["scores"])
+    result["tokens"][missing] = 0
+    result["lengths"][missing] = 0
+    result["attention"] = result["attention"][:, 0]
+    return result
