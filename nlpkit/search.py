@@ -81,6 +81,29 @@ def _log_probs(logits, start_id):
     return ops.where(allowed[None, :], log_probs, NEG_INF)
 
 
+def top_k(x, k, chunk=128):
+    """`ops.top_k(x, k)` for (rows, n) float x, exactly (values, indices, ties to the lower index), faster.
+
+    TensorFlow's CPU top_k costs about as much as a step of the model over the
+    beam x vocabulary candidates. Instead: cut each row into chunks, keep the k
+    chunks with the largest maxima (every one of the k largest values lies in
+    one of them: at most j chunks have a maximum >= the j-th largest value), in
+    index order, and take the top k of those k x chunk values only.
+    """
+    rows, n = ops.shape(x)[0], x.shape[-1]
+    if n is None:
+        return ops.top_k(x, k)
+    pad = (-n) % chunk
+    if pad:
+        x = ops.concatenate([x, ops.full([rows, pad], NEG_INF, x.dtype)], axis=1)
+    count = (n + pad) // chunk
+    chunks = ops.reshape(x, [rows, count, chunk])
+    _, best = ops.top_k(ops.max(chunks, axis=2), min(k, count))
+    best = ops.sort(best, axis=1)
+    values, at = ops.top_k(ops.reshape(tf.gather(chunks, best, batch_dims=1), [rows, -1]), k)
+    return values, ops.take_along_axis(best, at // chunk, axis=1) * chunk + at % chunk
+
+
 def _same_shapes(body):
     """`body` with its outputs' static shapes set to those of its inputs, as `tf.while_loop` requires
     (ops such as top_k and gather forget a batch size that was known when the loop was traced)."""
@@ -175,54 +198,30 @@ class Searcher:
     def _beam(self, source_ids, start_id, end_id, max_length, length_penalty, beam_size):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
+        rules = dict(start_id=start_id, end_id=end_id, length_penalty=length_penalty)
+
+        # Every hypothesis starts from the start token: the first step runs on batch rows, then is tiled.
         # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
-        memory, memory_mask = ops.repeat(memory, beam_size, axis=0), ops.repeat(memory_mask, beam_size, axis=0)
-        states = [ops.repeat(state, beam_size, axis=0) for state in states]
-        # All hypotheses start equal: only the first may grow at step 0, or the beam would fill with copies.
+        logits, states, attention = self._step(tf.fill([batch], start_id), states, memory, memory_mask)
+        tile = lambda x: ops.repeat(x, beam_size, axis=0)  # noqa: E731
+        memory, memory_mask = tile(memory), tile(memory_mask)
+        # The hypotheses are copies at first: only the first may grow, or the beam would fill with copies.
         live_scores = tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1])
-        first_k = ops.arange(2 * beam_size) < beam_size
+        initial = _extend(tf.constant(0), tile(logits), [tile(state) for state in states], tile(attention),
+                          live_scores, tf.zeros([batch, beam_size, max_length], "int32"),
+                          tf.zeros([batch, beam_size, max_length, source_len], "float32"),
+                          _Hypotheses.empty(batch, beam_size, max_length, source_len), tf.zeros([batch], "int32"),
+                          **rules)
 
-        def body(t, token, states, live_scores, live_tokens, live_attention, finished, count):
+        def body(t, token, states, *search):
             logits, states, attention = self._step(token, states, memory, memory_mask)
-            log_probs = ops.reshape(_log_probs(logits, start_id), [batch, beam_size, -1])
-            vocab = ops.shape(log_probs)[2]
-            candidates = ops.reshape(live_scores[:, :, None] + log_probs, [batch, -1])
-            top_scores, top = ops.top_k(candidates, 2 * beam_size)
-            parents, words = top // vocab, top % vocab
-            ends = ops.equal(words, end_id)
-
-            # End-token extensions among the first beam_size candidates finish (unless the sentence is done).
-            finishing = ends & first_k[None, :] & (top_scores > NEG_INF) & (count < beam_size)[:, None]
-            finishing = finishing[:, :beam_size]
-            parents_k = parents[:, :beam_size]
-            log_prob = ops.where(finishing, top_scores[:, :beam_size], NEG_INF)
-            finished = _Hypotheses.best(finished, {
-                "scores": log_prob / length_penalty_factor(ops.cast(t + 1, "float32"), length_penalty),
-                "log_probs": log_prob,
-                "tokens": tf.gather(live_tokens, parents_k, batch_dims=1),
-                "lengths": tf.fill(tf.shape(parents_k), t),
-                "attention": tf.gather(live_attention, parents_k, batch_dims=1)})
-            count = count + ops.sum(ops.cast(finishing, "int32"), axis=1)
-
-            # The beam_size best extensions that did not end stay live.
-            live_scores, keep = ops.top_k(ops.where(ends, NEG_INF, top_scores), beam_size)
-            parents = ops.take_along_axis(parents, keep, axis=1)
-            words = ops.take_along_axis(words, keep, axis=1)
-            rows = ops.reshape(parents + ops.arange(batch, dtype="int32")[:, None] * beam_size, [-1])
-            states = [tf.gather(state, rows) for state in states]
-            attention = tf.gather(ops.reshape(attention, [batch, beam_size, -1]), parents, batch_dims=1)
-            live_tokens = _write_at(tf.gather(live_tokens, parents, batch_dims=1), t, words)
-            live_attention = _write_at(tf.gather(live_attention, parents, batch_dims=1), t, attention)
-            return t + 1, ops.reshape(words, [-1]), states, live_scores, live_tokens, live_attention, finished, count
+            return _extend(t, logits, states, attention, *search, **rules)
 
         def cond(t, *rest):
             return (t < max_length) & ~tf.reduce_all(rest[-1] >= beam_size)
 
-        initial = (tf.constant(0), tf.fill([batch * beam_size], start_id), states, live_scores,
-                   tf.zeros([batch, beam_size, max_length], "int32"),
-                   tf.zeros([batch, beam_size, max_length, source_len], "float32"),
-                   _Hypotheses.empty(batch, beam_size, max_length, source_len), tf.zeros([batch], "int32"))
-        _, _, _, live_scores, live_tokens, live_attention, finished, count = tf.while_loop(cond, _same_shapes(body), initial)
+        _, _, _, live_scores, live_tokens, live_attention, finished, count = tf.while_loop(
+            cond, _same_shapes(body), initial)
 
         # Sentences not done by max_length: their live hypotheses compete as they are, max_length tokens long.
         log_prob = ops.where((count < beam_size)[:, None], live_scores, NEG_INF)
@@ -232,6 +231,46 @@ class Searcher:
             "tokens": live_tokens,
             "lengths": tf.fill(tf.shape(live_scores), max_length),
             "attention": live_attention})
+
+
+def _extend(t, logits, states, attention, live_scores, live_tokens, live_attention, finished, count, *,
+            start_id, end_id, length_penalty):
+    """One beam step at position `t`, given the model's output for every live hypothesis.
+
+    logits (batch x beam, vocab), states and attention (batch x beam, source_len) come
+    from `step`; live_scores (batch, beam) are the live hypotheses' log-probs, live_tokens
+    and live_attention their histories; `finished` holds the best finished hypotheses and
+    `count` how many have finished per sentence. Returns the loop variables of step t + 1.
+    """
+    batch, beam_size = ops.shape(live_scores)[0], live_scores.shape[1]
+    vocab = logits.shape[-1] or ops.shape(logits)[-1]  # static when the model's is: top_k needs it
+    log_probs = ops.reshape(_log_probs(logits, start_id), [batch, beam_size, vocab])
+    candidates = ops.reshape(live_scores[:, :, None] + log_probs, [batch, beam_size * vocab])
+    top_scores, top = top_k(candidates, 2 * beam_size)
+    parents, words = top // vocab, top % vocab
+    ends = ops.equal(words, end_id)
+
+    # End-token extensions among the first beam_size candidates finish (unless the sentence is done).
+    finishing = ends[:, :beam_size] & (top_scores[:, :beam_size] > NEG_INF) & (count < beam_size)[:, None]
+    log_prob = ops.where(finishing, top_scores[:, :beam_size], NEG_INF)
+    finished = _Hypotheses.best(finished, {
+        "scores": log_prob / length_penalty_factor(ops.cast(t + 1, "float32"), length_penalty),
+        "log_probs": log_prob,
+        "tokens": tf.gather(live_tokens, parents[:, :beam_size], batch_dims=1),
+        "lengths": tf.fill(tf.shape(log_prob), t),
+        "attention": tf.gather(live_attention, parents[:, :beam_size], batch_dims=1)})
+    count = count + ops.sum(ops.cast(finishing, "int32"), axis=1)
+
+    # The beam_size best extensions that did not end stay live.
+    live_scores, keep = ops.top_k(ops.where(ends, NEG_INF, top_scores), beam_size)
+    parents = ops.take_along_axis(parents, keep, axis=1)
+    words = ops.take_along_axis(words, keep, axis=1)
+    rows = ops.reshape(parents + ops.arange(batch, dtype="int32")[:, None] * beam_size, [-1])
+    states = [tf.gather(state, rows) for state in states]
+    attention = tf.gather(ops.reshape(attention, [batch, beam_size, -1]), parents, batch_dims=1)
+    live_tokens = _write_at(tf.gather(live_tokens, parents, batch_dims=1), t, words)
+    live_attention = _write_at(tf.gather(live_attention, parents, batch_dims=1), t, attention)
+    return t + 1, ops.reshape(words, [-1]), states, live_scores, live_tokens, live_attention, finished, count
 
 
 _SEARCHERS = {}

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.errors import NlpkitError
-from nlpkit.search import beam_search, greedy_search, length_penalty_factor, searcher
+from nlpkit.search import beam_search, greedy_search, length_penalty_factor, searcher, top_k
 
 START, END = 2, 3
 SOURCE_VOCAB, TARGET_VOCAB = 13, 11
@@ -290,6 +290,18 @@ def test_the_length_penalty_can_prefer_the_longer_translation():
         np.testing.assert_allclose(result["scores"][0, 0], expected, rtol=1e-5)
         assert result["scores"][0, 0] >= result["scores"][0, 1]
     assert model.log_prob(short) > model.log_prob(long)
+
+
+@pytest.mark.parametrize("n, k, chunk", [(1000, 10, 7), (40, 6, 128), (24, 24, 5), (300, 1, 16)])
+def test_the_chunked_top_k_is_exactly_top_k_also_with_ties_and_minus_infinity(n, k, chunk):
+    rng = np.random.default_rng(n)
+    x = np.where(rng.random((9, n)) < 0.3, -np.inf, rng.integers(0, 4, size=(9, n))).astype("float32")
+    x[1] = rng.normal(size=n)
+    x[2] = -np.inf
+    values, indices = top_k(tf.constant(x), k, chunk=chunk)
+    expected_values, expected_indices = tf.math.top_k(x, k)
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(indices, expected_indices)
 
 
 # --- compilation and arguments --------------------------------------------------------------------
