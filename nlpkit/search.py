@@ -52,7 +52,6 @@ Traced loops are cached per (encode, step) pair and traced again only for a
 new beam size or (after the first change) with unknown batch and source sizes.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -118,7 +117,7 @@ def _same_shapes(body):
 
 
 def _write_at(history, t, values):
-    """`history` (..., max_length, ...) with position `t` of axis 2 set to `values` (history without that axis)."""
+    """`history` (batch, beam, max_length, ...) with position `t` of axis 2 set to `values` (batch, beam, ...)."""
     at_t = ops.equal(ops.arange(ops.shape(history)[2], dtype="int32"), t)
     at_t = ops.reshape(at_t, [1, 1, -1] + [1] * (len(history.shape) - 3))
     return ops.where(at_t, ops.expand_dims(values, 2), history)
