@@ -44,19 +44,23 @@ def naive_greedy(naive_predict, source, start_id, end_id, max_length):
     return output[1:]
 
 
-def _best_seconds(run, repeats):
-    """The fastest of `repeats` timed runs (after one untimed warm-up run that traces)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        with Timer() as timer:
-            run()
-        times.append(timer.seconds)
-    return min(times)
+def _best_seconds(runs, rounds):
+    """The fastest of `rounds` timed runs of each callable in `runs` (a dict), after one untimed warm-up
+    run each (which traces). The callables take turns, so a change in the machine's load between
+    rounds affects them alike."""
+    for run in runs.values():
+        run()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            with Timer() as timer:
+                run()
+            best[name] = min(best[name], timer.seconds)
+    return best
 
 
 def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict, *, beam_size=5,
-          naive_sentences=4, repeats=2):
+          naive_sentences=4, rounds=3):
     """Sentences/s of batched greedy, beam `beam_size` and the naive predict loop, and their ratios.
 
     `source_ids` (batch, source_len) is decoded as one batch; the naive loop decodes its first
@@ -68,10 +72,11 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
     source_ids = np.asarray(source_ids)
     batch = len(source_ids)
     common = dict(start_id=start_id, end_id=end_id, max_length=max_length)
-    greedy = _best_seconds(lambda: greedy_search(encode, step, source_ids, **common), repeats)
-    beam = _best_seconds(lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common), repeats)
     repeated = np.repeat(source_ids, beam_size, axis=0)
-    greedy_wide = _best_seconds(lambda: greedy_search(encode, step, repeated, **common), repeats)
+    seconds = _best_seconds({"greedy": lambda: greedy_search(encode, step, source_ids, **common),
+                             "beam": lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common),
+                             "greedy_wide": lambda: greedy_search(encode, step, repeated, **common)}, rounds)
+    greedy, beam, greedy_wide = seconds["greedy"], seconds["beam"], seconds["greedy_wide"]
 
     naive_greedy(naive_predict, source_ids[0], start_id, end_id, max_length)  # warm up
     with Timer() as timer:
@@ -189,7 +194,7 @@ def main():
     print(f"greedy vs naive:               {figures['greedy_vs_naive']:10.0f}x   (goal >= 100x)")
     print(f"beam {beam} cost vs greedy:          {figures['beam_cost_vs_greedy']:10.2f}x   (goal <= 3x)")
     print(f"beam {beam} cost vs greedy x {beam} rows: {figures['beam_cost_vs_greedy_on_batch_x_beam_rows']:10.2f}x   "
-          "(the search's own overhead)", flush=True)
+          "(same model work: the rest is the search's own cost)", flush=True)
     save_results("search_speed", results)
 
 
