@@ -8,7 +8,9 @@ figures come from the same run:
   - greedy: sentences/s of `greedy_search` on one batch of sources;
   - beam:   sentences/s of `beam_search` with width `beam_size` on the same batch;
   - greedy on batch x beam rows: the same model work per step as the beam (every source
-    repeated beam_size times), but no search bookkeeping, so beam / this is the search's own cost;
+    repeated beam_size times) without the search's bookkeeping; when no sentence ends early,
+    beam / this is the search's own cost (otherwise beam sentences also run more steps, until
+    beam_size hypotheses have ended, than greedy ones);
   - naive:  greedy decoding one sentence at a time, calling the teacher-forced model's
     `predict` on (source, output so far) once per output token.
 Goals (issue 5): greedy >= 100x naive in sentences/s; beam 5 costs <= 3x greedy.
@@ -16,7 +18,9 @@ Goals (issue 5): greedy >= 100x naive in sentences/s; beam 5 costs <= 3x greedy.
 Run as a script, it measures an untrained GRU encoder-decoder of realistic size (256 units, Luong
 dot attention, vocabularies 6000 -> 8000, sources of 15 tokens, 20 output tokens): speed does not
 depend on the weights, and untrained weights never emit the end token, so every search runs all
-`max_length` steps (the slowest case).
+`max_length` steps (the slowest case). `--end-bias B` adds B to the end token's logit, so that
+sentences end after different numbers of steps, as a trained model's do (the untrained logits
+spread over about +-0.01, so B around 0.008 gives outputs of about 10 tokens).
 """
 
 import argparse
@@ -46,17 +50,16 @@ def naive_greedy(naive_predict, source, start_id, end_id, max_length):
 
 def _best_seconds(runs, rounds):
     """The fastest of `rounds` timed runs of each callable in `runs` (a dict), after one untimed warm-up
-    run each (which traces). The callables take turns, so a change in the machine's load between
-    rounds affects them alike."""
-    for run in runs.values():
-        run()
+    run each (which traces), and the warm-up runs' outputs. The callables take turns, so a change in
+    the machine's load between rounds affects them alike."""
+    outputs = {name: run() for name, run in runs.items()}
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(rounds):
         for name, run in runs.items():
             with Timer() as timer:
                 run()
             best[name] = min(best[name], timer.seconds)
-    return best
+    return best, outputs
 
 
 def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict, *, beam_size=5,
@@ -73,9 +76,10 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
     batch = len(source_ids)
     common = dict(start_id=start_id, end_id=end_id, max_length=max_length)
     repeated = np.repeat(source_ids, beam_size, axis=0)
-    seconds = _best_seconds({"greedy": lambda: greedy_search(encode, step, source_ids, **common),
-                             "beam": lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common),
-                             "greedy_wide": lambda: greedy_search(encode, step, repeated, **common)}, rounds)
+    runs = {"greedy": lambda: greedy_search(encode, step, source_ids, **common),
+            "beam": lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common),
+            "greedy_wide": lambda: greedy_search(encode, step, repeated, **common)}
+    seconds, outputs = _best_seconds(runs, rounds)
     greedy, beam, greedy_wide = seconds["greedy"], seconds["beam"], seconds["greedy_wide"]
 
     naive_greedy(naive_predict, source_ids[0], start_id, end_id, max_length)  # warm up
@@ -89,6 +93,8 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
                "beam_sentences_per_s": batch / beam,
                "greedy_on_batch_x_beam_rows_sentences_per_s": batch / greedy_wide,
                "naive_sentences_per_s": naive,
+               "greedy_mean_length": float(outputs["greedy"]["lengths"].mean()),
+               "beam_mean_length": float(outputs["beam"]["lengths"][:, 0].mean()),
                "greedy_vs_naive": naive and (batch / greedy) / naive,
                "beam_cost_vs_greedy": beam / greedy,
                "beam_cost_vs_greedy_on_batch_x_beam_rows": beam / greedy_wide}
@@ -165,6 +171,7 @@ def main():
     parser.add_argument("--source-length", type=int, default=15)
     parser.add_argument("--max-length", type=int, default=20)
     parser.add_argument("--naive-sentences", type=int, default=4)
+    parser.add_argument("--end-bias", type=float, default=0.0, help="added to the end token's logit")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = parser.parse_args()
     limit_threads(args.threads)
@@ -173,6 +180,9 @@ def main():
 
     seed_everything(1337)
     model = RandomTranslator(args.source_vocab, args.target_vocab, args.units, args.units)
+    end_bias = np.zeros(args.target_vocab, "float32")
+    end_bias[END] = args.end_bias
+    model.output_layer.bias.assign(model.output_layer.bias + end_bias)
     rng = np.random.default_rng(0)
     sources = rng.integers(2, args.source_vocab, size=(args.batch, args.source_length))
     for row, length in enumerate(rng.integers(args.source_length // 2, args.source_length + 1, size=args.batch)):
@@ -180,8 +190,8 @@ def main():
     results = {"machine": machine(), "command": " ".join(sys.argv), "model": vars(args)}
     print(f"machine: {results['machine']}", flush=True)
     print(f"model: GRU {args.units} units, Luong dot attention, vocab {args.source_vocab} -> {args.target_vocab}, "
-          f"untrained; batch {args.batch}, sources of <= {args.source_length} tokens, {args.max_length} output tokens",
-          flush=True)
+          f"untrained; batch {args.batch}, sources of <= {args.source_length} tokens, {args.max_length} output tokens"
+          + (f", end-token bias {args.end_bias}" if args.end_bias else ""), flush=True)
     figures = speed(model.encode, model.step, sources, START, END, args.max_length, model.predict,
                     beam_size=args.beam, naive_sentences=args.naive_sentences)
     results["speed"] = figures
@@ -190,11 +200,13 @@ def main():
     print(f"beam {beam}, batched:               {figures['beam_sentences_per_s']:10.1f} sentences/s")
     print(f"greedy on batch x {beam} rows:      {figures['greedy_on_batch_x_beam_rows_sentences_per_s']:10.1f} "
           "sentences/s (the beam's model work, no search)")
+    print(f"mean output length:            {figures['greedy_mean_length']:10.1f} greedy, "
+          f"{figures['beam_mean_length']:.1f} beam {beam} (of at most {args.max_length})")
     print(f"naive predict loop:            {figures['naive_sentences_per_s']:10.2f} sentences/s")
     print(f"greedy vs naive:               {figures['greedy_vs_naive']:10.0f}x   (goal >= 100x)")
     print(f"beam {beam} cost vs greedy:          {figures['beam_cost_vs_greedy']:10.2f}x   (goal <= 3x)")
     print(f"beam {beam} cost vs greedy x {beam} rows: {figures['beam_cost_vs_greedy_on_batch_x_beam_rows']:10.2f}x   "
-          "(same model work: the rest is the search's own cost)", flush=True)
+          "(1 = the search costs nothing beyond the model's steps)", flush=True)
     save_results("search_speed", results)
 
 

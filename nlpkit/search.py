@@ -20,6 +20,11 @@ every row of the batch at once:
         greedy: token = the likeliest allowed id
         beam:   the beam_size best (hypothesis + id) of the batch row, states reordered by their parents
 
+A sentence that is finished leaves the loop's tensors (when any sentence
+finishes, the others are gathered), so the steps after it cost nothing for it:
+a batch costs about the sum of its sentences' steps, not batch size x the
+slowest sentence's.
+
 Both searches share these rules:
   - ids 0 (padding), 1 (out-of-vocabulary) and the start id are never emitted;
   - scores are the model's own log-probabilities (log-softmax over the whole
@@ -103,17 +108,53 @@ def top_k(x, k, chunk=128):
     return values, ops.take_along_axis(best, at // chunk, axis=1) * chunk + at % chunk
 
 
-def _same_shapes(body):
-    """`body` with its outputs' static shapes set to those of its inputs, as `tf.while_loop` requires
-    (ops such as top_k and gather forget a batch size that was known when the loop was traced)."""
+def _while_loop(cond, body, variables, shrinking):
+    """`tf.while_loop` over a dict of loop variables, those named in `shrinking` free to lose rows.
 
-    def wrapped(*loop_vars):
-        def same(new, old):
-            return tf.ensure_shape(new, old.shape) if isinstance(old, tf.Tensor) else new
+    Sentences that are finished leave the loop's tensors (see `_keep_sentences`), so
+    those tensors' first axis may shrink from one step to the next; every other loop
+    variable keeps its static shape. The body's outputs get these shapes back, since
+    ops such as top_k and gather forget sizes that were known when the loop was traced.
+    """
 
-        return tf.nest.map_structure(same, tuple(body(*loop_vars)), loop_vars)
+    def invariant(name, value):
+        if isinstance(value, tf.TensorArray):
+            return tf.TensorShape(None)
+        return tf.TensorShape([None]).concatenate(value.shape[1:]) if name in shrinking else value.shape
 
-    return wrapped
+    invariants = {name: tf.nest.map_structure(lambda value, name=name: invariant(name, value), values)
+                  for name, values in variables.items()}
+
+    def shaped(values):
+        def ensure(value, shape):
+            return tf.ensure_shape(value, shape) if isinstance(value, tf.Tensor) else value
+
+        new = body(values)
+        return ({name: tf.nest.map_structure(ensure, new[name], invariants[name]) for name in variables},)
+
+    (result,) = tf.while_loop(cond, shaped, (variables,), shape_invariants=(invariants,))
+    return result
+
+
+def _keep_sentences(variables, keep, per_sentence, per_row, rows_per_sentence):
+    """`variables` with only the sentences where `keep` (active sentences,) is True, when some is not.
+
+    Entries named in `per_sentence` have one row per sentence, those in `per_row`
+    `rows_per_sentence` consecutive rows per sentence (its beam). A step of the model
+    then costs nothing for a finished sentence.
+    """
+
+    def gather():
+        sentences = ops.cast(tf.where(keep)[:, 0], "int32")
+        rows = ops.reshape(sentences[:, None] * rows_per_sentence
+                           + ops.arange(rows_per_sentence, dtype="int32")[None, :], [-1])
+        kept = {name: tf.nest.map_structure(lambda x: tf.gather(x, sentences), variables[name])
+                for name in per_sentence}
+        kept.update({name: tf.nest.map_structure(lambda x: tf.gather(x, rows), variables[name]) for name in per_row})
+        return kept
+
+    unchanged = {name: variables[name] for name in per_sentence + per_row}
+    return dict(variables, **tf.cond(tf.reduce_all(keep), lambda: unchanged, gather))
 
 
 def _write_at(history, t, values):
@@ -135,6 +176,13 @@ class _Hypotheses:
                 "tokens": tf.zeros([batch, beam_size, max_length], "int32"),
                 "lengths": tf.zeros([batch, beam_size], "int32"),
                 "attention": tf.zeros([batch, beam_size, max_length, source_len], "float32")}
+
+    @staticmethod
+    def scatter(results, sentences, hypotheses, which):
+        """`results` (batch, ...) with row sentences[i] set to hypotheses[i] wherever which[i] is True."""
+        at = tf.boolean_mask(sentences, which)[:, None]
+        return {name: tf.tensor_scatter_nd_update(results[name], at, tf.boolean_mask(hypotheses[name], which))
+                for name in _Hypotheses.FIELDS}
 
     @staticmethod
     def best(pool, candidates):
@@ -167,84 +215,94 @@ class Searcher:
 
     def _greedy(self, source_ids, start_id, end_id, max_length):
         memory, memory_mask, states = self._start(source_ids)
-        batch = tf.shape(source_ids)[0]
+        batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
 
-        def body(t, token, states, finished, lengths, scores, tokens, attentions):
-            logits, states, attention = self._step(token, states, memory, memory_mask)
+        def body(v):
+            logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
             log_probs = _log_probs(logits, start_id)
             token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # ties go to the lower id
             token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
-            scores = ops.where(finished, scores, scores + token_log_prob)
-            finished = finished | ops.equal(token, end_id)
-            tokens = tokens.write(t, ops.where(finished, 0, token))
-            attentions = attentions.write(t, ops.where(finished[:, None], 0.0, attention))
-            lengths = lengths + ops.cast(~finished, "int32")
-            return t + 1, token, states, finished, lengths, scores, tokens, attentions
+            emitted = ops.not_equal(token, end_id)
+            at = v["sentence"][:, None]  # the rows still decoding, in the (batch, ...) results
+            v = dict(v, t=v["t"] + 1, token=token, states=states,
+                     scores=tf.tensor_scatter_nd_add(v["scores"], at, token_log_prob),
+                     lengths=tf.tensor_scatter_nd_add(v["lengths"], at, ops.cast(emitted, "int32")),
+                     tokens=v["tokens"].write(v["t"], tf.scatter_nd(at, ops.where(emitted, token, 0), [batch])),
+                     attention=v["attention"].write(v["t"], tf.scatter_nd(
+                         at, ops.where(emitted[:, None], attention, 0.0), [batch, source_len])))
+            return _keep_sentences(v, emitted, ["sentence"], ["token", "states", "memory", "memory_mask"], 1)
 
-        def cond(t, token, states, finished, *_):
-            return (t < max_length) & ~tf.reduce_all(finished)
-
-        initial = (tf.constant(0), tf.fill([batch], start_id), states, tf.zeros([batch], "bool"),
-                   tf.zeros([batch], "int32"), tf.zeros([batch], "float32"),
-                   tf.TensorArray("int32", size=0, dynamic_size=True),
-                   tf.TensorArray("float32", size=0, dynamic_size=True))
-        t, _, _, _, lengths, scores, tokens, attentions = tf.while_loop(cond, _same_shapes(body), initial)
-        pad = max_length - t  # when every row finished early
-        tokens = tf.pad(tf.transpose(tokens.stack()), [[0, 0], [0, pad]])
-        attentions = tf.pad(tf.transpose(attentions.stack(), [1, 0, 2]), [[0, 0], [0, pad], [0, 0]])
-        return {"tokens": tokens, "lengths": lengths, "scores": scores, "attention": attentions}
+        variables = {"t": tf.constant(0), "token": tf.fill([batch], start_id), "states": states, "memory": memory,
+                     "memory_mask": memory_mask, "sentence": tf.range(batch),
+                     "scores": tf.zeros([batch], "float32"), "lengths": tf.zeros([batch], "int32"),
+                     "tokens": tf.TensorArray("int32", size=0, dynamic_size=True),
+                     "attention": tf.TensorArray("float32", size=0, dynamic_size=True)}
+        v = _while_loop(lambda v: (v["t"] < max_length) & (tf.size(v["sentence"]) > 0), body, variables,
+                        shrinking={"token", "states", "memory", "memory_mask", "sentence"})
+        pad = max_length - v["t"]  # when every row finished early
+        tokens = tf.pad(tf.transpose(v["tokens"].stack()), [[0, 0], [0, pad]])
+        attention = tf.pad(tf.transpose(v["attention"].stack(), [1, 0, 2]), [[0, 0], [0, pad], [0, 0]])
+        return {"tokens": tokens, "lengths": v["lengths"], "scores": v["scores"], "attention": attention}
 
     def _beam(self, source_ids, start_id, end_id, max_length, length_penalty, beam_size):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
         rules = dict(start_id=start_id, end_id=end_id, length_penalty=length_penalty)
+        per_sentence = ["sentence", "live_scores", "live_tokens", "live_attention", "finished", "count"]
+        per_row = ["token", "states", "memory", "memory_mask"]
+
+        def retire_done(v):
+            """Done sentences' hypotheses go to the results, and the sentences leave the loop."""
+            done = v["count"] >= beam_size
+            results = _Hypotheses.scatter(v["results"], v["sentence"], v["finished"], done)
+            return _keep_sentences(dict(v, results=results), ~done, per_sentence, per_row, beam_size)
 
         # Every hypothesis starts from the start token: the first step runs on batch rows, then is tiled.
         # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
         logits, states, attention = self._step(tf.fill([batch], start_id), states, memory, memory_mask)
         tile = lambda x: ops.repeat(x, beam_size, axis=0)  # noqa: E731
-        memory, memory_mask = tile(memory), tile(memory_mask)
+        empty = _Hypotheses.empty(batch, beam_size, max_length, source_len)
         # The hypotheses are copies at first: only the first may grow, or the beam would fill with copies.
-        live_scores = tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1])
-        initial = _extend(tf.constant(0), tile(logits), [tile(state) for state in states], tile(attention),
-                          live_scores, tf.zeros([batch, beam_size, max_length], "int32"),
-                          tf.zeros([batch, beam_size, max_length, source_len], "float32"),
-                          _Hypotheses.empty(batch, beam_size, max_length, source_len), tf.zeros([batch], "int32"),
-                          **rules)
+        v = {"t": tf.constant(0), "states": [tile(state) for state in states],
+             "memory": tile(memory), "memory_mask": tile(memory_mask), "sentence": tf.range(batch),
+             "live_scores": tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
+             "live_tokens": tf.zeros([batch, beam_size, max_length], "int32"),
+             "live_attention": tf.zeros([batch, beam_size, max_length, source_len], "float32"),
+             "finished": empty, "count": tf.zeros([batch], "int32"), "results": empty}
+        v = retire_done(dict(v, **_extend(v, tile(logits), v["states"], tile(attention), **rules)))
 
-        def body(t, token, states, *search):
-            logits, states, attention = self._step(token, states, memory, memory_mask)
-            return _extend(t, logits, states, attention, *search, **rules)
+        def body(v):
+            logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
+            return retire_done(dict(v, **_extend(v, logits, states, attention, **rules)))
 
-        def cond(t, *rest):
-            return (t < max_length) & ~tf.reduce_all(rest[-1] >= beam_size)
-
-        _, _, _, live_scores, live_tokens, live_attention, finished, count = tf.while_loop(
-            cond, _same_shapes(body), initial)
+        v = _while_loop(lambda v: (v["t"] < max_length) & (tf.size(v["sentence"]) > 0), body, v,
+                        shrinking=set(per_sentence + per_row))
 
         # Sentences not done by max_length: their live hypotheses compete as they are, max_length tokens long.
-        log_prob = ops.where((count < beam_size)[:, None], live_scores, NEG_INF)
-        return _Hypotheses.best(finished, {
+        log_prob = v["live_scores"]
+        last = _Hypotheses.best(v["finished"], {
             "scores": log_prob / length_penalty_factor(ops.cast(max_length, "float32"), length_penalty),
             "log_probs": log_prob,
-            "tokens": live_tokens,
-            "lengths": tf.fill(tf.shape(live_scores), max_length),
-            "attention": live_attention})
+            "tokens": v["live_tokens"],
+            "lengths": tf.fill(tf.shape(log_prob), max_length),
+            "attention": v["live_attention"]})
+        return _Hypotheses.scatter(v["results"], v["sentence"], last, tf.ones_like(v["count"], "bool"))
 
 
-def _extend(t, logits, states, attention, live_scores, live_tokens, live_attention, finished, count, *,
-            start_id, end_id, length_penalty):
-    """One beam step at position `t`, given the model's output for every live hypothesis.
+def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
+    """One beam step at position v["t"], given the model's output for every live hypothesis.
 
-    logits (batch x beam, vocab), states and attention (batch x beam, source_len) come
-    from `step`; live_scores (batch, beam) are the live hypotheses' log-probs, live_tokens
-    and live_attention their histories; `finished` holds the best finished hypotheses and
-    `count` how many have finished per sentence. Returns the loop variables of step t + 1.
+    logits (sentences x beam, vocab), states and attention (sentences x beam, source_len)
+    come from `step`; in `v`, live_scores (sentences, beam) are the live hypotheses'
+    log-probs, live_tokens and live_attention their histories, `finished` the best
+    finished hypotheses and `count` how many have finished per sentence. Returns those
+    entries of `v` for step t + 1, and the next tokens.
     """
-    batch, beam_size = ops.shape(live_scores)[0], live_scores.shape[1]
+    t, live_scores, count = v["t"], v["live_scores"], v["count"]
+    sentences, beam_size = ops.shape(live_scores)[0], live_scores.shape[1]
     vocab = logits.shape[-1] or ops.shape(logits)[-1]  # static when the model's is: top_k needs it
-    log_probs = ops.reshape(_log_probs(logits, start_id), [batch, beam_size, vocab])
-    candidates = ops.reshape(live_scores[:, :, None] + log_probs, [batch, beam_size * vocab])
+    log_probs = ops.reshape(_log_probs(logits, start_id), [sentences, beam_size, vocab])
+    candidates = ops.reshape(live_scores[:, :, None] + log_probs, [sentences, beam_size * vocab])
     top_scores, top = top_k(candidates, 2 * beam_size)
     parents, words = top // vocab, top % vocab
     ends = ops.equal(words, end_id)
@@ -252,24 +310,25 @@ def _extend(t, logits, states, attention, live_scores, live_tokens, live_attenti
     # End-token extensions among the first beam_size candidates finish (unless the sentence is done).
     finishing = ends[:, :beam_size] & (top_scores[:, :beam_size] > NEG_INF) & (count < beam_size)[:, None]
     log_prob = ops.where(finishing, top_scores[:, :beam_size], NEG_INF)
-    finished = _Hypotheses.best(finished, {
+    finished = _Hypotheses.best(v["finished"], {
         "scores": log_prob / length_penalty_factor(ops.cast(t + 1, "float32"), length_penalty),
         "log_probs": log_prob,
-        "tokens": tf.gather(live_tokens, parents[:, :beam_size], batch_dims=1),
+        "tokens": tf.gather(v["live_tokens"], parents[:, :beam_size], batch_dims=1),
         "lengths": tf.fill(tf.shape(log_prob), t),
-        "attention": tf.gather(live_attention, parents[:, :beam_size], batch_dims=1)})
+        "attention": tf.gather(v["live_attention"], parents[:, :beam_size], batch_dims=1)})
     count = count + ops.sum(ops.cast(finishing, "int32"), axis=1)
 
     # The beam_size best extensions that did not end stay live.
     live_scores, keep = ops.top_k(ops.where(ends, NEG_INF, top_scores), beam_size)
     parents = ops.take_along_axis(parents, keep, axis=1)
     words = ops.take_along_axis(words, keep, axis=1)
-    rows = ops.reshape(parents + ops.arange(batch, dtype="int32")[:, None] * beam_size, [-1])
-    states = [tf.gather(state, rows) for state in states]
-    attention = tf.gather(ops.reshape(attention, [batch, beam_size, -1]), parents, batch_dims=1)
-    live_tokens = _write_at(tf.gather(live_tokens, parents, batch_dims=1), t, words)
-    live_attention = _write_at(tf.gather(live_attention, parents, batch_dims=1), t, attention)
-    return t + 1, ops.reshape(words, [-1]), states, live_scores, live_tokens, live_attention, finished, count
+    rows = ops.reshape(parents + ops.arange(sentences, dtype="int32")[:, None] * beam_size, [-1])
+    attention = tf.gather(ops.reshape(attention, [sentences, beam_size, -1]), parents, batch_dims=1)
+    return {"t": t + 1, "token": ops.reshape(words, [-1]), "states": [tf.gather(state, rows) for state in states],
+            "live_scores": live_scores,
+            "live_tokens": _write_at(tf.gather(v["live_tokens"], parents, batch_dims=1), t, words),
+            "live_attention": _write_at(tf.gather(v["live_attention"], parents, batch_dims=1), t, attention),
+            "finished": finished, "count": count}
 
 
 _SEARCHERS = {}

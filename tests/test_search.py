@@ -70,21 +70,27 @@ class TinyTranslator:
 class Bigram:
     """A step model with known constant weights: next-token probabilities depend on the previous token only.
 
-    `table` maps a previous id to {next id: probability}; every id not listed gets probability ~e-30.
+    `load(table)` sets the weights: `table` maps a previous id to {next id: probability}; every id not
+    listed gets probability ~e-30. One instance serves every test (`bigram`), so that the search's
+    loops are traced once for all of them.
     """
 
     VOCAB = 8  # 0 padding, 1 OOV, 2 start, 3 end, 4-7 the words A B C D
     A, B, C, D = 4, 5, 6, 7
 
-    def __init__(self, table):
+    def __init__(self):
+        self.table = {}
+        self.lookup = keras.layers.Embedding(self.VOCAB, self.VOCAB)
+        self.lookup.build((None,))
+
+    def load(self, table):
         logits = np.full((self.VOCAB, self.VOCAB), -30.0, "float32")
         for previous, row in table.items():
             for word, probability in row.items():
                 logits[previous, word] = math.log(probability)
+        self.lookup.set_weights([logits])
         self.table = table
-        self.lookup = keras.layers.Embedding(self.VOCAB, self.VOCAB,
-                                             embeddings_initializer=keras.initializers.Constant(logits))
-        self.lookup.build((None,))
+        return self
 
     def encode(self, source_ids):
         batch, length = ops.shape(source_ids)[0], ops.shape(source_ids)[1]
@@ -148,6 +154,12 @@ def assert_well_formed(tokens, lengths, max_length):
 
 
 MODELS = {}
+BIGRAM = Bigram()
+
+
+def bigram(table):
+    """The shared `Bigram` model with the probabilities of `table`."""
+    return BIGRAM.load(table)
 
 
 def translator(cell, layers):
@@ -179,7 +191,7 @@ def test_greedy_equals_a_plain_python_loop_over_the_same_step(cell, layers):
 
 
 def test_the_end_token_stops_decoding_and_the_rest_is_padding():
-    model = Bigram({START: {Bigram.A: 1.0}, Bigram.A: {Bigram.B: 1.0}, Bigram.B: {END: 0.9, Bigram.C: 0.1},
+    model = bigram({START: {Bigram.A: 1.0}, Bigram.A: {Bigram.B: 1.0}, Bigram.B: {END: 0.9, Bigram.C: 0.1},
                     Bigram.C: {END: 1.0}})
     for kind, kwargs in (("greedy", {}), ("beam", {"beam_size": 3})):
         result = search(model, kind, max_length=6, **kwargs)
@@ -193,7 +205,7 @@ def test_the_end_token_stops_decoding_and_the_rest_is_padding():
 @pytest.mark.parametrize("max_length", [1, 4])
 def test_max_length_is_respected_when_the_end_never_comes(max_length):
     # The end token has probability ~e-30 everywhere; A A A ... is the likeliest sequence of every length.
-    model = Bigram({START: {Bigram.A: 0.7, Bigram.B: 0.3}, Bigram.A: {Bigram.A: 0.6, Bigram.B: 0.4},
+    model = bigram({START: {Bigram.A: 0.7, Bigram.B: 0.3}, Bigram.A: {Bigram.A: 0.6, Bigram.B: 0.4},
                     Bigram.B: {Bigram.A: 0.5, Bigram.B: 0.5}})
     for kind, kwargs in (("greedy", {}), ("beam", {"beam_size": 2, "n_best": 2})):
         result = search(model, kind, max_length=max_length, **kwargs)
@@ -204,7 +216,7 @@ def test_max_length_is_respected_when_the_end_never_comes(max_length):
 
 
 def test_padding_oov_and_the_start_id_are_never_emitted_even_when_likeliest():
-    model = Bigram({START: {0: 0.4, 1: 0.3, START: 0.2, Bigram.A: 0.06, Bigram.B: 0.04}, Bigram.A: {END: 1.0}})
+    model = bigram({START: {0: 0.4, 1: 0.3, START: 0.2, Bigram.A: 0.06, Bigram.B: 0.04}, Bigram.A: {END: 1.0}})
     greedy = search(model, "greedy")
     beam = search(model, "beam", beam_size=2, n_best=2)
     assert np.all(greedy["tokens"][:, 0] == Bigram.A)
@@ -251,6 +263,8 @@ def test_beam_hypotheses_are_distinct_sorted_and_scored_by_the_model(cell, layer
 def test_a_row_decoded_in_a_batch_equals_the_row_decoded_alone(kind, kwargs):
     model = translator("gru", 1)
     batch = search(model, kind, **kwargs)
+    best_lengths = batch["lengths"].reshape(len(SOURCES), -1)[:, 0]
+    assert len(set(best_lengths)) > 1, "rows should finish at different steps (and leave the batch early)"
     for row, source in enumerate(SOURCES):
         alone = search(model, kind, sources=SOURCES[row:row + 1], **kwargs)
         for name, value in alone.items():
@@ -259,7 +273,7 @@ def test_a_row_decoded_in_a_batch_equals_the_row_decoded_alone(kind, kwargs):
 
 def test_beam_search_finds_what_myopic_greedy_misses():
     # A is the likelier first word, but every way on from A is poor; B then the end is likelier overall.
-    model = Bigram({START: {Bigram.A: 0.6, Bigram.B: 0.4}, Bigram.A: {END: 0.4, Bigram.C: 0.3, Bigram.D: 0.3},
+    model = bigram({START: {Bigram.A: 0.6, Bigram.B: 0.4}, Bigram.A: {END: 0.4, Bigram.C: 0.3, Bigram.D: 0.3},
                     Bigram.B: {END: 0.9, Bigram.C: 0.1}, Bigram.C: {END: 1.0}, Bigram.D: {END: 1.0}})
     greedy = search(model, "greedy", max_length=4)
     beam = search(model, "beam", max_length=4, beam_size=2, length_penalty=0.0)
@@ -281,7 +295,7 @@ def test_a_beam_wide_enough_to_prune_nothing_ranks_every_sequence_exactly(seed, 
     # them all, and its 40 hypotheses are all the sequences: 13 ended, 27 cut at 3 words.
     rng = np.random.default_rng(seed)
     nexts = [Bigram.A, Bigram.B, Bigram.C, END]
-    model = Bigram({previous: dict(zip(nexts, rng.dirichlet(np.ones(4)))) for previous in [START] + nexts[:3]})
+    model = bigram({previous: dict(zip(nexts, rng.dirichlet(np.ones(4)))) for previous in [START] + nexts[:3]})
     result = search(model, "beam", max_length=3, beam_size=64, n_best=40, length_penalty=alpha)
 
     def score(words):
@@ -297,7 +311,7 @@ def test_a_beam_wide_enough_to_prune_nothing_ranks_every_sequence_exactly(seed, 
 
 def test_the_length_penalty_can_prefer_the_longer_translation():
     # A, end: log-prob log(0.37) ~ -0.99; B C, end: log(0.6 * 0.55) ~ -1.11, one word longer.
-    model = Bigram({START: {Bigram.A: 0.37, Bigram.B: 0.6, Bigram.D: 0.03}, Bigram.A: {END: 1.0},
+    model = bigram({START: {Bigram.A: 0.37, Bigram.B: 0.6, Bigram.D: 0.03}, Bigram.A: {END: 1.0},
                     Bigram.B: {Bigram.C: 0.55, Bigram.D: 0.45}, Bigram.C: {END: 1.0}, Bigram.D: {END: 1.0}})
     short, long = [Bigram.A], [Bigram.B, Bigram.C]
     for alpha, best in ((0.0, short), (1.0, long)):
@@ -326,7 +340,7 @@ def test_the_chunked_top_k_is_exactly_top_k_also_with_ties_and_minus_infinity(n,
 
 
 def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
-    model = Bigram({START: {Bigram.A: 1.0}, Bigram.A: {END: 1.0}})
+    model = bigram({START: {Bigram.A: 1.0}, Bigram.A: {END: 1.0}})
     search(model, "greedy", max_length=3)
     search(model, "beam", max_length=3, beam_size=2)
     compiled = searcher(model.encode, model.step)
@@ -347,7 +361,7 @@ def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
     (dict(beam_size=2, sources=np.zeros((0, 3), "int32")), "non-empty"),
 ])
 def test_bad_arguments_are_user_errors_that_name_the_argument(kwargs, fragment):
-    model = Bigram({START: {END: 1.0}})
+    model = bigram({START: {END: 1.0}})
     kwargs = {"sources": SOURCES, "max_length": 3, "end_id": END, **kwargs}
     with pytest.raises(NlpkitError, match=fragment):
         beam_search(model.encode, model.step, kwargs.pop("sources"), start_id=START, **kwargs)
