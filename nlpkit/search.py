@@ -85,7 +85,13 @@ def _log_probs(logits, start_id):
     return ops.where(allowed[None, :], log_probs, NEG_INF)
 
 
-def top_k(x, k, chunk=128):
+def _chunk_size(n):
+    """A chunk length for `top_k` over n values: a divisor of n near 64 (no padding copy), else 64."""
+    divisors = [d for d in range(32, 129) if n % d == 0]
+    return min(divisors, key=lambda d: abs(d - 64)) if divisors else 64
+
+
+def top_k(x, k, chunk=None):
     """`ops.top_k(x, k)` for (rows, n) float x, exactly (values, indices, ties to the lower index), faster.
 
     TensorFlow's CPU top_k costs about as much as a step of the model over the
@@ -97,6 +103,7 @@ def top_k(x, k, chunk=128):
     rows, n = ops.shape(x)[0], x.shape[-1]
     if n is None:
         return ops.top_k(x, k)
+    chunk = chunk or _chunk_size(n)
     pad = (-n) % chunk
     if pad:
         x = ops.concatenate([x, ops.full([rows, pad], NEG_INF, x.dtype)], axis=1)
