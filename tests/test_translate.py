@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from conftest import assert_one_line_error
 from nlpkit.errors import NlpkitError
-from nlpkit.seq2seq import StepDecoder, _greedy_search, build_translator
+from nlpkit import search
+from nlpkit.seq2seq import StepDecoder, build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
                                     grouped_split, id_rows, join_words, padded, read_pairs, words)
@@ -151,12 +152,14 @@ def test_attention_of_a_padded_source_sums_to_one_over_its_tokens_and_is_zero_on
 def test_greedy_decoding_of_a_batch_equals_decoding_each_row_alone():
     keras.utils.set_random_seed(3)
     decoder = StepDecoder(build_translator(12, 11, cell="gru", units=8, embedding_dim=6, attention="bahdanau"))
-    search = tf.function(lambda ids: _greedy_search(decoder.encode, decoder.step, ids, start_id=START_ID,
-                                                    end_id=END_ID, max_length=6))
-    batch = {k: np.asarray(v) for k, v in search(tf.constant(SOURCE)).items()}
+
+    def greedy(ids):
+        return search.greedy_search(decoder.encode, decoder.step, ids, start_id=START_ID, end_id=END_ID, max_length=6)
+
+    batch = {k: np.asarray(v) for k, v in greedy(tf.constant(SOURCE)).items()}
     for row in range(len(SOURCE)):
         width = max(1, int((SOURCE[row] != 0).sum()))
-        alone = {k: np.asarray(v) for k, v in search(tf.constant(SOURCE[row:row + 1, :width])).items()}
+        alone = {k: np.asarray(v) for k, v in greedy(tf.constant(SOURCE[row:row + 1, :width])).items()}
         np.testing.assert_array_equal(alone["tokens"][0], batch["tokens"][row])
         np.testing.assert_allclose(alone["scores"][0], batch["scores"][row], atol=1e-5)
         np.testing.assert_allclose(alone["attention"][0], batch["attention"][row, :, :width], atol=1e-6)
@@ -231,7 +234,6 @@ def test_bad_translation_requests_are_refused(translator, sentences, options, me
 
 
 def test_beam_search_of_width_one_equals_greedy_and_n_best_is_sorted(translator):
-    search = pytest.importorskip("nlpkit.search", reason="nlpkit.search (beam search) is merged separately")
     steps = translator.decoder.steps
     ids = tf.constant(padded(id_rows(translator.source_vectorizer, SENTENCES), translator.max_length))
     arguments = dict(start_id=START_ID, end_id=END_ID, max_length=10)

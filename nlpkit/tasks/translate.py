@@ -25,12 +25,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nlpkit import datasets, pipeline
+from nlpkit import datasets, pipeline, search
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError, at
 from nlpkit.layers import FitSequenceLength
 from nlpkit.runs import load_run
-from nlpkit.seq2seq import ATTENTIONS, StepDecoder, _greedy_search, build_translator
+from nlpkit.seq2seq import ATTENTIONS, StepDecoder, build_translator
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
 from nlpkit.tokenization import END, START, build_vectorizer, lower_and_split_punctuation
@@ -241,21 +241,11 @@ def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=No
 # --- decoding and scores ---------------------------------------------------------------------------
 
 
-def search_module():
-    """`nlpkit.search` (compiled greedy and beam search), or None in a build that does not have it yet."""
-    try:
-        from nlpkit import search
-    except ImportError:
-        return None
-    return search
-
-
 class Decoder:
     """Batched, compiled decoding of a `build_translator` network: id arrays in, n-best id sequences out."""
 
     def __init__(self, network):
         self.steps = StepDecoder(network)
-        self._greedy = {}
 
     def decode(self, source_ids, *, beam=1, n_best=1, max_length):
         """NumPy "tokens" (batch, n_best, max_length), "lengths" and "scores" (batch, n_best) best first,
@@ -266,24 +256,15 @@ class Decoder:
             return self._decode(source_ids, beam=beam, n_best=n_best, max_length=max_length)
 
     def _decode(self, source_ids, *, beam, n_best, max_length):
-        search = search_module()
         source_ids = tf.constant(source_ids, tf.int32)
         arguments = dict(start_id=START_ID, end_id=END_ID, max_length=int(max_length))
         if beam > 1 or n_best > 1:
-            if search is None:
-                raise NlpkitError("beam search needs nlpkit.search, which this build does not have; use --beam 1.")
             out = search.beam_search(self.steps.encode, self.steps.step, source_ids, beam_size=beam, n_best=n_best,
                                      **arguments)
             return {key: np.asarray(value) for key, value in out.items()}
-        if search is not None:
-            out = search.greedy_search(self.steps.encode, self.steps.step, source_ids, **arguments)
-        else:
-            if max_length not in self._greedy:
-                self._greedy[max_length] = tf.function(
-                    lambda ids: _greedy_search(self.steps.encode, self.steps.step, ids, **arguments),
-                    reduce_retracing=True)
-            out = self._greedy[max_length](source_ids)
-        out = {key: np.asarray(value) for key, value in out.items()}
+        out = {key: np.asarray(value)
+               for key, value in search.greedy_search(self.steps.encode, self.steps.step, source_ids,
+                                                      **arguments).items()}
         return {"tokens": out["tokens"][:, None], "lengths": out["lengths"][:, None],
                 "scores": out["scores"][:, None], "attention": out["attention"]}
 
