@@ -21,6 +21,7 @@ import keras
 
 import nlpkit
 from nlpkit.errors import NlpkitError
+from nlpkit.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -132,7 +133,7 @@ def manifest(task, options, **extra):
 
 
 def load_run(model_dir, task, required=()):
-    """Loads a run folder's model (safe mode on) and manifest, checking it is a `task` model.
+    """Loads a run folder's model (inspected by `nlpkit.safety`, then safe mode on) and manifest, checking it is a `task` model.
 
     `required` names manifest entries the caller needs, dotted for nested ones
     ("options.max_length"); a manifest without them is refused.
@@ -153,6 +154,7 @@ def load_run(model_dir, task, required=()):
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
+    inspect_archive(model_file)  # before Keras reads anything: no code, no foreign modules, no file paths
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns before raising; the error below says it all
