@@ -155,7 +155,9 @@ def train():
 
     The run folder holds model.keras (vocabulary included), manifest.json,
     metrics.json, history.json and learning_curve.png. It replaces an earlier
-    run only once training has succeeded.
+    run only once training has succeeded. Every epoch is backed up beside it
+    (.TASK.backup), so the same command resumes a killed run; a run already
+    trained with the same options and data is not trained again (--force).
     """
 
 
@@ -260,7 +262,13 @@ def make_train_command(task):
     @train.command(name=task.name, help=f"{task.summary}\n\nWrites models/{task.name} unless --out is given.")
     @dataclass_options(task.TrainOptions)
     def command(**values):
-        result = task.train(task.TrainOptions(**values))
+        options = task.TrainOptions(**values)
+        finished = None if options.force else task.finished_run(options)
+        if finished is not None:
+            click.echo(f"{finished}: already trained with these options and data; nothing to do "
+                       "(--force trains again).")
+            return
+        result = task.train(options)
         click.echo(f"\nheld-out validation metrics ({result['folder']}):")
         click.echo(task.format_metrics(result["validation"]))
 

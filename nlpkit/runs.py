@@ -120,6 +120,37 @@ class RunWriter:
         return False
 
 
+# Options that say how to run, not what to train: they do not make a run different.
+CONTROL_OPTIONS = ("out", "resume", "force")
+
+
+def run_identity(task, options, files):
+    """The task, the options that shape the model and the SHA-256 of every input file, as plain JSON.
+
+    Two runs with equal identities train the same model; `nlpkit.checkpoint`
+    resumes only a backup of an equal identity, and `same_run` tells whether a
+    finished run need not be trained again.
+    """
+    from nlpkit.checkpoint import file_digest
+
+    chosen = {key: value for key, value in dataclasses.asdict(options).items() if key not in CONTROL_OPTIONS}
+    identity = {"task": task, "nlpkit_version": nlpkit.__version__, "options": chosen,
+                "inputs": {name: file_digest(path) for name, path in sorted(files.items())}}
+    return json.loads(json.dumps(identity))
+
+
+def same_run(folder, identity):
+    """True if `folder` holds a finished run whose manifest records exactly `identity`."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file() or not (Path(folder) / MODEL_FILE).is_file():
+        return False
+    try:
+        info = read_json(path)
+    except NlpkitError:
+        return False
+    return isinstance(info, dict) and info.get("identity") == identity
+
+
 def manifest(task, options, **extra):
     """Everything needed to understand and reproduce a run."""
     return {
