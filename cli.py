@@ -249,6 +249,9 @@ def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
     generator = task_of_run(model_dir).load_generator(model_dir)
     training_text = decode_utf8(open_bytes(train_text), train_text) if train_text else None
     generation = generator.generate(seed, **dataclasses.asdict(options))
+    if generation.truncated:
+        click.echo(f"nlpkit: warning: the seed is {len(seed):,} characters long; generation reads only its "
+                   f"last {generator.max_length:,}, the model's maximum length.", err=True)
     if generation.unknown_characters:
         shown = " ".join(map(repr, generation.unknown_characters))
         click.echo(f"nlpkit: warning: seed characters the model never saw, read as unknown: {shown}", err=True)
@@ -289,7 +292,7 @@ def make_predict_command(task):
         truncated = sum(r.get("truncated", False) for r in results)
         if truncated:
             click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "
-                       f"were cut to their first {predictor.max_length}.", err=True)
+                       f"were cut to {predictor.max_length} ({task.truncation}).", err=True)
         echo_lines(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
                    else task.format_prediction(text, result) for text, result in zip(inputs, results))
 

@@ -124,6 +124,8 @@ class Task:
     TrainOptions = TrainOptions
     PredictOptions = NoOptions
     EvaluateOptions = NoOptions
+    # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
+    truncation = "their first ones are read"
 
     def format_metrics(self, metrics):
         return json.dumps(metrics, indent=2)

@@ -62,6 +62,26 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
     return with_vocabulary(vectorizer, [*special_tokens, *learnt][: max_tokens - 2])
 
 
+def check_texts(texts, what="text", allow_blank=False):
+    """The texts as a list, after refusing (NlpkitError naming the position) anything but strings
+    that are non-empty (non-blank unless `allow_blank`) and valid Unicode: a lone surrogate
+    cannot become UTF-8, which TensorFlow needs."""
+    if isinstance(texts, str):
+        raise NlpkitError(f"expected a list of {what}s, got a single string.")
+    texts = list(texts)
+    for position, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise NlpkitError(f"{what} {position} is not a string but {type(text).__name__}.")
+        if not (text if allow_blank else text.strip()):
+            raise NlpkitError(f"{what} {position} is empty.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise NlpkitError(f"{what} {position} is not valid Unicode: a lone surrogate "
+                              f"({text[error.start]!r}) at character {error.start + 1}.") from None
+    return texts
+
+
 def with_vocabulary(vectorizer, tokens):
     """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config."""
     config = vectorizer.get_config()
