@@ -45,6 +45,7 @@ from nlpkit.datasets import decode_utf8
 from nlpkit.decoding import SamplingOptions, format_stats
 from nlpkit.errors import NlpkitError, at
 from nlpkit.tasks import all_tasks
+from nlpkit.tokenization import vocabulary_lines
 
 TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
@@ -259,6 +260,25 @@ def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
     if stats:
         measured = generator.stats(generation.samples, training_text)
         echo_stream(["\n" + format_stats(measured, len(generation.samples)) + "\n"])
+
+
+@main.command()
+@click.argument("model_dir", metavar="RUN")
+def vocabulary(model_dir):
+    """Print a trained run's vocabulary: one token per line, UTF-8, from id 2 on.
+
+    Ids 0 and 1 (padding and unknown) are left out; a newline, carriage return
+    or backslash inside a token is written \\n, \\r or \\\\. The file trains
+    another run on the same tokens with --vocabulary.
+
+    \b
+        nlpkit vocabulary models/sentiment > vocab.txt
+        nlpkit train sentiment --vocabulary vocab.txt --out models/same-tokens
+    """
+    task = task_of_run(model_dir)
+    model, _ = runs.load_run(model_dir, task.name)
+    tokens = runs.vectorizer_of(model).get_vocabulary()[2:]
+    echo_stream([vocabulary_lines(tokens)])
 
 
 def make_train_command(task):

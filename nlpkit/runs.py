@@ -209,6 +209,14 @@ def _first_line(error):
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
+def vectorizer_of(model):
+    """The first text vectorizer of a loaded run's model (its vocabulary)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.TextVectorization):
+            return layer
+    raise NlpkitError(f"{model.name}: the model has no text vectorizer.")
+
+
 def _check_vectorizers(model, model_file):
     """Refuses a model whose text vectorizer came back without its vocabulary."""
     for layer in model.layers:

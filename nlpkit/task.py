@@ -49,6 +49,8 @@ class TrainOptions:
                                     "Default: lower_and_strip_punctuation for words, none for characters.",
                               choices=(None, *STANDARDIZERS))
     max_tokens: int = option(20000, "Largest vocabulary, padding and OOV ids included.")
+    vocabulary: str = option(None, "Vocabulary file (one token per line, UTF-8, as `nlpkit vocabulary RUN` writes "
+                                   "it): use these tokens instead of learning them from the data.")
     max_length: int = option(200, "Longest token sequence; longer texts are cut.")
     epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
     batch_size: int = option(64, "Examples per batch.")
@@ -83,6 +85,8 @@ class TrainOptions:
             check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True, high_open=True)
         if self.time_budget is not None:
             check_range("time_budget", self.time_budget, 0.0, low_open=True)
+        if self.vocabulary is not None and not os.path.isfile(self.vocabulary):
+            raise NlpkitError(f"{self.vocabulary}: --vocabulary file not found.")
         if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
             raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing word-vector file.")
 

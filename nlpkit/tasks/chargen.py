@@ -130,10 +130,10 @@ def read_splits(options):
 # --- vocabulary and character streams --------------------------------------------------------------
 
 
-def build_char_vectorizer(text, max_tokens):
+def build_char_vectorizer(text, max_tokens, vocabulary_file=None):
     """A character vectorizer (nothing standardized) with newline at id 2, learnt from `text`."""
     vectorizer = build_vectorizer(text.split(NEWLINE), level="char", max_tokens=max_tokens, standardize="none",
-                                  special_tokens=(NEWLINE,))
+                                  special_tokens=(NEWLINE,), vocabulary_file=vocabulary_file)
     assert vectorizer.get_vocabulary()[NEWLINE_ID] == NEWLINE
     return vectorizer
 
@@ -171,7 +171,7 @@ class ChargenTask(Task):
         self.check_options(options)
         train, valid = read_splits(options)
         seed_everything(options.seed)
-        vectorizer = build_char_vectorizer(train.text, options.max_tokens)
+        vectorizer = build_char_vectorizer(train.text, options.max_tokens, options.vocabulary)
         vocabulary = vectorizer.get_vocabulary()
         train_stream = char_stream(vectorizer, train.text)
         valid_stream = char_stream(vectorizer, valid.text)

@@ -157,14 +157,16 @@ def corpus_unk(standardize):
     return UNK.strip("<>") if "strip_punctuation" in standardize else UNK
 
 
-def build_word_vectorizer(lines, max_tokens, standardize):
+def build_word_vectorizer(lines, max_tokens, standardize, vocabulary_file=None):
     """A word vectorizer whose OOV id (1) is the corpus's `<unk>` and whose id 2 is `<eos>`.
 
     `<unk>` is dropped from the learnt vocabulary, so that it and every word
     outside the vocabulary share one id instead of two.
     """
     vectorizer = build_vectorizer(lines, level="word", max_tokens=max_tokens + 1, standardize=standardize,
-                                  special_tokens=(EOS,))
+                                  special_tokens=(EOS,), vocabulary_file=vocabulary_file)
+    if vocabulary_file is not None:
+        return vectorizer  # a fixed vocabulary is taken as it is
     unk = corpus_unk(standardize)
     return with_vocabulary(vectorizer, [t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
 
@@ -188,7 +190,7 @@ class NextWordTask(Task):
         self.check_options(options)
         train, valid = read_splits(options)
         seed_everything(options.seed)
-        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize)
+        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
         vocabulary = display_vocabulary(vectorizer)
         eos_id = vocabulary.index(EOS)
         train_stream = pipeline.token_stream(vectorizer, train.lines, eos_id)

@@ -80,7 +80,7 @@ class SentimentTask(Task):
 
         seed_everything(options.seed)
         vectorizer = build_vectorizer(train.texts, level=options.tokens, max_tokens=options.max_tokens,
-                                      standardize=options.standardize)
+                                      standardize=options.standardize, vocabulary_file=options.vocabulary)
         vocabulary = vectorizer.get_vocabulary()
         spec = options.recurrent_spec()
         model = build_classifier(
