@@ -75,6 +75,8 @@ def check_texts(texts, what="text", allow_blank=False):
         raise NlpkitError(f"expected a list of {what}s, got a single string.")
     texts = list(texts)
     for position, text in enumerate(texts, start=1):
+        if text is None:
+            raise NlpkitError(f"{what} {position} is empty.")
         if not isinstance(text, str):
             raise NlpkitError(f"{what} {position} is not a string but {type(text).__name__}.")
         if not (text if allow_blank else text.strip()):
