@@ -3,9 +3,9 @@
 While a run trains, the end of every epoch is backed up next to its
 destination, in the hidden folder `<parent>/.<name>.backup/` (never inside a
 finished run): the weights with the optimizer state, the epoch, the history so
-far, and the state of the callbacks that decide what comes next (early
-stopping's best loss, patience and best weights; the learning-rate schedule;
-the time budget used). Running the same command again resumes after the last
+far, dropout's random-seed states, and the state of the callbacks that decide
+what comes next (early stopping's best loss, patience and best weights; the
+learning-rate schedule; the time budget used). Running the same command again resumes after the last
 completed epoch; with the per-epoch data order of `nlpkit.pipeline.EpochShuffled`
 the resumed run ends with the weights of a run that never stopped.
 
@@ -176,6 +176,12 @@ class Checkpoint:
             raise Damaged(f"the weights do not fit the model: {str(error).splitlines()[0][:200]}") from None
         if model.optimizer is not None and state.get("learning_rate") is not None:
             model.optimizer.learning_rate = state["learning_rate"]
+        generators = seed_states(model)
+        saved = state.get("seed_states", [])
+        if len(saved) != len(generators):
+            raise Damaged(f"{len(saved)} random-seed states for the model's {len(generators)}")
+        for variable, value in zip(generators, saved):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
         return Restored(state, best, folder)
 
     # --- backing up --------------------------------------------------------------------------------
@@ -209,6 +215,15 @@ class Checkpoint:
         os.replace(temporary, final)
         for old in self._epoch_folders()[KEEP:]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def seed_states(model):
+    """The state of every random seed generator in `model` (dropout masks), in a fixed order.
+
+    `save_weights` leaves them out, and a resumed run needs them to draw the
+    masks an uninterrupted run would draw.
+    """
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 def _differences(theirs, ours):
@@ -292,6 +307,7 @@ class BackupEachEpoch(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)) if optimizer else None,
             "callbacks": {_key(i, c): callback_state(c) for i, c in enumerate(self.callbacks)
                           if callback_state(c) is not None},
+            "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         best = stopper.best_weights if stopper is not None else None

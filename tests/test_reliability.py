@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, nlpkit_command, subprocess_env, write_bundled_slice
+from conftest import TINY, assert_one_line_error, bundled_rows, nlpkit_command, subprocess_env, write_bundled_slice
 from nlpkit import runs
 from nlpkit.checkpoint import backup_folder
 from nlpkit.errors import NlpkitError
 from nlpkit.runs import load_run
+from nlpkit.tasks.chargen import ChargenOptions, ChargenTask
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
 
 # Big enough for epochs of a few seconds, so that a kill lands inside an epoch.
@@ -171,6 +172,22 @@ def test_no_intact_backup_is_a_clear_error_and_loads_nothing(interrupted):
     assert not Path(options.out).exists()
     SentimentTask().train(dataclasses.replace(options, force=True))  # --force starts over
     assert not backup.exists()
+
+
+def test_a_resumed_language_model_with_dropout_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Dropout masks come from seed generators that `save_weights` leaves out; the backup keeps them."""
+    (tmp_path / "chars.txt").write_text("\n".join(text for text, _, _ in bundled_rows()[:300]) + "\n")
+    options = ChargenOptions(data=str(tmp_path / "chars.txt"), bptt=20, max_length=200, time_budget=None,
+                             dropout=0.3, lr_decay=0.5, **{**TINY, "epochs": 3})
+    ChargenTask().train(dataclasses.replace(options, out=str(tmp_path / "straight")))
+    fail_writing_after_the_model(monkeypatch)
+    with pytest.raises(OSError):
+        ChargenTask().train(dataclasses.replace(options, out=str(tmp_path / "resumed")))
+    monkeypatch.undo()
+    backup = backup_folder(tmp_path / "resumed")
+    shutil.rmtree(backup / "epoch-0003")  # as if killed during epoch 3
+    ChargenTask().train(dataclasses.replace(options, out=str(tmp_path / "resumed")))
+    assert_same_weights(weights(tmp_path / "straight", "chargen"), weights(tmp_path / "resumed", "chargen"))
 
 
 # --- NaN ---------------------------------------------------------------------------------------------
