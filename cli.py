@@ -262,25 +262,6 @@ def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
         echo_stream(["\n" + format_stats(measured, len(generation.samples)) + "\n"])
 
 
-@main.command()
-@click.argument("model_dir", metavar="RUN")
-def vocabulary(model_dir):
-    """Print a trained run's vocabulary: one token per line, UTF-8, from id 2 on.
-
-    Ids 0 and 1 (padding and unknown) are left out; a newline, carriage return
-    or backslash inside a token is written \\n, \\r or \\\\. The file trains
-    another run on the same tokens with --vocabulary.
-
-    \b
-        nlpkit vocabulary models/sentiment > vocab.txt
-        nlpkit train sentiment --vocabulary vocab.txt --out models/same-tokens
-    """
-    task = task_of_run(model_dir)
-    model, _ = runs.load_run(model_dir, task.name)
-    tokens = runs.vectorizer_of(model).get_vocabulary()[2:]
-    echo_stream([vocabulary_lines(tokens)])
-
-
 def make_train_command(task):
     @train.command(name=task.name, help=f"{task.summary}\n\nWrites models/{task.name} unless --out is given.")
     @dataclass_options(task.TrainOptions)
@@ -337,6 +318,25 @@ for _task in all_tasks().values():
     make_train_command(_task)
     make_predict_command(_task)
     make_evaluate_command(_task)
+
+
+@main.command()
+@click.argument("model_dir", metavar="RUN")
+def vocabulary(model_dir):
+    """Print a trained run's vocabulary: one token per line, UTF-8, from id 2 on.
+
+    Ids 0 and 1 (padding and unknown) are left out; a newline, carriage return
+    or backslash inside a token is written \\n, \\r or \\\\. The file trains
+    another run on the same tokens with --vocabulary.
+
+    \b
+        nlpkit vocabulary models/sentiment > vocab.txt
+        nlpkit train sentiment --vocabulary vocab.txt --out models/same-tokens
+    """
+    task = task_of_run(model_dir)
+    model, _ = runs.load_run(model_dir, task.name)
+    tokens = runs.vectorizer_of(model).get_vocabulary()[2:]
+    echo_stream([vocabulary_lines(tokens)])
 
 
 if __name__ == "__main__":
