@@ -164,3 +164,20 @@ def test_every_saved_task_archive_passes_the_inspection(trained_run, tmp_path):
     copy = shutil.copytree(trained_run.folder, tmp_path / "copy")
     rewrite_archive(copy / "model.keras")  # a rewrite that changes nothing keeps the model loadable
     assert SentimentClassifier.load(copy).predict(["Good."])[0]["label"] in ("negative", "positive")
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("nlpkit>FitSequenceLength", True),  # a registered nlpkit name is looked up, never imported
+    ("system", False), ("os>system", False), ("nlpkit>not_registered", False),
+])
+def test_a_function_is_accepted_only_by_an_nlpkit_registered_name(tmp_path, name, allowed):
+    from nlpkit.safety import check_config
+
+    config = {"module": "keras.layers", "class_name": "TextVectorization", "registered_name": None,
+              "config": {"standardize": {"module": "builtins", "class_name": "function", "config": name,
+                                         "registered_name": "function"}}}
+    if allowed:
+        check_config(tmp_path / "model.keras", config)
+    else:
+        with pytest.raises(NlpkitError, match="refused"):
+            check_config(tmp_path / "model.keras", config)
