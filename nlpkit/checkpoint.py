@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -142,7 +143,8 @@ class Checkpoint:
                 restored = self._load(folder, model)
             except Damaged as problem:
                 problems.append(f"{folder.name}: {problem}")
-                print(f"warning: the backup {folder} is damaged ({problem}); trying the one before it")
+                print(f"nlpkit: warning: the backup {folder} is damaged ({problem}); trying the one before it",
+                      file=sys.stderr)
                 continue
             print(f"resuming after epoch {restored.epoch} from the backup in {self.folder} "
                   "(--force starts over)")
