@@ -46,6 +46,7 @@ from nlpkit.datasets import decode_utf8
 from nlpkit.decoding import SamplingOptions, format_stats
 from nlpkit.errors import NlpkitError, at
 from nlpkit.tasks import all_tasks
+from nlpkit.tokenization import vocabulary_lines
 
 TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
@@ -156,7 +157,9 @@ def train():
 
     The run folder holds model.keras (vocabulary included), manifest.json,
     metrics.json, history.json and learning_curve.png. It replaces an earlier
-    run only once training has succeeded.
+    run only once training has succeeded. Every epoch is backed up beside it
+    (.TASK.backup), so the same command resumes a killed run; a run already
+    trained with the same options and data is not trained again (--force).
     """
 
 
@@ -248,6 +251,9 @@ def generate(model_dir, seed_text, seed_file, stats, train_text, **values):
     generator = task_of_run(model_dir).load_generator(model_dir)
     training_text = decode_utf8(open_bytes(train_text), train_text) if train_text else None
     generation = generator.generate(seed, **dataclasses.asdict(options))
+    if generation.truncated:
+        click.echo(f"nlpkit: warning: the seed is {len(seed):,} characters long; generation reads only its "
+                   f"last {generator.max_length:,}, the model's maximum length.", err=True)
     if generation.unknown_characters:
         shown = " ".join(map(repr, generation.unknown_characters))
         click.echo(f"nlpkit: warning: seed characters the model never saw, read as unknown: {shown}", err=True)
@@ -309,7 +315,13 @@ def make_train_command(task):
     @train.command(name=task.name, help=f"{task.summary}\n\nWrites models/{task.name} unless --out is given.")
     @dataclass_options(task.TrainOptions)
     def command(**values):
-        result = task.train(task.TrainOptions(**values))
+        options = task.TrainOptions(**values)
+        finished = None if options.force else task.finished_run(options)
+        if finished is not None:
+            click.echo(f"{finished}: already trained with these options and data; nothing to do "
+                       "(--force trains again).")
+            return
+        result = task.train(options)
         click.echo(f"\nheld-out validation metrics ({result['folder']}):")
         click.echo(task.format_metrics(result["validation"]))
 
@@ -330,7 +342,7 @@ def make_predict_command(task):
         truncated = sum(r.get("truncated", False) for r in results)
         if truncated:
             click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "
-                       f"were cut to their first {predictor.max_length}.", err=True)
+                       f"were cut to {predictor.max_length} ({task.truncation}).", err=True)
         echo_lines(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
                    else task.format_prediction(text, result) for text, result in zip(inputs, results))
 
@@ -355,6 +367,25 @@ for _task in all_tasks().values():
     make_train_command(_task)
     make_predict_command(_task)
     make_evaluate_command(_task)
+
+
+@main.command()
+@click.argument("model_dir", metavar="RUN")
+def vocabulary(model_dir):
+    """Print a trained run's vocabulary: one token per line, UTF-8, from id 2 on.
+
+    Ids 0 and 1 (padding and unknown) are left out; a newline, carriage return
+    or backslash inside a token is written \\n, \\r or \\\\. The file trains
+    another run on the same tokens with --vocabulary.
+
+    \b
+        nlpkit vocabulary models/sentiment > vocab.txt
+        nlpkit train sentiment --vocabulary vocab.txt --out models/same-tokens
+    """
+    task = task_of_run(model_dir)
+    model, _ = runs.load_run(model_dir, task.name)
+    tokens = runs.vectorizer_of(model).get_vocabulary()[2:]
+    echo_stream([vocabulary_lines(tokens)])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ targets are the same tokens shifted by one. Windows are either independent
 (and shuffled), or laid out as `batch_size` parallel sub-streams so that a
 stateful model carries its state from one batch to the next (Zaremba et al.
 2014's "batchify"). Padded targets get sample weight 0.
+
+Shuffled training sets are `EpochShuffled`: the order of epoch e is a pure
+function of (seed, e), so a run resumed at epoch e sees the same batches as
+one that never stopped.
 """
 
 import math
@@ -51,16 +55,69 @@ def bucket_boundaries(lengths, buckets=8):
 def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None):
     """Batches of similar-length sequences, padded on the right to the longest in the batch.
 
-    With `shuffle_seed`, examples are reshuffled each epoch in a repeatable order.
+    With `shuffle_seed`, examples are reshuffled each epoch in a repeatable
+    order; `nlpkit.training.fit` makes epoch e's order a pure function of
+    (`shuffle_seed`, e) through `EpochShuffled`, so a resumed run sees the same order.
     """
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(shuffle_size or 10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda ids, _: tf.shape(ids)[0],
-        bucket_boundaries=list(boundaries),
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-    )
-    return dataset.prefetch(AUTOTUNE)
+
+    def batches(examples):
+        return examples.bucket_by_sequence_length(
+            element_length_func=lambda ids, _: tf.shape(ids)[0],
+            bucket_boundaries=list(boundaries),
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        )
+
+    if shuffle_seed is None:
+        return batches(dataset).prefetch(AUTOTUNE)
+    size = shuffle_size or 10_000
+    return EpochShuffled(lambda seed: batches(dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)),
+                         shuffle_seed).dataset()
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle seed of epoch `epoch` (a Python int or an int64 tensor) of a run seeded with `seed`."""
+    return tf.constant(int(seed), tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
+
+
+class EpochShuffled:
+    """A training set whose order in epoch e is a pure function of (seed, e).
+
+    `make(seed)` builds one epoch's batches shuffled with `seed` (a tensor).
+    `dataset()` is what the pipeline functions return: a plain dataset that
+    reshuffles every time it is iterated (for any `model.fit`), carrying this
+    object as `.epoch_shuffled`; `nlpkit.training.fit` uses `epochs(first,
+    last)` instead, so that a run resumed at epoch k sees exactly the batches
+    an uninterrupted run sees in epoch k, whatever Keras does with iterators.
+    """
+
+    def __init__(self, make, seed):
+        self.make = make
+        self.seed = int(seed)
+
+    def epoch(self, epoch):
+        return self.make(epoch_seed(self.seed, epoch))
+
+    def epochs(self, first, last):
+        """Epochs `first` .. `last - 1`, one after the other, as one dataset."""
+        return tf.data.Dataset.range(first, last).flat_map(self.epoch).prefetch(AUTOTUNE)
+
+    def batches_per_epoch(self):
+        """The number of batches in an epoch (the same in every epoch: only the order changes)."""
+        one = self.epoch(0)
+        known = int(one.cardinality())
+        return known if known >= 0 else int(one.reduce(0, lambda count, _: count + 1))
+
+    def dataset(self):
+        # A new draw, hence a new order, each time the dataset is iterated; repeatable from the seed.
+        draws = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).take(1)
+        data = draws.flat_map(lambda draw: self.epoch(draw % 2 ** 31)).prefetch(AUTOTUNE)
+        data.epoch_shuffled = self
+        return data
+
+
+def epoch_shuffled(dataset):
+    """The `EpochShuffled` behind a training dataset, or None for a dataset in a fixed order."""
+    return getattr(dataset, "epoch_shuffled", None)
 
 
 def token_stream(vectorizer, lines, eos_id, batch_size=1024):
@@ -126,10 +183,12 @@ def window_batches(inputs, targets, batch_size, *, shuffle_seed=None):
     """Batches of (inputs, targets, weights) windows, weight 0 on padded targets.
 
     With `shuffle_seed`, windows are reshuffled each epoch in a repeatable
-    order; without it they stay in order (as stateful training needs).
+    order (see `EpochShuffled`); without it they stay in order (as stateful training needs).
     """
     weights = (targets != 0).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((inputs.astype("int64"), targets.astype("int64"), weights))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+    if shuffle_seed is None:
+        return dataset.batch(batch_size).prefetch(AUTOTUNE)
+    size = len(inputs)
+    return EpochShuffled(lambda seed: dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
+                         .batch(batch_size), shuffle_seed).dataset()

@@ -21,6 +21,7 @@ import keras
 
 import nlpkit
 from nlpkit.errors import NlpkitError
+from nlpkit.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -119,6 +120,37 @@ class RunWriter:
         return False
 
 
+# Options that say how to run, not what to train: they do not make a run different.
+CONTROL_OPTIONS = ("out", "resume", "force")
+
+
+def run_identity(task, options, files):
+    """The task, the options that shape the model and the SHA-256 of every input file, as plain JSON.
+
+    Two runs with equal identities train the same model; `nlpkit.checkpoint`
+    resumes only a backup of an equal identity, and `same_run` tells whether a
+    finished run need not be trained again.
+    """
+    from nlpkit.checkpoint import file_digest
+
+    chosen = {key: value for key, value in dataclasses.asdict(options).items() if key not in CONTROL_OPTIONS}
+    identity = {"task": task, "nlpkit_version": nlpkit.__version__, "options": chosen,
+                "inputs": {name: file_digest(path) for name, path in sorted(files.items())}}
+    return json.loads(json.dumps(identity))
+
+
+def same_run(folder, identity):
+    """True if `folder` holds a finished run whose manifest records exactly `identity`."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file() or not (Path(folder) / MODEL_FILE).is_file():
+        return False
+    try:
+        info = read_json(path)
+    except NlpkitError:
+        return False
+    return isinstance(info, dict) and info.get("identity") == identity
+
+
 def manifest(task, options, **extra):
     """Everything needed to understand and reproduce a run."""
     return {
@@ -132,7 +164,7 @@ def manifest(task, options, **extra):
 
 
 def load_run(model_dir, task, required=()):
-    """Loads a run folder's model (safe mode on) and manifest, checking it is a `task` model.
+    """Loads a run folder's model (inspected by `nlpkit.safety`, then safe mode on) and manifest, checking it is a `task` model.
 
     `required` names manifest entries the caller needs, dotted for nested ones
     ("options.max_length"); a manifest without them is refused.
@@ -153,6 +185,7 @@ def load_run(model_dir, task, required=()):
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
+    inspect_archive(model_file)  # before Keras reads anything: no code, no foreign modules, no file paths
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns before raising; the error below says it all
@@ -174,6 +207,14 @@ def _has_entry(mapping, keys):
 def _first_line(error):
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def vectorizer_of(model):
+    """The first text vectorizer of a loaded run's model (its vocabulary)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.TextVectorization):
+            return layer
+    raise NlpkitError(f"{model.name}: the model has no text vectorizer.")
 
 
 def _check_vectorizers(model, model_file):

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 from nlpkit import runs
+from nlpkit.checkpoint import Checkpoint
 from nlpkit.config import check_choices, check_range, option
+from nlpkit.datasets import bundled_data_dir
 from nlpkit.embedding import load_word_vectors
 from nlpkit.errors import NlpkitError
 from nlpkit.recurrent import ACTIVATIONS, CELLS, RecurrentSpec
@@ -47,6 +49,8 @@ class TrainOptions:
                                     "Default: lower_and_strip_punctuation for words, none for characters.",
                               choices=(None, *STANDARDIZERS))
     max_tokens: int = option(20000, "Largest vocabulary, padding and OOV ids included.")
+    vocabulary: str = option(None, "Vocabulary file (one token per line, UTF-8, as `nlpkit vocabulary RUN` writes "
+                                   "it): use these tokens instead of learning them from the data.")
     max_length: int = option(200, "Longest token sequence; longer texts are cut.")
     epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
     batch_size: int = option(64, "Examples per batch.")
@@ -61,6 +65,13 @@ class TrainOptions:
     time_budget: float = option(None, "Minutes of training at most: stop before an epoch that would not "
                                       "finish in time (the best epoch is kept).")
     seed: int = option(1337, "Seed for weights, data split and shuffling: the same seed repeats a run.")
+    resume: bool = option(False, "Insist on resuming an interrupted run from its last completed epoch (an error if "
+                                 "there is no backup). Without it, the same command resumes when it can.")
+    force: bool = option(False, "Train even if the destination already holds a run with these options and data, "
+                                "discarding the backup of an interrupted run.")
+
+    # Set by `Task.check_options`: where this run's epochs are backed up (`nlpkit.checkpoint`).
+    run_checkpoint = None
 
     def validate(self):
         check_choices(self)
@@ -74,13 +85,15 @@ class TrainOptions:
             check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True, high_open=True)
         if self.time_budget is not None:
             check_range("time_budget", self.time_budget, 0.0, low_open=True)
+        if self.vocabulary is not None and not os.path.isfile(self.vocabulary):
+            raise NlpkitError(f"{self.vocabulary}: --vocabulary file not found.")
         if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
             raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing word-vector file.")
 
     def fit_args(self):
         """The keyword arguments of `nlpkit.training.fit` that these options set."""
         return {"epochs": self.epochs, "patience": self.patience, "time_budget": self.time_budget,
-                "lr_decay": self.lr_decay}
+                "lr_decay": self.lr_decay, "checkpoint": self.run_checkpoint}
 
     def optimizer_args(self):
         """The keyword arguments of the model factories that set the optimizer."""
@@ -115,6 +128,8 @@ class Task:
     TrainOptions = TrainOptions
     PredictOptions = NoOptions
     EvaluateOptions = NoOptions
+    # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
+    truncation = "their first ones are read"
 
     def format_metrics(self, metrics):
         return json.dumps(metrics, indent=2)
@@ -126,9 +141,37 @@ class Task:
         return Path(options.out or Path(DEFAULT_MODELS_DIR) / self.name)
 
     def check_options(self, options):
-        """Validates the options and the output folder before any work starts."""
+        """Validates the options and the output folder before any work starts, and attaches the
+        run's epoch backups (resuming a matching interrupted run; refusing another one's backup)."""
         options.validate()
-        runs.check_destination(self.output_dir(options))
+        destination = self.output_dir(options)
+        runs.check_destination(destination)
+        options.run_checkpoint = Checkpoint(destination, self.run_identity(options),
+                                            resume=options.resume, force=options.force)
+
+    def input_files(self, options):
+        """{name: path} of every file the run reads: files named by options, and the bundled corpus
+        (`data/<task>/`) when no --data is given."""
+        files = {}
+        for field in dataclasses.fields(options):
+            value = getattr(options, field.name)
+            if field.name != "out" and isinstance(value, str) and os.path.isfile(value):
+                files[field.name] = value
+        bundled = bundled_data_dir() / self.name.replace("-", "_")
+        if getattr(options, "data", None) is None and bundled.is_dir():
+            for path in sorted(p for p in bundled.rglob("*") if p.is_file()):
+                files[f"bundled:{path.relative_to(bundled).as_posix()}"] = str(path)
+        return files
+
+    def run_identity(self, options):
+        """What makes two runs the same run: task, options and the digests of the files read."""
+        return runs.run_identity(self.name, options, self.input_files(options))
+
+    def finished_run(self, options):
+        """The destination folder if it already holds a finished run of these options and data, else None."""
+        options.validate()
+        destination = self.output_dir(options)
+        return destination if runs.same_run(destination, self.run_identity(options)) else None
 
     def train(self, options):
         """Trains on `options` (a `TrainOptions`), writes the run folder, and returns
@@ -155,11 +198,16 @@ class Task:
 
     def save_run(self, options, text_model, *, history, metrics, **manifest_extra):
         """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
+        checkpoint = options.run_checkpoint
+        identity = checkpoint.identity if checkpoint is not None else self.run_identity(options)
         with runs.RunWriter(self.output_dir(options)) as run:
             text_model.save(run.path(runs.MODEL_FILE))
-            runs.write_json(run.path(runs.MANIFEST_FILE), runs.manifest(self.name, options, **manifest_extra))
+            runs.write_json(run.path(runs.MANIFEST_FILE),
+                            runs.manifest(self.name, options, identity=identity, **manifest_extra))
             runs.write_json(run.path(runs.METRICS_FILE), metrics)
             runs.write_json(run.path(runs.HISTORY_FILE), history)
             plot_history(history, run.path(runs.CURVE_FILE), title=f"nlpkit {self.name} ({options.cell})")
             run.commit()
+        if checkpoint is not None:
+            checkpoint.discard()  # the run is saved: nothing left to resume
         return self.output_dir(options)

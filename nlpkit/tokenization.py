@@ -16,7 +16,7 @@ models must keep.
 import tensorflow as tf
 import keras
 
-from nlpkit.errors import NlpkitError
+from nlpkit.errors import NlpkitError, at
 
 PAD = ""
 OOV = "[UNK]"
@@ -57,11 +57,13 @@ def default_standardize(level):
 
 
 def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
-                     special_tokens=(), name="vectorizer"):
+                     special_tokens=(), name="vectorizer", vocabulary_file=None):
     """Learns a vocabulary of at most `max_tokens` ids (padding and OOV included).
 
     `texts` is the training split: a list of strings or a string `tf.data`
     dataset. `special_tokens` (such as START and END) get the ids just after OOV.
+    With `vocabulary_file` (see `read_vocabulary`) the vocabulary is that file's
+    tokens instead, in its order after the special tokens, and `max_tokens` does not apply.
     """
     if level not in LEVELS:
         raise NlpkitError(f"Received an invalid value for `level`: {level!r}; expected one of {', '.join(LEVELS)}.")
@@ -78,6 +80,9 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
         output_mode="int",
         name=name,
     )
+    if vocabulary_file is not None:
+        fixed = [token for token in read_vocabulary(vocabulary_file) if token not in special_tokens]
+        return with_vocabulary(vectorizer, [*special_tokens, *fixed])
     dataset = texts if isinstance(texts, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(list(texts))
     vectorizer.adapt(dataset.batch(1024))
     vocabulary = vectorizer.get_vocabulary()
@@ -85,6 +90,28 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
         raise NlpkitError("The training texts contain no tokens, so there is no vocabulary to learn.")
     learnt = [token for token in vocabulary[2:] if token not in special_tokens]
     return with_vocabulary(vectorizer, [*special_tokens, *learnt][: max_tokens - 2])
+
+
+def check_texts(texts, what="text", allow_blank=False):
+    """The texts as a list, after refusing (NlpkitError naming the position) anything but strings
+    that are non-empty (non-blank unless `allow_blank`) and valid Unicode: a lone surrogate
+    cannot become UTF-8, which TensorFlow needs."""
+    if isinstance(texts, str):
+        raise NlpkitError(f"expected a list of {what}s, got a single string.")
+    texts = list(texts)
+    for position, text in enumerate(texts, start=1):
+        if text is None:
+            raise NlpkitError(f"{what} {position} is empty.")
+        if not isinstance(text, str):
+            raise NlpkitError(f"{what} {position} is not a string but {type(text).__name__}.")
+        if not (text if allow_blank else text.strip()):
+            raise NlpkitError(f"{what} {position} is empty.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise NlpkitError(f"{what} {position} is not valid Unicode: a lone surrogate "
+                              f"({text[error.start]!r}) at character {error.start + 1}.") from None
+    return texts
 
 
 def with_vocabulary(vectorizer, tokens):
@@ -121,3 +148,77 @@ def token_counts(vectorizer, texts, batch_size=256):
         lengths.extend(tf.math.count_nonzero(ids, axis=1).numpy().tolist())
         unknown.extend(tf.math.count_nonzero(ids == 1, axis=1).numpy().tolist())
     return lengths, unknown
+
+
+# --- vocabulary files -------------------------------------------------------------------------------
+#
+# One token per line, UTF-8, line n holding the token of id n + 1 (ids 0 and 1 are
+# padding and OOV). A newline, a carriage return or a backslash inside a token is
+# written \n, \r or \\, so that a character model's "\n" token fits on a line;
+# a line holding one space is the space token. Reading accepts CRLF line endings
+# and a UTF-8 byte-order mark.
+
+ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
+
+
+def vocabulary_lines(tokens):
+    """The vocabulary file's text for `tokens` (ids 2, 3, ...)."""
+    return "".join("".join(ESCAPES.get(c, c) for c in token) + "\n" for token in tokens)
+
+
+def write_vocabulary(tokens, path):
+    """Writes `tokens` (ids 2, 3, ...: the vectorizer's vocabulary without padding and OOV) to `path`."""
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(vocabulary_lines(tokens))
+
+
+def read_vocabulary(path):
+    """The tokens of a vocabulary file, in order; NlpkitError naming file:line for a bad line,
+    an escape it does not know, a duplicate or a reserved token."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise NlpkitError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise NlpkitError(f"{at(path, line)}: not valid UTF-8.") from None
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    tokens, seen = [], {}
+    for number, line in enumerate(lines, start=1):
+        token = _unescape(line.removesuffix("\r"), path, number)
+        if token == "":
+            raise NlpkitError(f"{at(path, number)}: empty line; every line holds one token "
+                              "(a line with a single space is the space token).")
+        if token in (PAD, OOV):
+            raise NlpkitError(f"{at(path, number)}: {token!r} is reserved for unknown tokens.")
+        if token in seen:
+            raise NlpkitError(f"{at(path, number)}: duplicate token {token!r} (also on line {seen[token]}).")
+        seen[token] = number
+        tokens.append(token)
+    if not tokens:
+        raise NlpkitError(f"{path}: the vocabulary file holds no tokens.")
+    return tokens
+
+
+def _unescape(line, path, number):
+    pieces, position = [], 0
+    while position < len(line):
+        character = line[position]
+        if character == "\\":
+            following = line[position + 1:position + 2]
+            if following not in UNESCAPES:
+                escape = "\\" + following
+                raise NlpkitError(f"{at(path, number)}: unknown escape {escape!r}; "
+                                  "write a backslash as \\\\, a newline as \\n, a carriage return as \\r.")
+            pieces.append(UNESCAPES[following])
+            position += 2
+        else:
+            pieces.append(character)
+            position += 1
+    return "".join(pieces)

@@ -8,6 +8,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from nlpkit import pipeline
 from nlpkit.errors import NlpkitError
 from nlpkit.models import reset_recurrent_states
 
@@ -18,14 +19,20 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=()):
+def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=(),
+        checkpoint=None):
     """Trains with early stopping on validation loss and restores the best weights.
 
     `time_budget` (minutes) ends training before an epoch that would not finish
     in time; `lr_decay` multiplies the learning rate by that factor after every
     epoch whose validation loss did not improve. Stops at once if the loss
     becomes NaN or infinite, and raises NlpkitError so that nothing is saved.
-    `callbacks` run before the early stopping. Returns the history as a dict of lists.
+    `callbacks` run before the early stopping. With a `checkpoint`
+    (`nlpkit.checkpoint.Checkpoint`) every epoch is backed up and a backup left
+    by a killed run is resumed. A shuffled training set (`pipeline.EpochShuffled`)
+    is read in the order of each epoch's number, so a resumed epoch sees the
+    batches an uninterrupted run would. Returns the history as a dict of lists,
+    earlier epochs of a resumed run included.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -38,17 +45,43 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
         *schedule,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
     ]
-    with warnings.catch_warnings():
-        # Bucketed datasets have no known length, which Keras reports as running out of data.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks,
-                            shuffle=False, verbose=verbose).history
+    restored = checkpoint.restore(model) if checkpoint is not None else None
+    initial_epoch = min(restored.epoch, epochs) if restored else 0
+    if restored and restored.stopped:
+        initial_epoch = epochs  # it had stopped early: only the best weights remain to be restored
+    if checkpoint is not None:
+        callbacks.append(checkpoint.callback(callbacks, restored))
+    if initial_epoch >= epochs:
+        history = {}
+        if restored.best_weights is not None:
+            model.set_weights(restored.best_weights)
+    else:
+        history = _run_fit(model, train, valid, epochs, initial_epoch, callbacks, verbose)
+    earlier = restored.history if restored else {}
+    history = {key: [float(v) for v in earlier.get(key, [])] + [float(v) for v in history.get(key, [])]
+               for key in {**earlier, **history}}
     losses = history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
+        if checkpoint is not None:
+            checkpoint.discard()  # resuming would only run into the same NaN again
         raise NlpkitError(
             f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
             "no model was saved. Try a lower --learning-rate or --clipnorm.")
-    return {key: [float(v) for v in values] for key, values in history.items()}
+    return history
+
+
+def _run_fit(model, train, valid, epochs, initial_epoch, callbacks, verbose):
+    """`model.fit` from `initial_epoch`, a shuffled training set read epoch by epoch in its fixed order."""
+    order = pipeline.epoch_shuffled(train)
+    steps = None
+    if order is not None:
+        steps = order.batches_per_epoch()
+        train = order.epochs(initial_epoch, epochs)
+    with warnings.catch_warnings():
+        # Bucketed datasets have no known length, which Keras reports as running out of data.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return model.fit(train, validation_data=valid, epochs=epochs, initial_epoch=initial_epoch,
+                         steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=verbose).history
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -64,6 +97,14 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.monotonic()
+
+    def backup_state(self):
+        """The budget used so far, so that a resumed run goes on counting (see `nlpkit.checkpoint`)."""
+        return {"elapsed": time.monotonic() - self.start, "slowest": self.slowest}
+
+    def restore_state(self, state):
+        self.start = time.monotonic() - state["elapsed"]
+        self.slowest = state["slowest"]
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()

@@ -135,13 +135,13 @@ def subprocess_env():
 @pytest.fixture
 def nlpkit_process(tmp_path):
     """Runs `nlpkit ARGS...` as a real process in `tmp_path`; stdin gets `input` (bytes or str),
-    stdout and stderr come back decoded."""
+    `env` adds environment variables, stdout and stderr come back decoded."""
 
-    def run(*args, input=b"", cwd=None, timeout=300):
+    def run(*args, input=b"", cwd=None, timeout=300, env=None):
         done = subprocess.run(
             [*nlpkit_command(), *map(str, args)],
             input=input.encode("utf-8") if isinstance(input, str) else input,
-            capture_output=True, cwd=cwd or tmp_path, env=subprocess_env(), timeout=timeout,
+            capture_output=True, cwd=cwd or tmp_path, env={**subprocess_env(), **(env or {})}, timeout=timeout,
         )
         done.stdout = done.stdout.decode("utf-8", "replace")
         done.stderr = done.stderr.decode("utf-8", "replace")

@@ -35,7 +35,7 @@ from nlpkit.models import build_language_model, with_next_word_head, with_statef
 from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import build_vectorizer
+from nlpkit.tokenization import build_vectorizer, check_texts
 from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
 
 BUNDLED = "chargen/tiny_shakespeare.txt"
@@ -130,10 +130,10 @@ def read_splits(options):
 # --- vocabulary and character streams --------------------------------------------------------------
 
 
-def build_char_vectorizer(text, max_tokens):
+def build_char_vectorizer(text, max_tokens, vocabulary_file=None):
     """A character vectorizer (nothing standardized) with newline at id 2, learnt from `text`."""
     vectorizer = build_vectorizer(text.split(NEWLINE), level="char", max_tokens=max_tokens, standardize="none",
-                                  special_tokens=(NEWLINE,))
+                                  special_tokens=(NEWLINE,), vocabulary_file=vocabulary_file)
     assert vectorizer.get_vocabulary()[NEWLINE_ID] == NEWLINE
     return vectorizer
 
@@ -165,12 +165,13 @@ class ChargenTask(Task):
     summary = "Generate text: a character-level recurrent language model (bits per character, sampling)."
     TrainOptions = ChargenOptions
     PredictOptions = ChargenPredictOptions
+    truncation = "their last ones are read"
 
     def train(self, options):
         self.check_options(options)
         train, valid = read_splits(options)
         seed_everything(options.seed)
-        vectorizer = build_char_vectorizer(train.text, options.max_tokens)
+        vectorizer = build_char_vectorizer(train.text, options.max_tokens, options.vocabulary)
         vocabulary = vectorizer.get_vocabulary()
         train_stream = char_stream(vectorizer, train.text)
         valid_stream = char_stream(vectorizer, valid.text)
@@ -245,6 +246,7 @@ class Generation:
         self.seed = seed
         self.unknown_characters = unknown_characters
         self.rng_seed = rng_seed
+        self.truncated = False
         self.samples = [""] * num_samples
 
     def __iter__(self):
@@ -280,15 +282,22 @@ class CharGenerator(LanguageModelRun):
         Arguments are checked here, before anything is generated. Seed
         characters the model never saw are read as OOV and listed in
         `unknown_characters`; generated text never contains OOV or padding.
+        A seed longer than `max_length` characters is read from its last
+        `max_length` only (memory and time stay bounded), and the generation's
+        `truncated` says so.
         """
         if not isinstance(seed, str) or seed == "":
             raise NlpkitError("the seed is empty: give at least one character to start from.")
+        (seed,) = check_texts([seed], "seed", allow_blank=True)
         if rng_seed is None:
             rng_seed = random.SystemRandom().randrange(2 ** 31)
-        ids, unknown = self.encode(seed)
+        truncated = len(seed) > self.max_length
+        ids, unknown = self.encode(seed[-self.max_length:])
         chunks = decoding.generate(self.network, ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
                                    num_samples=num_samples, rng_seed=rng_seed, chunk_size=chunk_size)
-        return Generation(self.vocabulary, chunks, seed, unknown, rng_seed, num_samples)
+        generation = Generation(self.vocabulary, chunks, seed, unknown, rng_seed, num_samples)
+        generation.truncated = truncated
+        return generation
 
     def sample(self, seed, **options):
         """The finished samples as a dict: "samples" (continuations, seed not included),
@@ -313,11 +322,12 @@ class CharGenerator(LanguageModelRun):
         return decoding.sample_stats(samples, self.training_text() if training_text is None else training_text)
 
     def predict(self, texts, top_k=5):
-        """The `top_k` likeliest next characters after each text, and the text's unseen characters."""
+        """The `top_k` likeliest next characters after each text, the unseen characters of the part read,
+        its length and "truncated" (longer than `max_length` characters: only the last ones are read)."""
         check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
-        for position, text in enumerate(texts, start=1):
-            if not text:
-                raise NlpkitError(f"text {position} is empty.")
+        texts = check_texts(texts, allow_blank=True)
+        if not texts:
+            return []
         probabilities = np.asarray(self.model(tf.constant(list(texts)), training=False))
         results = []
         for text, row in zip(texts, probabilities):
@@ -326,7 +336,9 @@ class CharGenerator(LanguageModelRun):
             best = np.argsort(-candidates, kind="stable")[:top_k]
             results.append({
                 "next_characters": [{"character": self.vocabulary[i], "probability": float(row[i])} for i in best],
-                "unknown_characters": self.encode(text)[1],
+                "unknown_characters": self.encode(text[-self.max_length:])[1],
+                "tokens": len(text),
+                "truncated": len(text) > self.max_length,
             })
         return results
 

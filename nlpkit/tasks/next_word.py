@@ -26,7 +26,7 @@ from nlpkit.models import build_language_model, with_next_word_head, with_statef
 from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, with_vocabulary
+from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, check_texts, with_vocabulary
 from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
 
 BUNDLED_TRAIN = "next_word/train.txt"
@@ -157,14 +157,16 @@ def corpus_unk(standardize):
     return UNK.strip("<>") if "strip_punctuation" in standardize else UNK
 
 
-def build_word_vectorizer(lines, max_tokens, standardize):
+def build_word_vectorizer(lines, max_tokens, standardize, vocabulary_file=None):
     """A word vectorizer whose OOV id (1) is the corpus's `<unk>` and whose id 2 is `<eos>`.
 
     `<unk>` is dropped from the learnt vocabulary, so that it and every word
     outside the vocabulary share one id instead of two.
     """
     vectorizer = build_vectorizer(lines, level="word", max_tokens=max_tokens + 1, standardize=standardize,
-                                  special_tokens=(EOS,))
+                                  special_tokens=(EOS,), vocabulary_file=vocabulary_file)
+    if vocabulary_file is not None:
+        return vectorizer  # a fixed vocabulary is taken as it is
     unk = corpus_unk(standardize)
     return with_vocabulary(vectorizer, [t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
 
@@ -182,12 +184,13 @@ class NextWordTask(Task):
     summary = "Predict the next word: a word-level recurrent language model (perplexity, top-k, completion)."
     TrainOptions = NextWordOptions
     PredictOptions = NextWordPredictOptions
+    truncation = "their last ones are read"
 
     def train(self, options):
         self.check_options(options)
         train, valid = read_splits(options)
         seed_everything(options.seed)
-        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize)
+        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
         vocabulary = display_vocabulary(vectorizer)
         eos_id = vocabulary.index(EOS)
         train_stream = pipeline.token_stream(vectorizer, train.lines, eos_id)
@@ -271,22 +274,24 @@ class NextWordPredictor(LanguageModelRun):
     def predict(self, prompts, top_k=5, complete=0, temperature=1.0, rng_seed=None, batch_size=64):
         """One dict per prompt: "next_words" (the `top_k` likeliest, most likely first, with
         probabilities), "tokens" (the prompt's length in words) and "unknown_words" (prompt
-        words outside the vocabulary, read as <unk>); with `complete` > 0 also
+        words outside the vocabulary, read as <unk>) and "truncated" (the prompt is longer than
+        `max_length` words, of which only the last ones are read); with `complete` > 0 also
         "completion", the next `complete` words (greedy at temperature 0, else
         sampled; never <unk>; prompt i's sample depends only on `rng_seed` and i)."""
-        for position, prompt in enumerate(prompts, start=1):
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise NlpkitError(f"prompt {position} is empty.")
+        prompts = check_texts(prompts, "prompt")
         check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
         check_range("complete", complete, 0, MAX_COMPLETE)
         check_range("temperature", temperature, 0.0)
+        if not prompts:
+            return []
         contexts = self.token_ids(prompts)
         for position, ids in enumerate(contexts, start=1):
             if len(ids) == 0:
                 raise NlpkitError(f"prompt {position} has no words left after standardization.")
         probabilities = self.next_word_probabilities(prompts, contexts, batch_size)
         results = [
-            {"next_words": self.top_words(row, top_k), "tokens": len(ids), "unknown_words": unknown}
+            {"next_words": self.top_words(row, top_k), "tokens": len(ids), "unknown_words": unknown,
+             "truncated": len(ids) > self.max_length}
             for row, ids, unknown in zip(probabilities, contexts, self.unknown_words(prompts))
         ]
         if complete:

@@ -22,7 +22,7 @@ from nlpkit.models import POOLING_CHOICES, build_classifier, with_vectorizer
 from nlpkit.runs import load_run
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import build_vectorizer, token_counts
+from nlpkit.tokenization import build_vectorizer, check_texts, token_counts
 from nlpkit.training import fit, seed_everything
 
 BUNDLED = "sentiment/uci_sentences.tsv"
@@ -80,7 +80,7 @@ class SentimentTask(Task):
 
         seed_everything(options.seed)
         vectorizer = build_vectorizer(train.texts, level=options.tokens, max_tokens=options.max_tokens,
-                                      standardize=options.standardize)
+                                      standardize=options.standardize, vocabulary_file=options.vocabulary)
         vocabulary = vectorizer.get_vocabulary()
         spec = options.recurrent_spec()
         model = build_classifier(
@@ -154,9 +154,9 @@ class SentimentClassifier:
     def predict(self, texts, batch_size=256):
         """One dict per text: label, its probability, every class's probability,
         the token count (texts over `max_length` tokens are cut) and the OOV count."""
-        for position, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise NlpkitError(f"text {position + 1} is empty.")
+        texts = check_texts(texts)
+        if not texts:
+            return []
         lengths, unknown = token_counts(self.vectorizer, texts, batch_size)
         results = []
         for start in range(0, len(texts), batch_size):
