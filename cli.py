@@ -294,14 +294,13 @@ def translate_command(texts, model_dir, file, beam, n_best, max_length, as_json,
     translator = all_tasks()["translate"].load(model_dir)
     results = translator.translate(inputs, beam=beam, max_length=max_length, n_best=n_best,
                                    attention=bool(attention_plot))
-    for number, result in enumerate(results, start=1):
-        if result["unknown_words"]:
-            shown = " ".join(map(repr, result["unknown_words"]))
-            click.echo(f"nlpkit: warning: sentence {number}: words the model never saw, read as unknown: {shown}",
-                       err=True)
-        if result["truncated"]:
-            click.echo(f"nlpkit: warning: sentence {number}: {result['tokens']} tokens, cut to the model's "
-                       f"first {translator.max_length}.", err=True)
+    if not as_json:  # JSON output lists each sentence's unknown words itself
+        for number, result in enumerate(results, start=1):
+            if result["unknown_words"]:
+                shown = " ".join(map(repr, result["unknown_words"]))
+                click.echo(f"nlpkit: warning: sentence {number}: words the model never saw, read as unknown: "
+                           f"{shown}", err=True)
+    warn_truncated(results, translator.max_length, all_tasks()["translate"].truncation)
     if attention_plot:
         plot_attention(results[0]["attention"], attention_plot, title=inputs[0][:60])
     if as_json:
@@ -309,6 +308,14 @@ def translate_command(texts, model_dir, file, beam, n_best, max_length, as_json,
                               ensure_ascii=False) for text, result in zip(inputs, results))
     else:
         echo_lines(all_tasks()["translate"].format_prediction(text, result) for text, result in zip(inputs, results))
+
+
+def warn_truncated(results, max_length, how):
+    """One stderr line counting the texts that were cut to the model's maximum length."""
+    truncated = sum(result.get("truncated", False) for result in results)
+    if truncated:
+        click.echo(f"nlpkit: warning: {truncated} text(s) longer than {max_length} tokens were cut to "
+                   f"{max_length} ({how}).", err=True)
 
 
 def make_train_command(task):
@@ -339,10 +346,7 @@ def make_predict_command(task):
         inputs = read_inputs(texts, file)
         predictor = task.load(model_dir)
         results = predictor.predict(inputs, **values)
-        truncated = sum(r.get("truncated", False) for r in results)
-        if truncated:
-            click.echo(f"nlpkit: warning: {truncated} text(s) longer than {predictor.max_length} tokens "
-                       f"were cut to {predictor.max_length} ({task.truncation}).", err=True)
+        warn_truncated(results, predictor.max_length, task.truncation)
         echo_lines(json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
                    else task.format_prediction(text, result) for text, result in zip(inputs, results))
 

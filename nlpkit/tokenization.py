@@ -34,11 +34,12 @@ def lower_and_split_punctuation(texts):
 
     For translation, where "!" and "?" carry meaning. Typographic apostrophes
     become ASCII ones and an elided word keeps its apostrophe ("J'ai" -> "j' ai");
-    no-break spaces (French puts them before "!" and "?") become spaces.
+    no-break spaces (French puts them before "!" and "?") and control characters become spaces.
     Registered, so a vectorizer using it is saved by name and loads in safe mode.
     """
+    # Control characters become spaces first: Unicode lowercasing would stop at a NUL.
+    texts = tf.strings.regex_replace(texts, "[\\x00-\\x1f\\x7f\u00a0\u202f\u2009]", " ")
     texts = tf.strings.lower(texts, encoding="utf-8")
-    texts = tf.strings.regex_replace(texts, "[\u00a0\u202f\u2009]", " ")
     texts = tf.strings.regex_replace(texts, "[\u2019\u2018]", "'")
     texts = tf.strings.regex_replace(texts, "(\\pL)'", "\\1' ")
     return tf.strings.regex_replace(texts, "([" + SPLIT_PUNCTUATION + "])", " \\1 ")

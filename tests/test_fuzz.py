@@ -26,6 +26,7 @@ from nlpkit.safety import inspect_archive
 from nlpkit.tasks.chargen import ChargenOptions, ChargenTask
 from nlpkit.tasks.next_word import NextWordOptions, NextWordTask
 from nlpkit.tasks.sentiment import SentimentTask
+from nlpkit.tasks.translate import TranslateOptions, TranslateTask
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -59,6 +60,8 @@ ENTRY_POINTS = {
     "chargen.predict": EntryPoint("chargen", lambda p, text: p.predict([text], top_k=3)),
     "chargen.generate": EntryPoint("chargen", lambda g, text: g.sample(text, length=4, rng_seed=1),
                                    loader="load_generator"),
+    "translate.greedy": EntryPoint("translate", lambda t, text: t.translate([text], max_length=5)),
+    "translate.beam": EntryPoint("translate", lambda t, text: t.translate([text], beam=2, n_best=2, max_length=5)),
 }
 
 # `nlpkit ARGS` that read one text per line on stdin; `generate` reads a seed file instead.
@@ -66,6 +69,7 @@ CLI_COMMANDS = {
     "sentiment": ["predict", "sentiment", "--json"],
     "next-word": ["predict", "next-word", "--json", "--top-k", "2"],
     "chargen": ["predict", "chargen", "--json", "--top-k", "2"],
+    "translate": ["translate", "--json", "--max-length", "5"],
 }
 
 
@@ -81,7 +85,12 @@ def runs(trained_run, tmp_path_factory):
                                          out=str(base / "next-word"), max_length=50, **TINY))
     ChargenTask().train(ChargenOptions(data=str(base / "chars.txt"), out=str(base / "chargen"), bptt=20,
                                        max_length=200, time_budget=None, **TINY))
-    return {"sentiment": trained_run.folder, "next-word": base / "next-word", "chargen": base / "chargen"}
+    pairs = bundled_data_dir().joinpath("translate", "eng_fra.tsv").open(encoding="utf-8").readlines()[:300]
+    (base / "pairs.tsv").write_text("".join(pairs), encoding="utf-8")
+    TranslateTask().train(TranslateOptions(data=str(base / "pairs.tsv"), out=str(base / "translate"), max_length=20,
+                                           bleu_sentences=0, time_budget=None, **TINY))
+    return {"sentiment": trained_run.folder, "next-word": base / "next-word", "chargen": base / "chargen",
+            "translate": base / "translate"}
 
 
 @pytest.fixture(scope="module")

@@ -286,8 +286,11 @@ def test_cli_reports_unknown_words_and_cut_sentences_on_stderr(trained, cli_runn
     done = cli_runner("translate", "--model", trained[0], "Go zyxwv.", long)
     assert done.exit_code == 0, done.stderr
     assert "sentence 1" in done.stderr and "'zyxwv'" in done.stderr
-    assert "sentence 2: 16 tokens, cut to the model's first 12" in done.stderr
+    assert "nlpkit: warning: 1 text(s) longer than 12 tokens were cut to 12 (their first ones are read)." \
+        in done.stderr.splitlines()
     assert len(done.stdout.splitlines()) == 2
+    as_json = cli_runner("translate", "--model", trained[0], "--json", "Go zyxwv.")
+    assert as_json.stderr == "" and json.loads(as_json.stdout)["unknown_words"] == ["zyxwv"]
 
 
 def test_cli_predict_translate_uses_the_same_translator(trained, cli_runner, translator):

@@ -33,7 +33,7 @@ from nlpkit.runs import load_run
 from nlpkit.seq2seq import ATTENTIONS, StepDecoder, build_translator
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import END, START, build_vectorizer, lower_and_split_punctuation
+from nlpkit.tokenization import END, START, build_vectorizer, check_texts, lower_and_split_punctuation
 from nlpkit.training import fit, seed_everything
 
 BUNDLED = "translate/eng_fra.tsv"
@@ -88,6 +88,9 @@ class TranslateOptions(PairColumns, TrainOptions):
     def validate(self):
         if self.layer_norm:
             raise NlpkitError("--layer-norm is not supported by translate.")
+        if self.vocabulary is not None:
+            raise NlpkitError("--vocabulary is not supported by translate: it learns a source and a target "
+                              "vocabulary from the training pairs.")
         if self.data and str(self.data).startswith(datasets.TFDS_PREFIX):
             raise NlpkitError("translate reads sentence-pair files; --data tfds:... is not supported.")
         super().validate()
@@ -228,14 +231,24 @@ def example_lengths(source_rows, target_rows, max_length):
 
 
 def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None):
-    """((source, target in), target out, weights) batches of similar length; padded targets weigh 0."""
-    if shuffle_seed is not None:
-        examples = examples.shuffle(shuffle_size or 10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    batches = examples.bucket_by_sequence_length(
-        element_length_func=lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
-        bucket_boundaries=list(boundaries), bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
-    return batches.map(lambda source, target_in, target_out: (
-        (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32"))).prefetch(pipeline.AUTOTUNE)
+    """((source, target in), target out, weights) batches of similar length; padded targets weigh 0.
+
+    With `shuffle_seed`, epoch e's order is a pure function of (seed, e)
+    (`pipeline.EpochShuffled`), so a resumed run sees the batches an uninterrupted one would.
+    """
+
+    def batches(examples):
+        bucketed = examples.bucket_by_sequence_length(
+            element_length_func=lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
+            bucket_boundaries=list(boundaries), bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+        return bucketed.map(lambda source, target_in, target_out: (
+            (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32")))
+
+    if shuffle_seed is None:
+        return batches(examples).prefetch(pipeline.AUTOTUNE)
+    size = shuffle_size or 10_000
+    return pipeline.EpochShuffled(
+        lambda seed: batches(examples.shuffle(size, seed=seed, reshuffle_each_iteration=False)), shuffle_seed).dataset()
 
 
 # --- decoding and scores ---------------------------------------------------------------------------
@@ -458,13 +471,9 @@ class Translator:
         return cls(*load_run(model_dir, TranslateTask.name, required=("options.max_length",)))
 
     def _check(self, sentences, beam, n_best, max_length):
-        if isinstance(sentences, str):
-            raise NlpkitError("give a list of sentences, not one string.")
-        if not sentences:
+        if not isinstance(sentences, str) and not list(sentences):
             raise NlpkitError("no sentences to translate.")
-        for position, sentence in enumerate(sentences, start=1):
-            if not isinstance(sentence, str) or not sentence.strip():
-                raise NlpkitError(f"sentence {position} is empty.")
+        check_texts(sentences, "sentence")
         check_range("beam", beam, 1, MAX_BEAM)
         check_range("n_best", n_best, 1, beam)
         if max_length is not None:
