@@ -11,7 +11,8 @@ Parts:
           depend on them. Also the achieved float32 GFLOP/s of the decoder's matmuls.
   quality Tiny Shakespeare with its last 10% as validation: validation loss (nats
           and bits per character) of each cell trained with the same recipe and the
-          same wall-clock budget (--minutes), and one LSTM sample at temperature 0.8.
+          same wall-clock budget (--minutes).
+  sample  one sample at temperature 0.8 from the LSTM of the quality part.
 """
 
 import argparse
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, save_results  # noqa: E402
+from bench.common import RESULTS, Timer, limit_threads, load_results, machine, save_results  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -80,31 +81,37 @@ def speed():
 
 
 def quality(text_path, cells, minutes, workdir):
-    """Validation loss of each cell on the last 10% of the text, at the same recipe and budget."""
-    rows = []
+    """Validation loss of each cell on the last 10% of the text, at the same recipe and budget.
+
+    Rows are merged by cell into the saved results, so cells can be run one at a time.
+    """
+    rows = {row["cell"]: row for row in load_results("chargen").get("quality", [])}
     for cell in cells:
-        folder = Path(workdir) / f"tiny_shakespeare_{cell}"
-        options = ChargenOptions(data=str(text_path), cell=cell, time_budget=minutes, out=str(folder),
-                                 **QUALITY_RECIPE)
+        options = ChargenOptions(data=str(text_path), cell=cell, time_budget=minutes,
+                                 out=str(Path(workdir) / f"tiny_shakespeare_{cell}"), **QUALITY_RECIPE)
         with Timer() as timer:
             report = ChargenTask().train(options)["validation"]
-        row = {"cell": cell, "nats_per_char": report["cross_entropy"],
-               "bits_per_char": report["bits_per_character"], "minutes": timer.seconds / 60,
-               "budget_minutes": minutes}
-        if cell == "lstm":
-            row["sample"] = {**SAMPLE, "text": CharGenerator.load(folder).sample(
-                SAMPLE["seed"], length=SAMPLE["length"], temperature=SAMPLE["temperature"],
-                rng_seed=SAMPLE["rng_seed"])["samples"][0]}
-        print(f"[quality] {cell}: {row['nats_per_char']:.4f} nats/char ({row['bits_per_char']:.3f} bpc) "
-              f"in {row['minutes']:.1f} min (budget {minutes} min)", flush=True)
-        rows.append(row)
-        save_results("chargen", {"quality": rows, "quality_recipe": QUALITY_RECIPE})
-    return rows
+        rows[cell] = {"cell": cell, "nats_per_char": report["cross_entropy"],
+                      "bits_per_char": report["bits_per_character"], "minutes": timer.seconds / 60,
+                      "budget_minutes": minutes}
+        print(f"[quality] {cell}: {report['cross_entropy']:.4f} nats/char ({report['bits_per_character']:.3f} bpc) "
+              f"in {timer.seconds / 60:.1f} min (budget {minutes} min)", flush=True)
+        save_results("chargen", {"quality": list(rows.values()), "quality_recipe": QUALITY_RECIPE})
+    return list(rows.values())
+
+
+def sample(workdir):
+    """One sample of the LSTM quality run at temperature 0.8 (SAMPLE's settings)."""
+    generator = CharGenerator.load(Path(workdir) / "tiny_shakespeare_lstm")
+    text = generator.sample(SAMPLE["seed"], length=SAMPLE["length"], temperature=SAMPLE["temperature"],
+                            rng_seed=SAMPLE["rng_seed"])["samples"][0]
+    print(f"[sample] {SAMPLE}\n{SAMPLE['seed']}{text}", flush=True)
+    return {**SAMPLE, "text": text}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=("speed", "quality"),
+    parser.add_argument("--only", action="append", choices=("speed", "quality", "sample"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--shared", default="../shared/data", help="folder holding tiny_shakespeare/")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells for the quality part")
@@ -113,7 +120,7 @@ def main():
     parser.add_argument("--workdir", default=str(RESULTS / "chargen_work"), help="scratch folder")
     args = parser.parse_args()
     limit_threads(args.threads)
-    parts = args.only or ["speed", "quality"]
+    parts = args.only or ["speed", "quality", "sample"]
     results = {"machine": machine()}
     print(f"machine: {results['machine']}", flush=True)
     if "speed" in parts:
@@ -123,6 +130,8 @@ def main():
         results["quality"] = quality(text, args.cells.split(","), args.minutes, args.workdir)
         results["quality_command"] = " ".join(sys.argv)
         results["quality_threads"] = args.threads or "all"
+    if "sample" in parts:
+        results["sample"] = sample(args.workdir)
     save_results("chargen", results)
 
 

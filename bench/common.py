@@ -44,6 +44,12 @@ def limit_threads(threads):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def load_results(name):
+    """The results saved so far in bench/results/NAME.json ({} if none)."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def save_results(name, results):
     """Merges `results` into bench/results/NAME.json, so re-running one part keeps the others."""
     RESULTS.mkdir(exist_ok=True)
