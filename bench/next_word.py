@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, save_results  # noqa: E402
+from bench.common import RESULTS, Timer, limit_threads, load_results, machine, save_results  # noqa: E402
 
 from nlpkit import pipeline  # noqa: E402
 from nlpkit.errors import NlpkitError  # noqa: E402
@@ -133,10 +133,13 @@ def main():
     if "throughput" in parts:
         results["throughput"] = [throughput(ptb_train)]
     if "ptb" in parts:
-        results["ptb"], results["ptb_command"] = [], " ".join(sys.argv)
+        # Rows merge by cell into the saved results, so cells can be run one at a time.
+        rows = {row["cell"]: row for row in load_results("next_word").get("ptb", [])}
+        results["ptb_command"] = " ".join(sys.argv)
         for cell in args.cells.split(","):
-            results["ptb"].append(train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, PTB_RECIPE,
-                                             args.ptb_minutes, workdir))
+            rows[cell] = train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, PTB_RECIPE,
+                                    args.ptb_minutes, workdir)
+            results["ptb"] = list(rows.values())
             save_results("next_word", results)  # a finished cell is kept even if a later one fails
     if "wikitext2" in parts:
         wiki_train = unpacked(shared / "wikitext-2" / "train.txt.gz", workdir)
