@@ -57,6 +57,7 @@ def unpacked(path, workdir):
 
 
 def train_cell(name, train, valid, cell, recipe, minutes, workdir):
+    row = {"learning_rate": recipe["learning_rate"]}
     options = NextWordOptions(data=str(train), valid=str(valid), cell=cell, time_budget=minutes,
                               out=str(Path(workdir) / f"{name}_{cell}"), **recipe)
     with Timer() as timer:
@@ -66,7 +67,7 @@ def train_cell(name, train, valid, cell, recipe, minutes, workdir):
             print(f"[{name}] {cell}: {error}", flush=True)
             return {"cell": cell, "error": str(error), "minutes": timer.elapsed() / 60, "budget_minutes": minutes}
     report = result["validation"]
-    row = {"cell": cell, "perplexity": report["perplexity"], "top1": report["top1_accuracy"],
+    row = {**row, "cell": cell, "perplexity": report["perplexity"], "top1": report["top1_accuracy"],
            "top5": report["top5_accuracy"], "oov_rate": report["oov_rate"], "minutes": timer.seconds / 60,
            "budget_minutes": minutes}
     print(f"[{name}] {cell}: validation perplexity {row['perplexity']:.1f} in {row['minutes']:.1f} min "
@@ -118,6 +119,8 @@ def main():
     parser.add_argument("--wikitext-minutes", type=float, default=30.0, help="training budget for WikiText-2")
     parser.add_argument("--only", action="append", choices=("ptb", "wikitext2", "throughput"),
                         help="run only these parts (repeatable)")
+    parser.add_argument("--ptb-learning-rate", type=float, default=None,
+                        help="another learning rate than the recipe's for the PTB part (recorded in each row)")
     parser.add_argument("--threads", type=int, default=0, help="cores TensorFlow may use (default: all)")
     parser.add_argument("--workdir", default=str(RESULTS / "next_word_work"), help="scratch folder")
     args = parser.parse_args()
@@ -137,7 +140,8 @@ def main():
         rows = {row["cell"]: row for row in load_results("next_word").get("ptb", [])}
         results["ptb_command"] = " ".join(sys.argv)
         for cell in args.cells.split(","):
-            rows[cell] = train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, PTB_RECIPE,
+            recipe = dict(PTB_RECIPE, learning_rate=args.ptb_learning_rate or PTB_RECIPE["learning_rate"])
+            rows[cell] = train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, recipe,
                                     args.ptb_minutes, workdir)
             results["ptb"] = list(rows.values())
             save_results("next_word", results)  # a finished cell is kept even if a later one fails
