@@ -141,16 +141,22 @@ def _read_delimited(text, path, columns, delimiter):
     return rows
 
 
+def read_filled_columns(path, columns, names, nothing):
+    """`read_columns`, where a blank value is an error naming file:line and `names[i]` (what
+    column i holds), and a file without rows is the error `nothing`."""
+    rows = read_columns(path, columns)
+    for number, values in rows:
+        for value, name in zip(values, names):
+            if not value.strip():
+                raise NlpkitError(f"{at(path, number)}: the {name} is empty.")
+    if not rows:
+        raise NlpkitError(f"{path}: {nothing}.")
+    return rows
+
+
 def read_labeled(path, text_column="text", label_column="label"):
     """Reads a labeled text file; an empty text, an empty label or no rows at all is an error."""
-    rows = read_columns(path, [text_column, label_column])
-    for number, (text, label) in rows:
-        if not text.strip():
-            raise NlpkitError(f"{at(path, number)}: the text is empty.")
-        if not label.strip():
-            raise NlpkitError(f"{at(path, number)}: the label is empty.")
-    if not rows:
-        raise NlpkitError(f"{path}: no examples in the file.")
+    rows = read_filled_columns(path, [text_column, label_column], ("text", "label"), "no examples in the file")
     return LabeledTexts(
         texts=[text for _, (text, _) in rows],
         labels=[label.strip() for _, (_, label) in rows],

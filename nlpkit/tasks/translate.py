@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from nlpkit import datasets, pipeline, search
 from nlpkit.config import check_range, option
-from nlpkit.errors import NlpkitError, at
+from nlpkit.errors import NlpkitError
 from nlpkit.layers import FitSequenceLength
 from nlpkit.runs import load_run
 from nlpkit.seq2seq import ATTENTIONS, StepDecoder, build_translator
@@ -135,14 +135,8 @@ def read_pairs(spec, source_column="0", target_column="1"):
     path = str(spec or datasets.bundled_data_dir() / BUNDLED)
     if path.startswith(datasets.TFDS_PREFIX):
         raise NlpkitError("translate reads sentence-pair files; tfds:... is not supported.")
-    rows = datasets.read_columns(path, [source_column, target_column])
-    for number, (source, target) in rows:
-        if not source.strip():
-            raise NlpkitError(f"{at(path, number)}: the source sentence is empty.")
-        if not target.strip():
-            raise NlpkitError(f"{at(path, number)}: the target sentence is empty.")
-    if not rows:
-        raise NlpkitError(f"{path}: no sentence pairs in the file.")
+    rows = datasets.read_filled_columns(path, [source_column, target_column],
+                                        ("source sentence", "target sentence"), "no sentence pairs in the file")
     return SentencePairs([s for _, (s, _) in rows], [t for _, (_, t) in rows], path, [n for n, _ in rows])
 
 
