@@ -7,13 +7,15 @@ raw-string model, its vectorizer, the stateless network inside, and the
 window layout it was trained with.
 """
 
+import dataclasses
 import math
 
 import numpy as np
 
 from nlpkit import pipeline
-from nlpkit.models import reset_recurrent_states, with_statefulness
+from nlpkit.models import build_language_model, reset_recurrent_states, with_statefulness
 from nlpkit.runs import load_run
+from nlpkit.training import ResetStatesEachEpoch, fit
 
 LAYOUT_OPTIONS = ("max_length", "bptt", "batch_size", "stateful")
 
@@ -25,6 +27,27 @@ def stream_batches(stream, bptt, batch_size, stateful, shuffle_seed=None):
         return pipeline.window_batches(inputs, targets, batch_size)
     inputs, targets = pipeline.independent_windows(stream, bptt)
     return pipeline.window_batches(inputs, targets, batch_size, shuffle_seed=shuffle_seed)
+
+
+def train_on_streams(options, vocabulary, train_stream, valid_stream, *, unit, tie_weights=False, callbacks=()):
+    """Builds the language model `options` describe, trains it on `--bptt` windows of
+    `train_stream` (stateful sub-streams with `--stateful`), and measures it exactly on
+    `valid_stream`. Returns (history, validation report, the stateless network for saving)."""
+    spec = options.recurrent_spec()
+    model = build_language_model(
+        len(vocabulary), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
+        tie_weights=tie_weights, stateful=options.stateful, batch_size=options.batch_size,
+        **options.optimizer_args())
+    layout = (options.bptt, options.batch_size, options.stateful)
+    train_batches = stream_batches(train_stream, *layout, shuffle_seed=options.seed)
+    valid_batches = stream_batches(valid_stream, *layout)
+    print(f"model: {model.count_params():,} parameters, {spec.layers}x{spec.units} {spec.cell}"
+          f"{', tied embedding' if tie_weights else ''}, "
+          f"{'stateful sub-streams' if options.stateful else 'independent windows'} of {options.bptt} {unit}")
+    callbacks = [*callbacks, *([ResetStatesEachEpoch()] if options.stateful else [])]
+    history = fit(model, train_batches, valid_batches, **options.fit_args(), callbacks=callbacks)
+    report = {**stream_report(model, valid_batches, valid_stream), "bptt": options.bptt, "stateful": options.stateful}
+    return history, report, with_statefulness(model, stateful=False)  # also drops the optimizer state
 
 
 def stream_report(model, batches, stream):

@@ -31,12 +31,12 @@ import tensorflow as tf
 from nlpkit import datasets, decoding, pipeline
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_language_model, with_next_word_head, with_statefulness
-from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
+from nlpkit.models import with_next_word_head
+from nlpkit.language_model import LanguageModelRun, train_on_streams
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
 from nlpkit.tokenization import build_vectorizer, check_texts
-from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
+from nlpkit.training import seed_everything
 
 BUNDLED = "chargen/tiny_shakespeare.txt"
 NEWLINE = "\n"
@@ -178,24 +178,11 @@ class ChargenTask(Task):
         print(f"data: {len(train_stream):,} training characters, {len(valid_stream):,} validation characters "
               f"({np.sum(valid_stream == 1):,} unseen in training), vocabulary {len(vocabulary):,}")
 
-        spec = options.recurrent_spec()
-        model = build_language_model(
-            len(vocabulary), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
-            stateful=options.stateful, batch_size=options.batch_size,
-            **options.optimizer_args())
-        layout = (options.bptt, options.batch_size, options.stateful)
-        train_batches = stream_batches(train_stream, *layout, shuffle_seed=options.seed)
-        valid_batches = stream_batches(valid_stream, *layout)
-        print(f"model: {model.count_params():,} parameters, {spec.layers}x{spec.units} {spec.cell}, "
-              f"{'stateful sub-streams' if options.stateful else 'independent windows'} of {options.bptt} characters")
-
-        callbacks = [BitsPerCharacter()] + ([ResetStatesEachEpoch()] if options.stateful else [])
-        history = fit(model, train_batches, valid_batches, **options.fit_args(), callbacks=callbacks)
-        report = {**with_bits(stream_report(model, valid_batches, valid_stream)),
-                  "bptt": options.bptt, "stateful": options.stateful}
-        inference = with_statefulness(model, stateful=False)  # also drops the optimizer state from the archive
+        history, report, network = train_on_streams(options, vocabulary, train_stream, valid_stream,
+                                                    unit="characters", callbacks=[BitsPerCharacter()])
+        report = with_bits(report)
         folder = self.save_run(
-            options, with_next_word_head(inference, vectorizer, options.max_length),
+            options, with_next_word_head(network, vectorizer, options.max_length),
             history=history, metrics={"validation": report}, vocabulary_size=len(vocabulary),
             data={"train": train.describe(), "validation": valid.describe()})
         return {"validation": report, "folder": str(folder)}

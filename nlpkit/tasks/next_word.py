@@ -22,12 +22,12 @@ import tensorflow as tf
 from nlpkit import datasets, decoding, pipeline
 from nlpkit.config import check_range, option
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_language_model, with_next_word_head, with_statefulness
-from nlpkit.language_model import LanguageModelRun, stream_batches, stream_report
+from nlpkit.models import with_next_word_head
+from nlpkit.language_model import LanguageModelRun, train_on_streams
 from nlpkit.task import Task, TrainOptions
 from nlpkit.tasks import register_task
 from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, check_texts, with_vocabulary
-from nlpkit.training import ResetStatesEachEpoch, fit, seed_everything
+from nlpkit.training import seed_everything
 
 BUNDLED_TRAIN = "next_word/train.txt"
 BUNDLED_VALID = "next_word/valid.txt"
@@ -199,25 +199,10 @@ class NextWordTask(Task):
               f"{len(valid_stream):,} validation tokens ({np.sum(valid_stream == 1):,} {UNK}), "
               f"vocabulary {len(vocabulary):,}")
 
-        spec = options.recurrent_spec()
-        model = build_language_model(
-            len(vocabulary), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
-            tie_weights=options.tie_weights, stateful=options.stateful, batch_size=options.batch_size,
-            **options.optimizer_args())
-        layout = (options.bptt, options.batch_size, options.stateful)
-        train_batches = stream_batches(train_stream, *layout, shuffle_seed=options.seed)
-        valid_batches = stream_batches(valid_stream, *layout)
-        print(f"model: {model.count_params():,} parameters, {spec.layers}x{spec.units} {spec.cell}"
-              f"{', tied embedding' if options.tie_weights else ''}, "
-              f"{'stateful sub-streams' if options.stateful else 'independent windows'} of {options.bptt} tokens")
-
-        history = fit(model, train_batches, valid_batches, **options.fit_args(),
-                      callbacks=[ResetStatesEachEpoch()] if options.stateful else ())
-        report = {**stream_report(model, valid_batches, valid_stream),
-                  "bptt": options.bptt, "stateful": options.stateful}
-        inference = with_statefulness(model, stateful=False)  # also drops the optimizer state from the archive
+        history, report, network = train_on_streams(options, vocabulary, train_stream, valid_stream,
+                                                    unit="tokens", tie_weights=options.tie_weights)
         folder = self.save_run(
-            options, with_next_word_head(inference, vectorizer, options.max_length),
+            options, with_next_word_head(network, vectorizer, options.max_length),
             history=history, metrics={"validation": report},
             vocabulary_size=len(vocabulary), end_of_line=EOS, unknown=UNK,
             data={"train": {"source": train.source, "lines": len(train.lines), "tokens": len(train_stream),
