@@ -464,9 +464,8 @@ class Translator:
         return cls(*load_run(model_dir, TranslateTask.name, required=("options.max_length",)))
 
     def _check(self, sentences, beam, n_best, max_length):
-        if not isinstance(sentences, str) and not list(sentences):
+        if not check_texts(sentences, "sentence"):
             raise NlpkitError("no sentences to translate.")
-        check_texts(sentences, "sentence")
         check_range("beam", beam, 1, MAX_BEAM)
         check_range("n_best", n_best, 1, beam)
         if max_length is not None:
