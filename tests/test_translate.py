@@ -223,6 +223,8 @@ def test_translations_report_unknown_words_truncation_and_attention(translator):
 
 @pytest.mark.parametrize("sentences, options, message", [
     ([""], {}, "sentence 1 is empty"),
+    ([], {}, "no sentences to translate"),
+    ("Hi.", {}, "single string"),
     (["Hi.", "   "], {}, "sentence 2 is empty"),
     (["Hi."], {"beam": 0}, "beam"),
     (["Hi."], {"n_best": 2}, "n_best"),
