@@ -2,6 +2,9 @@
 
     python bench/translate.py --shared ../shared/data --only anki --anki-minutes 12
     python bench/translate.py --shared ../shared/data --only multi30k --multi30k-minutes 45
+    # or the two Multi30k models side by side, one core each:
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
+    python bench/translate.py --only multi30k --multi30k-attention none --threads 1 --multi30k-minutes 55
     python bench/translate.py --shared ../shared/data --only speed
 
 Parts:
@@ -26,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, save_results  # noqa: E402
+from bench.common import RESULTS, Timer, limit_threads, load_results, machine, save_results  # noqa: E402
 
 from bench.search_speed import speed as search_speed  # noqa: E402
 from nlpkit.tasks.translate import (END_ID, START_ID, TranslateOptions, TranslateTask, Translator,  # noqa: E402
@@ -97,16 +100,17 @@ def anki(shared, pairs, minutes, workdir):
     return rows
 
 
-def multi30k(shared, minutes, workdir):
+def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0):
     train, valid = multi30k_tsv(shared, "train", workdir), multi30k_tsv(shared, "val", workdir)
-    rows = []
-    for attention in MULTI30K_ATTENTIONS:
+    for attention in attentions:
         options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
                                    out=str(Path(workdir) / f"multi30k_{attention}"), **MULTI30K_RECIPE)
-        rows.append(train_and_score("multi30k", options))
-        save_results("translate", {"multi30k": rows, "multi30k_recipe": MULTI30K_RECIPE,
-                                   "multi30k_command": " ".join(sys.argv)})
-    return rows
+        row = train_and_score("multi30k", options)
+        # Rows merge by attention, read just before writing, so that the models can
+        # train in separate processes at once (one core each) and still share one table.
+        rows = {row["attention"]: row for row in load_results("translate").get("multi30k", [])}
+        rows[attention] = {**row, "threads": threads or "all", "command": " ".join(sys.argv)}
+        save_results("translate", {"multi30k": list(rows.values()), "multi30k_recipe": MULTI30K_RECIPE})
 
 
 def speed(workdir, batch=256, max_length=30):
@@ -145,6 +149,8 @@ def main():
     parser.add_argument("--anki-pairs", type=int, default=60000, help="how many Anki pairs to read (from the top)")
     parser.add_argument("--anki-minutes", type=float, default=12.0, help="training budget per Anki model")
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
+    parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
+                        help="train only these Multi30k models (repeatable; default: both, one after the other)")
     parser.add_argument("--threads", type=int, default=0, help="cores TensorFlow may use (default: all)")
     parser.add_argument("--workdir", default=str(RESULTS / "translate_work"), help="scratch folder")
     args = parser.parse_args()
@@ -159,7 +165,8 @@ def main():
     if "speed" in parts:
         speed(workdir)
     if "multi30k" in parts:
-        multi30k(args.shared, args.multi30k_minutes, workdir)
+        multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
+                 args.threads)
 
 
 if __name__ == "__main__":
