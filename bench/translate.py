@@ -88,16 +88,13 @@ def train_and_score(name, options):
     return row
 
 
-def anki(shared, pairs, minutes, workdir):
+def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0):
     data = anki_tsv(shared, pairs, workdir)
-    rows = []
-    for attention in ANKI_ATTENTIONS:
+    for attention in attentions:
         options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes,
                                    out=str(Path(workdir) / f"anki_{attention}"), **ANKI_RECIPE)
-        rows.append(train_and_score("anki", options))
-        save_results("translate", {"anki": rows, "anki_recipe": {**ANKI_RECIPE, "pairs": pairs},
-                                   "anki_command": " ".join(sys.argv)})
-    return rows
+        merge_row("anki", train_and_score("anki", options), threads)
+        save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "pairs": pairs}})
 
 
 def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0):
@@ -105,12 +102,20 @@ def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0
     for attention in attentions:
         options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
                                    out=str(Path(workdir) / f"multi30k_{attention}"), **MULTI30K_RECIPE)
-        row = train_and_score("multi30k", options)
-        # Rows merge by attention, read just before writing, so that the models can
-        # train in separate processes at once (one core each) and still share one table.
-        rows = {row["attention"]: row for row in load_results("translate").get("multi30k", [])}
-        rows[attention] = {**row, "threads": threads or "all", "command": " ".join(sys.argv)}
-        save_results("translate", {"multi30k": list(rows.values()), "multi30k_recipe": MULTI30K_RECIPE})
+        merge_row("multi30k", train_and_score("multi30k", options), threads)
+        save_results("translate", {"multi30k_recipe": MULTI30K_RECIPE})
+
+
+def merge_row(part, row, threads):
+    """Saves `row` in the results of `part`, replacing the row of the same attention.
+
+    The rows are read just before writing, so that models can train in separate
+    processes at once (one core each) and still share one table, and one model can
+    be retrained without the others.
+    """
+    rows = {saved["attention"]: saved for saved in load_results("translate").get(part, [])}
+    rows[row["attention"]] = {**row, "threads": threads or "all", "command": " ".join(sys.argv)}
+    save_results("translate", {part: list(rows.values())})
 
 
 def speed(workdir, batch=256, max_length=30):
@@ -148,6 +153,8 @@ def main():
                         help="run only these parts (repeatable)")
     parser.add_argument("--anki-pairs", type=int, default=60000, help="how many Anki pairs to read (from the top)")
     parser.add_argument("--anki-minutes", type=float, default=12.0, help="training budget per Anki model")
+    parser.add_argument("--anki-attention", action="append", choices=ANKI_ATTENTIONS,
+                        help="train only these Anki models (repeatable; default: all three)")
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
@@ -161,7 +168,8 @@ def main():
     print(f"machine: {machine()}", flush=True)
     save_results("translate", {"machine": machine(), "threads": args.threads or "all"})
     if "anki" in parts:
-        anki(args.shared, args.anki_pairs, args.anki_minutes, workdir)
+        anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
+             args.threads)
     if "speed" in parts:
         speed(workdir)
     if "multi30k" in parts:
