@@ -77,42 +77,61 @@ def length_penalty_factor(length, alpha):
 # --- the per-step math -------------------------------------------------------------------------
 
 
-def _log_probs(logits, start_id):
-    """The model's log-probabilities (rows, vocab), -inf on the ids that are never emitted."""
-    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    ids = ops.arange(ops.shape(logits)[-1], dtype="int32")
-    allowed = (ids >= len(NEVER_EMITTED)) & (ids != start_id)
-    return ops.where(allowed[None, :], log_probs, NEG_INF)
-
-
 def _chunk_size(n):
-    """A chunk length for `top_k` over n values: a divisor of n near 64 (no padding copy), else 64."""
+    """A chunk length for `best_extensions` over n ids: a divisor of n near 64 (no padding copy), else 64."""
     divisors = [d for d in range(32, 129) if n % d == 0]
     return min(divisors, key=lambda d: abs(d - 64)) if divisors else 64
 
 
-def top_k(x, k, chunk=None):
-    """`ops.top_k(x, k)` for (rows, n) float x, exactly (values, indices, ties to the lower index), faster.
+def best_extensions(logits, live_scores, start_id, k, chunk=None):
+    """The k best one-token extensions of each sentence's hypotheses, best first.
 
-    TensorFlow's CPU top_k costs about as much as a step of the model over the
-    beam x vocabulary candidates. Instead: cut each row into chunks, keep the k
-    chunks with the largest maxima (every one of the k largest values lies in
-    one of them: at most j chunks have a maximum >= the j-th largest value), in
-    index order, and take the top k of those k x chunk values only.
+    logits (sentences x beam, vocab) are the model's for every hypothesis (row
+    b * beam + h is hypothesis h of sentence b), live_scores (sentences, beam)
+    their log-probs so far. Extending hypothesis h by id w scores
+    live_scores[b, h] + (logits[w] - logsumexp(logits)), the model's own
+    log-probability over the whole vocabulary; ids 0, 1 and the start id are
+    never chosen. Returns (scores (sentences, k), parents, ids), exactly what
+    `top_k` over the flattened (beam x vocab) scores would give, ties to the
+    lower parent, then the lower id (-inf scores where fewer than k exist,
+    their ids then 0).
+
+    It never writes that (sentences, beam x vocab) tensor, nor a log-softmax
+    of the logits: those full-width passes cost as much as the model's own
+    output layer. Instead: one pass for each row's logsumexp, one for the best
+    logit of every chunk of ids, then only the chunks that can hold one of the
+    best are read in full. (Every one of the j best values lies in one of the
+    j chunks with the best maxima: at most j - 1 other chunks can beat it.)
     """
-    rows, n = ops.shape(x)[0], x.shape[-1]
-    if n is None:
-        return ops.top_k(x, k)
-    chunk = chunk or _chunk_size(n)
-    pad = (-n) % chunk
+    logits = ops.cast(logits, "float32")
+    sentences, beam = ops.shape(live_scores)[0], live_scores.shape[1]
+    vocab = logits.shape[-1]
+    chunk = chunk or _chunk_size(vocab)
+    normalisers = ops.reshape(ops.logsumexp(logits, axis=-1), [sentences, beam, 1])
+    live = live_scores[:, :, None]
+    pad = (-vocab) % chunk
     if pad:
-        x = ops.concatenate([x, ops.full([rows, pad], NEG_INF, x.dtype)], axis=1)
-    count = (n + pad) // chunk
-    chunks = ops.reshape(x, [rows, count, chunk])
-    _, best = ops.top_k(ops.max(chunks, axis=2), min(k, count))
-    best = ops.sort(best, axis=1)
-    values, at = ops.top_k(ops.reshape(tf.gather(chunks, best, batch_dims=1), [rows, -1]), k)
-    return values, ops.take_along_axis(best, at // chunk, axis=1) * chunk + at % chunk
+        logits = ops.concatenate([logits, ops.full([ops.shape(logits)[0], pad], NEG_INF, "float32")], axis=1)
+    count = (vocab + pad) // chunk
+    chunks = ops.reshape(logits, [sentences, beam * count, chunk])
+    # Up to 3 never-emitted ids per hypothesis may be among the best: take enough to drop them.
+    wanted = min(k + (len(NEVER_EMITTED) + 1) * beam, beam * vocab)
+    chunk_best = live + (ops.reshape(ops.max(chunks, axis=2), [sentences, beam, count]) - normalisers)
+    _, picked = ops.top_k(ops.reshape(chunk_best, [sentences, beam * count]), min(wanted, beam * count))
+    picked = ops.sort(picked, axis=1)  # index order, so that equal scores keep the lower flat index first
+    parents = picked // count
+    values = (tf.gather(ops.reshape(live, [sentences, beam]), parents, batch_dims=1)[:, :, None]
+              + (tf.gather(chunks, picked, batch_dims=1)
+                 - tf.gather(ops.reshape(normalisers, [sentences, beam]), parents, batch_dims=1)[:, :, None]))
+    scores, at = ops.top_k(ops.reshape(values, [sentences, -1]), wanted)
+    slot = at // chunk
+    parents = ops.take_along_axis(parents, slot, axis=1)
+    ids = ops.take_along_axis(picked % count, slot, axis=1) * chunk + at % chunk
+    allowed = (ids >= len(NEVER_EMITTED)) & (ids != start_id) & (ids < vocab)
+    scores, keep = ops.top_k(ops.where(allowed, scores, NEG_INF), k)
+    parents = ops.take_along_axis(parents, keep, axis=1)
+    ids = ops.take_along_axis(ids, keep, axis=1)
+    return scores, parents, ops.where(scores > NEG_INF, ids, 0)
 
 
 def _while_loop(cond, body, variables, shrinking):
@@ -226,9 +245,9 @@ class Searcher:
 
         def body(v):
             logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
-            log_probs = _log_probs(logits, start_id)
-            token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # ties go to the lower id
-            token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=1)[:, 0]
+            rows = ops.shape(logits)[0]
+            token_log_prob, _, token = best_extensions(logits, ops.zeros([rows, 1]), start_id, 1)
+            token_log_prob, token = token_log_prob[:, 0], token[:, 0]  # ties went to the lower id
             emitted = ops.not_equal(token, end_id)
             at = v["sentence"][:, None]  # the rows still decoding, in the (batch, ...) results
             v = dict(v, t=v["t"] + 1, token=token, states=states,
@@ -307,11 +326,7 @@ def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
     """
     t, live_scores, count = v["t"], v["live_scores"], v["count"]
     sentences, beam_size = ops.shape(live_scores)[0], live_scores.shape[1]
-    vocab = logits.shape[-1] or ops.shape(logits)[-1]  # static when the model's is: top_k needs it
-    log_probs = ops.reshape(_log_probs(logits, start_id), [sentences, beam_size, vocab])
-    candidates = ops.reshape(live_scores[:, :, None] + log_probs, [sentences, beam_size * vocab])
-    top_scores, top = top_k(candidates, 2 * beam_size)
-    parents, words = top // vocab, top % vocab
+    top_scores, parents, words = best_extensions(logits, live_scores, start_id, 2 * beam_size)
     ends = ops.equal(words, end_id)
 
     # End-token extensions among the first beam_size candidates finish (unless the sentence is done).

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.errors import NlpkitError
-from nlpkit.search import beam_search, greedy_search, length_penalty_factor, searcher, top_k
+from nlpkit.search import beam_search, best_extensions, greedy_search, length_penalty_factor, searcher
 
 START, END = 2, 3
 SOURCE_VOCAB, TARGET_VOCAB = 13, 11
@@ -324,16 +324,30 @@ def test_the_length_penalty_can_prefer_the_longer_translation():
     assert model.log_prob(short) > model.log_prob(long)
 
 
-@pytest.mark.parametrize("n, k, chunk", [(1000, 10, 7), (40, 6, 128), (24, 24, 5), (300, 1, 16)])
-def test_the_chunked_top_k_is_exactly_top_k_also_with_ties_and_minus_infinity(n, k, chunk):
-    rng = np.random.default_rng(n)
-    x = np.where(rng.random((9, n)) < 0.3, -np.inf, rng.integers(0, 4, size=(9, n))).astype("float32")
-    x[1] = rng.normal(size=n)
-    x[2] = -np.inf
-    values, indices = top_k(tf.constant(x), k, chunk=chunk)
-    expected_values, expected_indices = tf.math.top_k(x, k)
-    np.testing.assert_array_equal(values, expected_values)
-    np.testing.assert_array_equal(indices, expected_indices)
+@pytest.mark.parametrize("vocab, beam, k, chunk", [(1000, 5, 10, 7), (40, 3, 6, 128), (24, 2, 24, 5),
+                                                    (300, 1, 1, 16), (6, 4, 8, None), (1000, 5, 10, None)])
+def test_best_extensions_are_exactly_top_k_of_the_log_softmax_also_with_ties_and_minus_infinity(vocab, beam, k,
+                                                                                                 chunk):
+    rng = np.random.default_rng(vocab + beam)
+    sentences, start_id = 7, 4
+    logits = rng.integers(0, 4, size=(sentences * beam, vocab)).astype("float32")  # many ties
+    logits[1] = rng.normal(size=vocab)
+    logits[2, rng.random(vocab) < 0.5] = -np.inf
+    logits[3, :3] = 9.0  # never-emitted ids are the likeliest
+    live = np.where(rng.random((sentences, beam)) < 0.2, -np.inf, -rng.integers(0, 3, size=(sentences, beam)))
+    live[0] = -np.inf
+    live = live.astype("float32")
+    scores, parents, ids = best_extensions(tf.constant(logits), tf.constant(live), start_id, k, chunk=chunk)
+
+    log_probs = logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True).numpy()
+    log_probs[:, [0, 1, start_id]] = -np.inf
+    candidates = (live[:, :, None] + log_probs.reshape(sentences, beam, vocab)).reshape(sentences, -1)
+    expected_scores, expected = tf.math.top_k(candidates, k)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    finite = np.isfinite(expected_scores)
+    np.testing.assert_array_equal(np.asarray(parents)[finite], (expected.numpy() // vocab)[finite])
+    np.testing.assert_array_equal(np.asarray(ids)[finite], (expected.numpy() % vocab)[finite])
+    assert np.all(np.asarray(ids)[~finite] == 0)
 
 
 # --- compilation and arguments --------------------------------------------------------------------
