@@ -101,6 +101,32 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
     return figures
 
 
+def beam_cost_by_batch(encode, step, source_ids, start_id, end_id, max_length, *, beam_size=5,
+                       batches=(1, 4, 16, 64, 128, 256), sentences=256):
+    """Beam `beam_size`'s cost against greedy's for batches of several sizes: a list of rows.
+
+    Each size decodes the first `sentences` rows of `source_ids` in batches of that size,
+    greedily and with the beam (best of 3 rounds, taking turns). A small batch leaves a step
+    of the model bound by its fixed overhead, so the beam's 5x rows cost little more; a large
+    one makes the step bound by arithmetic, which the beam multiplies by its width.
+    """
+    from nlpkit.search import beam_search, greedy_search
+
+    source_ids = np.asarray(source_ids)[:sentences]
+    common = dict(start_id=start_id, end_id=end_id, max_length=max_length)
+    rows = []
+    for batch in batches:
+        parts = [source_ids[at:at + batch] for at in range(0, len(source_ids), batch)]
+        runs = {"greedy": lambda: [greedy_search(encode, step, part, **common) for part in parts],
+                "beam": lambda: [beam_search(encode, step, part, beam_size=beam_size, **common) for part in parts]}
+        seconds, _ = _best_seconds(runs, 3)
+        rows.append({"batch": batch, "sentences": len(source_ids),
+                     "greedy_sentences_per_s": len(source_ids) / seconds["greedy"],
+                     "beam_sentences_per_s": len(source_ids) / seconds["beam"],
+                     "beam_cost_vs_greedy": seconds["beam"] / seconds["greedy"]})
+    return rows
+
+
 # --- an untrained model of realistic size -----------------------------------------------------------
 
 
