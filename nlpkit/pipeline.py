@@ -67,11 +67,17 @@ def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuf
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         )
 
+    return epoch_batches(dataset, batches, shuffle_seed, shuffle_size or 10_000)
+
+
+def epoch_batches(examples, batches, shuffle_seed, shuffle_size):
+    """`batches(examples)`: in a fixed order without `shuffle_seed`, else reshuffled every epoch
+    (a buffer of `shuffle_size` examples) in an order that depends only on (seed, epoch)."""
     if shuffle_seed is None:
-        return batches(dataset).prefetch(AUTOTUNE)
-    size = shuffle_size or 10_000
-    return EpochShuffled(lambda seed: batches(dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)),
-                         shuffle_seed).dataset()
+        return batches(examples).prefetch(AUTOTUNE)
+    return EpochShuffled(
+        lambda seed: batches(examples.shuffle(shuffle_size, seed=seed, reshuffle_each_iteration=False)),
+        shuffle_seed).dataset()
 
 
 def epoch_seed(seed, epoch):
@@ -187,8 +193,4 @@ def window_batches(inputs, targets, batch_size, *, shuffle_seed=None):
     """
     weights = (targets != 0).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((inputs.astype("int64"), targets.astype("int64"), weights))
-    if shuffle_seed is None:
-        return dataset.batch(batch_size).prefetch(AUTOTUNE)
-    size = len(inputs)
-    return EpochShuffled(lambda seed: dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
-                         .batch(batch_size), shuffle_seed).dataset()
+    return epoch_batches(dataset, lambda windows: windows.batch(batch_size), shuffle_seed, len(inputs))

@@ -238,11 +238,7 @@ def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=No
         return bucketed.map(lambda source, target_in, target_out: (
             (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32")))
 
-    if shuffle_seed is None:
-        return batches(examples).prefetch(pipeline.AUTOTUNE)
-    size = shuffle_size or 10_000
-    return pipeline.EpochShuffled(
-        lambda seed: batches(examples.shuffle(size, seed=seed, reshuffle_each_iteration=False)), shuffle_seed).dataset()
+    return pipeline.epoch_batches(examples, batches, shuffle_seed, shuffle_size or 10_000)
 
 
 # --- decoding and scores ---------------------------------------------------------------------------
