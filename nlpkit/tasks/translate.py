@@ -259,15 +259,11 @@ class Decoder:
             return self._decode(source_ids, beam=beam, n_best=n_best, max_length=max_length)
 
     def _decode(self, source_ids, *, beam, n_best, max_length):
-        source_ids = tf.constant(source_ids, tf.int32)
         arguments = dict(start_id=START_ID, end_id=END_ID, max_length=int(max_length))
-        if beam > 1 or n_best > 1:
-            out = search.beam_search(self.steps.encode, self.steps.step, source_ids, beam_size=beam, n_best=n_best,
-                                     **arguments)
-            return {key: np.asarray(value) for key, value in out.items()}
-        out = {key: np.asarray(value)
-               for key, value in search.greedy_search(self.steps.encode, self.steps.step, source_ids,
-                                                      **arguments).items()}
+        if beam > 1 or n_best > 1:  # both searches return NumPy arrays
+            return search.beam_search(self.steps.encode, self.steps.step, source_ids, beam_size=beam, n_best=n_best,
+                                      **arguments)
+        out = search.greedy_search(self.steps.encode, self.steps.step, source_ids, **arguments)
         return {"tokens": out["tokens"][:, None], "lengths": out["lengths"][:, None],
                 "scores": out["scores"][:, None], "attention": out["attention"]}
 
