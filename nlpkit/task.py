@@ -72,6 +72,8 @@ class TrainOptions:
 
     # Set by `Task.check_options`: where this run's epochs are backed up (`nlpkit.checkpoint`).
     run_checkpoint = None
+    # Set by `Task.run_identity` the first time: the input files are hashed once per run.
+    identity = None
 
     def validate(self):
         check_choices(self)
@@ -164,8 +166,14 @@ class Task:
         return files
 
     def run_identity(self, options):
-        """What makes two runs the same run: task, options and the digests of the files read."""
-        return runs.run_identity(self.name, options, self.input_files(options))
+        """What makes two runs the same run: task, options and the digests of the files read.
+
+        Computed once per options object (the CLI asks before training whether the run is
+        already done, then training asks again), since hashing large input files is slow.
+        """
+        if options.identity is None:
+            options.identity = runs.run_identity(self.name, options, self.input_files(options))
+        return options.identity
 
     def finished_run(self, options):
         """The destination folder if it already holds a finished run of these options and data, else None."""
@@ -199,11 +207,10 @@ class Task:
     def save_run(self, options, text_model, *, history, metrics, **manifest_extra):
         """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
         checkpoint = options.run_checkpoint
-        identity = checkpoint.identity if checkpoint is not None else self.run_identity(options)
         with runs.RunWriter(self.output_dir(options)) as run:
             text_model.save(run.path(runs.MODEL_FILE))
             runs.write_json(run.path(runs.MANIFEST_FILE),
-                            runs.manifest(self.name, options, identity=identity, **manifest_extra))
+                            runs.manifest(self.name, options, identity=self.run_identity(options), **manifest_extra))
             runs.write_json(run.path(runs.METRICS_FILE), metrics)
             runs.write_json(run.path(runs.HISTORY_FILE), history)
             plot_history(history, run.path(runs.CURVE_FILE), title=f"nlpkit {self.name} ({options.cell})")
