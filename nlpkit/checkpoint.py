@@ -232,11 +232,13 @@ def _differences(theirs, ours):
     """Names what differs between two run identities, for the refusal message."""
     if not isinstance(theirs, dict):
         return "options"
-    options = sorted(key for key in set(theirs.get("options", {})) | set(ours.get("options", {}))
-                     if theirs.get("options", {}).get(key) != ours.get("options", {}).get(key))
-    inputs = sorted(key for key in set(theirs.get("inputs", {})) | set(ours.get("inputs", {}))
-                    if theirs.get("inputs", {}).get(key) != ours.get("inputs", {}).get(key))
-    parts = ([f"options ({', '.join(options)})"] if options else []) + ([f"data ({', '.join(inputs)})"] if inputs else [])
+
+    def changed(section):
+        a, b = theirs.get(section, {}), ours.get(section, {})
+        return sorted(key for key in {*a, *b} if a.get(key) != b.get(key))
+
+    parts = [f"{label} ({', '.join(keys)})" for label, keys in (("options", changed("options")),
+                                                                 ("data", changed("inputs"))) if keys]
     return " and ".join(parts) or "settings (another task or nlpkit version)"
 
 
@@ -307,8 +309,8 @@ class BackupEachEpoch(keras.callbacks.Callback):
             "history": self.history,
             "stopped": bool(self.model.stop_training),
             "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)) if optimizer else None,
-            "callbacks": {_key(i, c): callback_state(c) for i, c in enumerate(self.callbacks)
-                          if callback_state(c) is not None},
+            "callbacks": {key: value for key, value in ((_key(i, c), callback_state(c))
+                                                        for i, c in enumerate(self.callbacks)) if value is not None},
             "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
