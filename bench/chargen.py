@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, load_results, machine, save_results  # noqa: E402
+from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -85,19 +85,19 @@ def quality(text_path, cells, minutes, workdir):
 
     Rows are merged by cell into the saved results, so cells can be run one at a time.
     """
-    rows = {row["cell"]: row for row in load_results("chargen").get("quality", [])}
+    rows = []
     for cell in cells:
         options = ChargenOptions(data=str(text_path), cell=cell, time_budget=minutes,
                                  out=str(Path(workdir) / f"tiny_shakespeare_{cell}"), **QUALITY_RECIPE)
         with Timer() as timer:
             report = ChargenTask().train(options)["validation"]
-        rows[cell] = {"cell": cell, "nats_per_char": report["cross_entropy"],
-                      "bits_per_char": report["bits_per_character"], "minutes": timer.seconds / 60,
-                      "budget_minutes": minutes}
+        row = {"cell": cell, "nats_per_char": report["cross_entropy"], "bits_per_char": report["bits_per_character"],
+               "minutes": timer.seconds / 60, "budget_minutes": minutes}
         print(f"[quality] {cell}: {report['cross_entropy']:.4f} nats/char ({report['bits_per_character']:.3f} bpc) "
               f"in {timer.seconds / 60:.1f} min (budget {minutes} min)", flush=True)
-        save_results("chargen", {"quality": list(rows.values()), "quality_recipe": QUALITY_RECIPE})
-    return list(rows.values())
+        rows = merge_row("chargen", "quality", row, "cell")
+        save_results("chargen", {"quality_recipe": QUALITY_RECIPE})
+    return rows
 
 
 def sample(workdir):

@@ -50,6 +50,19 @@ def load_results(name):
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def merge_row(name, part, row, key):
+    """Saves `row` in the table `part` of bench/results/NAME.json, replacing the row with the same
+    `row[key]` (a cell, an attention), and returns the table.
+
+    The table is read just before writing, so that rows can be run one at a time, or in
+    separate processes at once (one core each), and still end up in one table.
+    """
+    rows = {saved[key]: saved for saved in load_results(name).get(part, [])}
+    rows[row[key]] = row
+    save_results(name, {part: list(rows.values())})
+    return list(rows.values())
+
+
 def save_results(name, results):
     """Merges `results` into bench/results/NAME.json, so re-running one part keeps the others."""
     RESULTS.mkdir(exist_ok=True)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, load_results, machine, save_results  # noqa: E402
+from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
 
 from nlpkit import pipeline  # noqa: E402
 from nlpkit.errors import NlpkitError  # noqa: E402
@@ -137,14 +137,12 @@ def main():
         results["throughput"] = [throughput(ptb_train)]
     if "ptb" in parts:
         # Rows merge by cell into the saved results, so cells can be run one at a time.
-        rows = {row["cell"]: row for row in load_results("next_word").get("ptb", [])}
         results["ptb_command"] = " ".join(sys.argv)
         for cell in args.cells.split(","):
             recipe = dict(PTB_RECIPE, learning_rate=args.ptb_learning_rate or PTB_RECIPE["learning_rate"])
-            rows[cell] = train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, recipe,
-                                    args.ptb_minutes, workdir)
-            results["ptb"] = list(rows.values())
-            save_results("next_word", results)  # a finished cell is kept even if a later one fails
+            row = train_cell("ptb", ptb_train, shared / "ptb" / "ptb.valid.txt", cell, recipe, args.ptb_minutes,
+                             workdir)
+            results["ptb"] = merge_row("next_word", "ptb", row, "cell")  # kept even if a later cell fails
     if "wikitext2" in parts:
         wiki_train = unpacked(shared / "wikitext-2" / "train.txt.gz", workdir)
         results["wikitext2"] = [train_cell("wikitext2", wiki_train, shared / "wikitext-2" / "valid.txt", "lstm",
