@@ -1,45 +1,69 @@
-"""Option dataclasses shared by the Python API and the CLI.
+"""Self-documenting option dataclasses and the checks that name a bad argument.
 
-Each task describes its options as a dataclass whose fields carry a help text
-(and, where it applies, the allowed choices) in their metadata. The CLI builds
-its click options from those fields, so an option exists in one place only, and
-`from_dict` refuses unknown keys instead of silently ignoring them.
+Options are dataclasses whose fields carry their help text (and, where it
+applies, the allowed choices) in their metadata; the CLI builds its click
+options from those fields, so an option exists in one place only. A bad value
+raises `OptionError`, which names the argument the way the caller wrote it:
+`dropout` from Python, `--dropout` on the command line.
+
+This module imports nothing heavy: `nlpkit --help` reads every task's options
+without starting TensorFlow.
 """
 
 import dataclasses
+import math
 
 from nlpkit.errors import NlpkitError
 
 
-def option(default, help, *, choices=None, short=None):
-    """A dataclass field that documents itself for the CLI."""
-    metadata = {"help": help, "choices": choices, "short": short}
+class OptionError(NlpkitError):
+    """A bad value for one named argument (`name`), described in one line."""
+
+    def __init__(self, name, problem):
+        self.name = name
+        self.problem = problem
+        super().__init__(self.render(f"`{name}`"))
+
+    def render(self, label):
+        return f"Received an invalid value for {label}: {self.problem}"
+
+    def for_cli(self):
+        """The message with the command-line flag instead of the Python name: `--dropout`."""
+        return self.render("--" + self.name.replace("_", "-"))
+
+
+def option(default, help, *, choices=None, aliases=()):
+    """A dataclass field that documents itself for the CLI (`aliases`: extra flag names)."""
+    metadata = {"help": help, "choices": choices, "aliases": tuple(aliases)}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise OptionError(name, f"{value!r}; expected one of {', '.join(map(str, choices))}.")
+
+
 def check_choices(options):
-    """Raises NlpkitError for any field whose value is not one of its choices."""
+    """Raises OptionError for any field whose value is not one of its choices."""
     for field in dataclasses.fields(options):
         choices = field.metadata.get("choices")
-        value = getattr(options, field.name)
-        if choices and value not in choices:
-            raise NlpkitError(
-                f"Received an invalid value for `{field.name}`: {value!r}; "
-                f"expected one of {', '.join(map(str, choices))}."
-            )
+        if choices:
+            check_choice(field.name, getattr(options, field.name), choices)
 
 
 def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False):
-    """Raises NlpkitError naming the argument when `value` is out of range."""
+    """Raises OptionError naming the argument when `value` is not a number in range (NaN never is)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(name, f"{value!r}; expected a number.")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
+    if math.isnan(value) or too_low or too_high:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         span = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-        raise NlpkitError(f"Received an invalid value for `{name}`: {value!r}; expected a value in {span}.")
+        raise OptionError(name, f"{value!r}; expected a value in {span}.")
 
 
 def from_dict(cls, values):
@@ -49,3 +73,19 @@ def from_dict(cls, values):
     if unknown:
         raise NlpkitError(f"Unknown option(s) for {cls.__name__}: {', '.join(unknown)}.")
     return cls(**values)
+
+
+class Options:
+    """Base of every options dataclass: `validate()` checks the choices, then runs the `check`
+    method of every class in the hierarchy that defines one (each option part checks its own fields)."""
+
+    def validate(self):
+        check_choices(self)
+        for cls in reversed(type(self).__mro__):
+            check = cls.__dict__.get("check")
+            if check is not None:
+                check(self)
+        return self
+
+    def values(self):
+        return dataclasses.asdict(self)

@@ -19,7 +19,7 @@ import pytest
 from conftest import assert_one_line_error, nlpkit_command, subprocess_env
 from nlpkit.decoding import StepDecoder
 from nlpkit.errors import NlpkitError
-from nlpkit.runs import load_run
+from nlpkit.runtime.runs import load_run
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.chargen import (NEWLINE_ID, CharGenerator, ChargenOptions, ChargenTask, build_char_vectorizer,
                                   char_stream)

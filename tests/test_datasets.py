@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import BUNDLED_TSV
-from nlpkit import datasets
-from nlpkit.datasets import LabeledTexts, fingerprint, holdout_split, load_labeled, read_labeled
+from nlpkit.text import datasets
+from nlpkit.text.datasets import LabeledTexts, fingerprint, holdout_split, load_labeled, read_labeled
 from nlpkit.errors import NlpkitError
 
 

@@ -1,5 +1,6 @@
-"""nlpkit.decoding: the compiled step decoder agrees with the full model, the sampling filters keep what they
-promise, seeds repeat, and the sample diagnostics are right.
+"""nlpkit.generation: the language model's step agrees with the full model, the sampling filters keep what they
+promise, seeds repeat, a state that overflows stops generation with one clear error, and the sample diagnostics
+are right.
 
 Models have a few hundred weights; the whole file runs in well under a minute on two cores.
 """
@@ -11,10 +12,12 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
-from nlpkit.decoding import (BANNED_IDS, SamplingOptions, StepDecoder, distinct_n, filter_logits, generate,
-                             longest_copy, pick, repetition_rate, sample_stats, step_decoder)
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_language_model
+from nlpkit.generation.sample_stats import distinct_n, longest_copy, repetition_rate, sample_stats
+from nlpkit.generation.sampling import filter_logits, generate, pick, sampler
+from nlpkit.models import CausalLM, RecurrentBackbone, build_language_model
+from nlpkit.options import RecurrentSpec, SamplingOptions
+from nlpkit.text.tokens import RESERVED_IDS as BANNED_IDS
 
 VOCAB = 23
 IDS = np.random.default_rng(0).integers(1, VOCAB, size=(3, 9))
@@ -33,6 +36,16 @@ def run(model, seed, length, **kwargs):
     return np.concatenate(list(generate(model, seed, length, **kwargs)), axis=1)
 
 
+def stepped_logits(model, ids, states=None):
+    """The model's logits after every position of `ids`, one `step` at a time (batch, time, vocab)."""
+    states = model.backbone.initial_state(len(ids)) if states is None else states
+    out = []
+    for t in range(np.shape(ids)[1]):
+        logits, states = model.step(np.asarray(ids)[:, t], states)
+        out.append(np.asarray(logits))
+    return np.stack(out, axis=1)
+
+
 # --- the step decoder --------------------------------------------------------------------------------
 
 
@@ -43,40 +56,54 @@ def run(model, seed, length, **kwargs):
     dict(embedding="onehot"),
 ], ids=["one-layer", "two-layers-dropout", "two-layers-tied-layernorm", "onehot"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_step_decoder_gives_the_full_models_probabilities(cell, variant):
+def test_step_gives_the_full_models_logits(cell, variant):
     model = tiny_lm(cell, **variant)
     model.train_on_batch(IDS[:, :-1], IDS[:, 1:])  # weights away from their initial symmetric values
     full = np.asarray(model(IDS, training=False))
-    stepped = StepDecoder(model).probabilities(IDS)
-    np.testing.assert_allclose(stepped, full, atol=1e-5)
+    np.testing.assert_allclose(stepped_logits(model, IDS), full, atol=1e-5)
 
 
 def test_priming_then_stepping_continues_exactly_where_the_full_model_is():
     model = tiny_lm("gru", layers=2)
-    decoder = StepDecoder(model)
-    state = decoder.prime(IDS[:, :5])
-    probabilities, _ = decoder.step(tf.constant(IDS[:, 5], "int32"), state)
-    np.testing.assert_allclose(np.asarray(probabilities), np.asarray(model(IDS[:, :6]))[:, -1], atol=1e-5)
+    states = sampler(model).prime(IDS[:, :5])
+    logits, _ = model.step(tf.constant(IDS[:, 5], "int32"), states)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(model(IDS[:, :6]))[:, -1], atol=1e-5)
 
 
-def test_the_decoder_shares_the_models_weights_instead_of_copying_them():
+def test_the_step_shares_the_models_weights_instead_of_copying_them():
     model = tiny_lm("lstm")
-    decoder = StepDecoder(model)
-    before = decoder.probabilities(IDS)
-    model.get_layer("next_word").set_weights([w * 0 for w in model.get_layer("next_word").get_weights()])
-    after = decoder.probabilities(IDS)
+    before = stepped_logits(model, IDS)
+    head = model.output_dense
+    head.set_weights([w * 0 for w in head.get_weights()])
+    after = stepped_logits(model, IDS)
     assert not np.allclose(before, after)
-    np.testing.assert_allclose(after, 1.0 / VOCAB, atol=1e-6)  # zero output layer: uniform
+    np.testing.assert_allclose(after, 0.0, atol=1e-6)  # zero output layer: equal logits, a uniform distribution
 
 
-def test_a_bidirectional_or_unknown_network_is_refused():
-    import keras
+def test_a_bidirectional_network_is_refused():
+    backbone = RecurrentBackbone(VOCAB, RecurrentSpec(units=3, bidirectional=True), embedding_dim=4)
+    with pytest.raises(NlpkitError, match="bidirectional"):
+        CausalLM(backbone)
+    with pytest.raises(NlpkitError, match="bidirectional"):
+        backbone.step(np.array([3, 4]), backbone.initial_state(2))
 
-    ids = keras.Input((None,), dtype="int64")
-    x = keras.layers.Embedding(VOCAB, 4)(ids)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(x)
-    with pytest.raises(NlpkitError, match="backward"):
-        StepDecoder(keras.Model(ids, keras.layers.Dense(VOCAB, activation="softmax")(x)))
+
+def test_a_state_that_overflows_ends_generation_with_an_error_naming_the_step():
+    """An IRNN whose recurrent weights grow the state 1.3x a step overflows float32 in a few hundred steps;
+    generation must stop there with one clear error, after the tokens made before it."""
+    model = tiny_lm("rnn", irnn=True, layer_norm=True)
+    layer = model.backbone.recurrent_layers[0]
+    kernel, recurrent, bias = layer.get_weights()
+    layer.set_weights([kernel, 1.3 * np.eye(len(recurrent), dtype="float32"), bias + 1.0])
+    made = []
+    with pytest.raises(NlpkitError, match=r"generation stopped at token \d+: .*overflowed") as caught:
+        for chunk in generate(model, [3, 4, 5], 3000, rng_seed=1, temperature=0.0):
+            made.append(chunk)
+    step = int(caught.value.args[0].split("token ")[1].split(":")[0])
+    assert 0 < step < 3000
+    made = np.concatenate(made, axis=1)
+    assert made.shape[1] == step - 1  # every token before the overflow, none after it
+    assert made.min() >= 2
 
 
 # --- the filters ----------------------------------------------------------------------------------
@@ -163,14 +190,14 @@ def test_greedy_generation_is_the_full_models_argmax(lm):
     assert (greedy == greedy[0]).all(), "greedy samples are all the same"
     ids = list(seed)
     for _ in range(12):  # re-run the full model on the growing text
-        probabilities = np.array(lm(np.array([ids]))[0, -1])
-        probabilities[list(BANNED_IDS)] = -1
-        ids.append(int(np.argmax(probabilities)))
+        logits = np.array(lm(np.array([ids]))[0, -1])
+        logits[list(BANNED_IDS)] = -np.inf
+        ids.append(int(np.argmax(logits)))
     assert greedy[0].tolist() == ids[len(seed):]
 
 
 def test_padding_and_oov_are_never_generated_even_when_the_model_prefers_them(lm):
-    head = lm.get_layer("next_word")
+    head = lm.output_dense
     kernel, bias = head.get_weights()
     try:
         for boost in (20.0, 1000.0):  # 1000: every other probability underflows to exactly 0
@@ -184,13 +211,13 @@ def test_padding_and_oov_are_never_generated_even_when_the_model_prefers_them(lm
 
 def test_generation_is_one_compiled_loop_per_chunk_without_retracing(lm, monkeypatch):
     monkeypatch.setattr(lm, "predict", lambda *a, **k: pytest.fail("generate must not call model.predict"))
-    decoder = step_decoder(lm)
+    loops = sampler(lm)
     chunks = list(generate(lm, [3, 4], 100, chunk_size=32, rng_seed=0))
     assert [c.shape[1] for c in chunks] == [32, 32, 32, 4]
-    traced = decoder._sample.experimental_get_tracing_count()
+    traced = loops._sample.experimental_get_tracing_count()
     list(generate(lm, [5, 6, 7, 8], 70, chunk_size=32, rng_seed=1, temperature=0.5, top_k=3, top_p=0.9))
-    assert decoder._sample.experimental_get_tracing_count() == traced, "new options or lengths must not retrace"
-    assert step_decoder(lm) is decoder
+    assert loops._sample.experimental_get_tracing_count() == traced, "new options or lengths must not retrace"
+    assert sampler(lm) is loops
 
 
 @pytest.mark.parametrize("seed, kwargs, fragment", [

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from nlpkit.runs import load_run
+from nlpkit.runtime.runs import load_run
 from nlpkit.tasks.sentiment import SentimentTask
 
 

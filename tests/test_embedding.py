@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CLI
-from nlpkit.embedding import embedding_layer, load_word_vectors
+from nlpkit.models import RecurrentBackbone
+from nlpkit.text.word_vectors import load_word_vectors
 from nlpkit.errors import NlpkitError
-from nlpkit.layers import OneHotEmbedding
+from nlpkit.models.layers import OneHotEmbedding
 
 VOCABULARY = ["", "[UNK]", "good", "bad", "phone", "zebra"]
 GLOVE = "good 0.1 0.2 0.3\nbad -0.1 -0.2 -0.3\nunrelated 9 9 9\nphone 1 2 3\n"
@@ -75,6 +76,10 @@ def test_a_missing_vector_file_is_an_error(tmp_path):
         load_word_vectors(str(tmp_path / "none.txt"), VOCABULARY)
 
 
+def embedding_layer(vocab_size, kind, dim=64, trainable=True):
+    return RecurrentBackbone(vocab_size, embedding=kind, embedding_dim=dim, train_embedding=trainable).embedding
+
+
 def test_embedding_layer_kinds():
     learned = embedding_layer(10, "learned", 4)
     assert isinstance(learned, keras.layers.Embedding) and learned.mask_zero and learned.output_dim == 4
@@ -101,7 +106,8 @@ def test_train_with_frozen_word_vectors_from_the_cli(cli_runner, tmp_path, tiny_
 
     classifier = SentimentClassifier.load(tmp_path / "glove")
     vocabulary = classifier.vectorizer.get_vocabulary()
-    (embedding,) = [l for l in classifier.model.get_layer("classifier").layers if isinstance(l, keras.layers.Embedding)]
+    embedding = classifier.model.network.backbone.embedding
+    assert isinstance(embedding, keras.layers.Embedding)
     weights = embedding.get_weights()[0]
     assert weights.shape == (len(vocabulary), 4)
     for word in ("good", "great", "bad", "phone"):  # frozen: still the file's vectors after training

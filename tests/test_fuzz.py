@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import TINY, assert_one_line_error, bundled_rows
-from nlpkit.datasets import bundled_data_dir
+from nlpkit.text.datasets import bundled_data_dir
 from nlpkit.errors import NlpkitError
-from nlpkit.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive
 from nlpkit.tasks.chargen import ChargenOptions, ChargenTask
 from nlpkit.tasks.next_word import NextWordOptions, NextWordTask
 from nlpkit.tasks.sentiment import SentimentTask

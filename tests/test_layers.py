@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from nlpkit import layers as nlpkit_layers
-from nlpkit.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, OneHotEmbedding
+from nlpkit.models import layers as nlpkit_layers
+from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, OneHotEmbedding
 
 IDS = np.array([[3, 1, 4, 0, 0], [2, 0, 0, 0, 0]], dtype="int64")
 SEQUENCE = np.arange(2 * 5 * 3, dtype="float32").reshape(2, 5, 3) / 10.0
@@ -106,10 +106,13 @@ def test_fit_sequence_length_leaves_short_sequences_alone():
     np.testing.assert_array_equal(np.asarray(FitSequenceLength(10)(IDS)), IDS)
 
 
-def test_fit_sequence_length_pads_an_empty_input_to_one_step_of_zeros():
+def test_fit_sequence_length_makes_an_empty_input_one_unknown_token_never_a_fully_masked_row():
     out = np.asarray(FitSequenceLength(4)(np.zeros((3, 0), dtype="int64")))
     assert out.shape == (3, 1)
-    np.testing.assert_array_equal(out, np.zeros((3, 1)))
+    np.testing.assert_array_equal(out, np.ones((3, 1)))  # the OOV id: a real step, not padding
+    rows = np.asarray(FitSequenceLength(4)(np.array([[0, 0, 0], [5, 0, 0]], dtype="int64")))
+    np.testing.assert_array_equal(rows, [[1, 0, 0], [5, 0, 0]])
+    assert (rows != 0).any(axis=1).all()
 
 
 def test_masked_max_pooling_ignores_padded_steps():
@@ -123,12 +126,13 @@ def test_masked_max_pooling_ignores_padded_steps():
 
 
 @pytest.mark.skipif(not hasattr(nlpkit_layers, "KeepLastTokens"), reason="no KeepLastTokens layer")
-def test_keep_last_tokens_keeps_the_end_of_each_row_right_padded():
+def test_keep_last_tokens_keeps_the_end_of_each_row_right_padded_and_no_row_empty():
     ids = np.array([[5, 6, 7, 8, 0], [9, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype="int64")
-    np.testing.assert_array_equal(np.asarray(nlpkit_layers.KeepLastTokens(2)(ids)), [[7, 8], [9, 0], [0, 0]])
-    np.testing.assert_array_equal(np.asarray(nlpkit_layers.KeepLastTokens(9)(ids)), ids)
+    # The empty row becomes one unknown token (id 1): never a fully masked row.
+    np.testing.assert_array_equal(np.asarray(nlpkit_layers.KeepLastTokens(2)(ids)), [[7, 8], [9, 0], [1, 0]])
+    np.testing.assert_array_equal(np.asarray(nlpkit_layers.KeepLastTokens(9)(ids)), [*ids[:2], [1, 0, 0, 0, 0]])
     empty = np.asarray(nlpkit_layers.KeepLastTokens(3)(np.zeros((2, 0), dtype="int64")))
-    np.testing.assert_array_equal(empty, np.zeros((2, 1)))
+    np.testing.assert_array_equal(empty, np.ones((2, 1)))
 
 
 @pytest.mark.skipif(not hasattr(nlpkit_layers, "LastStep"), reason="no LastStep layer")

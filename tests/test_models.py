@@ -1,4 +1,4 @@
-"""The model factory `build_classifier` (every cell and option) and `with_vectorizer`."""
+"""The model factory `build_classifier` (every cell and option) and the raw-string `TextModel`."""
 
 import keras
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
-from nlpkit.models import build_classifier, build_language_model, with_vectorizer
-from nlpkit.tokenization import build_vectorizer
+from nlpkit.models import TextModel, build_classifier, build_language_model
+from nlpkit.text.tokenization import build_vectorizer
 
 VOCAB = 30
 # Right-padded id rows of different lengths, as the pipeline produces them.
@@ -29,13 +29,8 @@ VARIANTS = {
 
 
 def all_layers(layer):
-    """Every layer inside `layer`: nested models' layers and both halves of Bidirectional wrappers."""
-    found = [layer]
-    if isinstance(layer, keras.layers.Bidirectional):
-        found += all_layers(layer.forward_layer) + all_layers(layer.backward_layer)
-    for inner in getattr(layer, "layers", []) if isinstance(layer, keras.Model) else []:
-        found += all_layers(inner)
-    return found
+    """Every layer inside `layer`: nested models' and layers' layers, both halves of Bidirectional wrappers."""
+    return list(layer._flatten_layers(include_self=True, recursive=True))
 
 
 def recurrent_layers(model):
@@ -46,13 +41,18 @@ def weights_snapshot(model):
     return [np.array(w) for w in model.get_weights()]
 
 
-def predict(model, ids):
+def logits(model, ids):
     return np.asarray(model(np.asarray(ids, dtype="int64"), training=False))
+
+
+def predict(model, ids):
+    """Class probabilities: the softmax of the model's logits."""
+    return np.asarray(keras.ops.softmax(logits(model, ids), axis=-1))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_classifier_builds_trains_and_outputs_class_probabilities(cell, variant):
+def test_classifier_builds_trains_and_outputs_class_logits(cell, variant):
     options = VARIANTS[variant]
     model = build_classifier(VOCAB, 3, cell=cell, **SMALL, **options)
     before = weights_snapshot(model)
@@ -61,8 +61,10 @@ def test_classifier_builds_trains_and_outputs_class_probabilities(cell, variant)
 
     assert np.isfinite(loss)
     assert any(not np.array_equal(a, b) for a, b in zip(before, weights_snapshot(model)))
+    scores = logits(model, IDS)
+    assert scores.shape == (len(IDS), 3)
+    assert not np.allclose(scores.sum(axis=1), 1.0)  # logits: the softmax comes at inference
     probabilities = predict(model, IDS)
-    assert probabilities.shape == (len(IDS), 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert (probabilities >= 0).all()
 
@@ -74,9 +76,9 @@ def test_classifier_builds_trains_and_outputs_class_probabilities(cell, variant)
     assert not [l for l in all_layers(model) if isinstance(l, keras.layers.Lambda)]
 
     # Padding on the right is masked: it changes nothing, alone or next to a longer text.
-    short = predict(model, [[10, 11, 12]])
-    np.testing.assert_allclose(predict(model, [[10, 11, 12, 0, 0, 0]]), short, atol=1e-6)
-    np.testing.assert_allclose(predict(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-6)
+    short = logits(model, [[10, 11, 12]])
+    np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0]]), short, atol=1e-6)
+    np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -138,7 +140,7 @@ def matrix():
 def test_pretrained_embedding_starts_from_the_matrix_and_can_be_frozen(cell, matrix):
     model = build_classifier(VOCAB, 2, cell=cell, units=4, embedding="pretrained",
                              embedding_matrix=matrix, train_embedding=False)
-    embedding = model.get_layer("embedding")
+    embedding = model.backbone.embedding
     np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
     assert embedding.trainable is False
     assert not any(w is v for w in model.trainable_weights for v in embedding.weights)
@@ -151,7 +153,7 @@ def test_pretrained_embedding_starts_from_the_matrix_and_can_be_frozen(cell, mat
 
 def test_pretrained_embedding_is_fine_tuned_unless_frozen(matrix):
     model = build_classifier(VOCAB, 2, units=4, embedding="pretrained", embedding_matrix=matrix)
-    embedding = model.get_layer("embedding")
+    embedding = model.backbone.embedding
     np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
     assert embedding.trainable is True
 
@@ -164,7 +166,7 @@ def test_pretrained_embedding_is_fine_tuned_unless_frozen(matrix):
 
 def test_onehot_embedding_has_nothing_to_train():
     model = build_classifier(VOCAB, 2, embedding="onehot", units=4)
-    embedding = model.get_layer("embedding")
+    embedding = model.backbone.embedding
     assert embedding.weights == []
     assert np.asarray(embedding(IDS)).shape == (*IDS.shape, VOCAB)
 
@@ -216,7 +218,7 @@ def text_model():
     vectorizer = build_vectorizer(TEXTS, max_tokens=50)
     model = build_classifier(len(vectorizer.get_vocabulary()), 2, cell="gru", **SMALL)
     model.train_on_batch(vectorizer(tf.constant(TEXTS)), np.array([1, 0, 0, 1]))
-    return model, vectorizer, with_vectorizer(model, vectorizer, max_length=3)
+    return model, vectorizer, TextModel(model.inference_copy(), [vectorizer], max_length=3)
 
 
 def test_text_model_takes_raw_strings_and_matches_the_ids_model(text_model):

@@ -19,13 +19,13 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import assert_one_line_error
 from nlpkit.errors import NlpkitError
-from nlpkit.layers import KeepLastTokens, LastStep, OutputBias
-from nlpkit.models import Perplexity, build_language_model, reset_recurrent_states, with_statefulness
-from nlpkit.pipeline import batchified_windows, independent_windows, token_stream, window_batches
-from nlpkit.language_model import stream_batches, stream_report
+from nlpkit.models.layers import KeepLastTokens, LastStep, OutputBias
+from nlpkit.models import Perplexity, build_language_model
+from nlpkit.text.pipeline import batchified_windows, independent_windows, token_stream, window_batches
+from nlpkit.tasks.language_model import stream_batches, stream_report
 from nlpkit.tasks.next_word import (EOS, UNK, NextWordOptions, NextWordPredictor, NextWordTask,
                                     build_word_vectorizer, display_vocabulary, read_corpus)
-from nlpkit.training import ResetStatesEachEpoch
+from nlpkit.runtime.training import ResetStatesEachEpoch
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "next_word"
@@ -63,7 +63,9 @@ def predictor(trained):
 
 
 def predict(model, ids):
-    return np.asarray(model(np.asarray(ids, dtype="int64"), training=False))
+    """Next-token probabilities: the softmax of the model's logits."""
+    logits = model(np.asarray(ids, dtype="int64"), training=False)
+    return np.asarray(keras.ops.softmax(logits, axis=-1))
 
 
 # --- token streams and windows ---------------------------------------------------------------------
@@ -142,8 +144,8 @@ def test_language_model_outputs_a_distribution_per_step_and_trains(cell):
     out = predict(model, inputs)
     assert out.shape == (*inputs.shape, 30)
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-5)
-    assert not [l for l in model.layers if isinstance(l, keras.layers.Lambda)]
-    recurrent = [l for l in model.layers if isinstance(l, keras.layers.RNN)]
+    assert not [l for l in model._flatten_layers() if isinstance(l, keras.layers.Lambda)]
+    recurrent = model.backbone.recurrent_layers
     assert len(recurrent) == 2 and all(l.return_sequences and not l.stateful for l in recurrent)
     if cell != "rnn":  # the recurrent_stack defaults that keep the cuDNN kernel usable
         assert all(l.activation is keras.activations.tanh and l.recurrent_dropout == 0 and not l.unroll
@@ -165,11 +167,11 @@ def test_stateful_model_carries_state_across_batches_and_forgets_it_on_reset():
     model = build_language_model(20, units=5, embedding_dim=4, stateful=True, batch_size=2)
     first, second = np.array([[3, 4, 5], [6, 7, 8]]), np.array([[9, 10, 11], [12, 13, 14]])
     fresh = predict(model, second)
-    reset_recurrent_states(model)
+    model.reset_states()
     predict(model, first)
     carried = predict(model, second)
     assert not np.allclose(carried, fresh, atol=1e-6), "the state of `first` should change `second`'s outputs"
-    reset_recurrent_states(model)
+    model.reset_states()
     np.testing.assert_allclose(predict(model, second), fresh, atol=1e-6)
 
     # The epoch callback resets the same way; so does the start of a validation pass.
@@ -183,7 +185,7 @@ def test_stateful_model_carries_state_across_batches_and_forgets_it_on_reset():
     np.testing.assert_allclose(predict(model, second), fresh, atol=1e-6)
 
     # The stateless copy has the same weights, starts from zeros every call and takes any batch size.
-    stateless = with_statefulness(model, stateful=False)
+    stateless = model.with_state(False)
     np.testing.assert_allclose(predict(stateless, second), fresh, atol=1e-6)
     np.testing.assert_allclose(predict(stateless, second), fresh, atol=1e-6)
     assert predict(stateless, np.ones((3, 2))).shape == (3, 2, 20)
@@ -192,7 +194,7 @@ def test_stateful_model_carries_state_across_batches_and_forgets_it_on_reset():
 def test_perplexity_equals_a_hand_computation_and_ignores_padding():
     probabilities = np.array([0.02, 0.38, 0.25, 0.15, 0.12, 0.08])
     model = build_language_model(6, units=4, embedding_dim=3)
-    output = model.get_layer("next_word")
+    output = model.output_dense
     kernel, _ = output.get_weights()
     # Zero kernel, bias = log p: the model predicts the same distribution after every token.
     output.set_weights([np.zeros_like(kernel), np.log(probabilities).astype("float32")])
@@ -208,6 +210,25 @@ def test_perplexity_equals_a_hand_computation_and_ignores_padding():
         assert report["oov_tokens"] == 1
         # The Keras metric, accumulated over the batches, is the same exact number.
         assert model.evaluate(batches, verbose=0, return_dict=True)["perplexity"] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("tie_weights", [False, True])
+def test_logit_head_gives_the_probability_heads_loss_and_perplexity(tie_weights):
+    """The logit head trains with from_logits=True; the old head put a softmax in the model and took the
+    cross-entropy of its probabilities. On the same weights both give the same loss and perplexity."""
+    model = build_language_model(40, units=6, embedding_dim=6, layers=2, tie_weights=tie_weights)
+    stream = np.random.default_rng(3).integers(1, 40, size=300).astype("int32")
+    batches = stream_batches(stream, bptt=7, batch_size=8, stateful=False)
+    model.train_on_batch(*next(iter(batches)))  # weights away from their initial values
+    probability_head = keras.Model(model.input, keras.layers.Activation("softmax")(model.output))
+    probability_head.compile(loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
+                             weighted_metrics=[Perplexity(from_logits=False)])
+    logits = model.evaluate(batches, verbose=0, return_dict=True)
+    probabilities = probability_head.evaluate(batches, verbose=0, return_dict=True)
+    assert logits["loss"] == pytest.approx(probabilities["loss"], rel=1e-5)
+    assert logits["perplexity"] == pytest.approx(probabilities["perplexity"], rel=1e-5)
+    # ... and the exact report, from the logits in float64, agrees with both.
+    assert stream_report(model, batches, stream)["perplexity"] == pytest.approx(logits["perplexity"], rel=1e-4)
 
 
 def test_perplexity_metric_config_round_trip():
@@ -228,9 +249,9 @@ def test_tied_model_has_one_embedding_matrix_shared_through_save_and_load(tmp_pa
     assert [tuple(w.shape) for w in loaded.weights].count((30, 4)) == 1
 
     # The output really reads the input embedding: zero it and every step predicts softmax(output bias).
-    embedding = loaded.get_layer("embedding")
+    embedding = loaded.backbone.embedding
     embedding.set_weights([np.zeros((30, 4), "float32")])
-    bias = loaded.get_layer("output_bias").get_weights()[0]
+    bias = loaded.output_bias.get_weights()[0]
     expected = np.exp(bias) / np.exp(bias).sum()
     np.testing.assert_allclose(predict(loaded, inputs)[0, 0], expected, atol=1e-6)
     # Padding stays masked in the tied model: it changes nothing.
@@ -245,13 +266,12 @@ def test_new_layers_rebuild_from_their_config(layer):
 
 def test_keep_last_tokens_and_last_step_read_right_padded_rows():
     ids = np.array([[1, 2, 3, 4, 5], [6, 7, 0, 0, 0], [0, 0, 0, 0, 0]])
-    np.testing.assert_array_equal(np.asarray(KeepLastTokens(3)(ids)), [[3, 4, 5], [6, 7, 0], [0, 0, 0]])
-    np.testing.assert_array_equal(np.asarray(KeepLastTokens(9)(ids)), ids)
+    # A row without tokens becomes one unknown token (id 1): never a fully masked row.
+    np.testing.assert_array_equal(np.asarray(KeepLastTokens(3)(ids)), [[3, 4, 5], [6, 7, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(np.asarray(KeepLastTokens(9)(ids)), [*ids[:2], [1, 0, 0, 0, 0]])
     sequence = np.arange(3 * 5 * 2, dtype="float32").reshape(3, 5, 2)
     np.testing.assert_array_equal(np.asarray(LastStep()([sequence, ids])),
                                   [sequence[0, 4], sequence[1, 1], sequence[2, 0]])
-
-
 
 
 # --- the trained task -----------------------------------------------------------------------------
@@ -305,7 +325,7 @@ def test_raw_string_model_agrees_with_the_language_model_on_ids(predictor):
     padded = np.zeros((len(contexts), max(map(len, contexts))), "int64")
     for row, ids in enumerate(contexts):
         padded[row, :len(ids)] = ids
-    every_step = np.asarray(predictor.network(padded, training=False))
+    every_step = np.asarray(keras.ops.softmax(predictor.network(padded, training=False), axis=-1))
     from_ids = every_step[np.arange(len(contexts)), [len(ids) - 1 for ids in contexts]]
     np.testing.assert_allclose(from_text, from_ids, atol=1e-6)
 
@@ -355,9 +375,9 @@ def test_stateful_tied_training_saves_a_stateless_model_that_evaluates_as_traine
     result = NextWordTask().train(options)
     loaded = NextWordPredictor.load(result["folder"])
     network = loaded.network
-    assert not [l for l in network.layers if getattr(l, "stateful", False)]
+    assert not [l for l in network._flatten_layers() if getattr(l, "stateful", False)]
     assert [tuple(w.shape) for w in network.weights].count((300, 8)) == 1
-    assert network.get_layer("tie_projection") is not None  # units 12 != embedding_dim 8
+    assert network.projection is not None  # units 12 != embedding_dim 8
     # Evaluation reads the file as training did (stateful sub-streams) and gets the same perplexity.
     report = NextWordTask().evaluate(loaded, str(corpus / "valid.txt"))
     assert report["stateful"] is True
@@ -443,7 +463,7 @@ def test_cli_train_predict_evaluate_round_trip(cli, corpus):
     (b"\n  \n\n", [], ["empty.txt", "no words"]),
     (b"", [], ["empty.txt", "no words"]),
     (b"fine words\n", ["--bidirectional"], ["--bidirectional"]),
-    (b"fine words\n", ["--tokens", "char"], ["word-level"]),
+    (b"fine words\n", ["--tokens", "char"], ["No such option", "--tokens"]),
     (b"fine words\n", ["--bptt", "0"], ["bptt"]),
 ], ids=["blank-lines", "zero-bytes", "bidirectional", "char-tokens", "bptt-zero"])
 def test_cli_train_errors(cli, tmp_path, corpus, content, args, fragments):

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY, assert_one_line_error, bundled_rows, nlpkit_command, subprocess_env, write_bundled_slice
-from nlpkit import runs
-from nlpkit.checkpoint import backup_folder
+from nlpkit.runtime import runs
+from nlpkit.runtime.checkpoint import backup_folder
 from nlpkit.errors import NlpkitError
-from nlpkit.runs import load_run
+from nlpkit.runtime.runs import load_run
 from nlpkit.tasks.chargen import ChargenOptions, ChargenTask
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
 

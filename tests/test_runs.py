@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from conftest import SENTENCES, subprocess_env, tiny_options, write_tsv
 from nlpkit.errors import NlpkitError
-from nlpkit.runs import RunWriter, load_run
+from nlpkit.runtime.runs import RunWriter, load_run
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
 
 TEXTS = SENTENCES + ["Good case, Excellent value.", "So there is no way for me to plug it in here.", "!!!", "é 😀"]

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import assert_one_line_error, subprocess_env
 from nlpkit.errors import NlpkitError
-from nlpkit.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive
 from nlpkit.tasks.sentiment import SentimentClassifier
 
 PAYLOAD_MODULE = "nlpkit_test_payload"
@@ -171,7 +171,7 @@ def test_every_saved_task_archive_passes_the_inspection(trained_run, tmp_path):
     ("system", False), ("os>system", False), ("nlpkit>not_registered", False),
 ])
 def test_a_function_is_accepted_only_by_an_nlpkit_registered_name(tmp_path, name, allowed):
-    from nlpkit.safety import check_config
+    from nlpkit.runtime.safety import check_config
 
     config = {"module": "keras.layers", "class_name": "TextVectorization", "registered_name": None,
               "config": {"standardize": {"module": "builtins", "class_name": "function", "config": name,

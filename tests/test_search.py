@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from nlpkit.errors import NlpkitError
-from nlpkit.search import beam_search, best_extensions, greedy_search, length_penalty_factor, searcher
+from nlpkit.generation.search import beam_search, best_extensions, greedy_search, length_penalty_factor, searcher
 
 START, END = 2, 3
 SOURCE_VOCAB, TARGET_VOCAB = 13, 11
@@ -105,9 +105,9 @@ class Bigram:
         return sum(math.log(self.table[a][b]) for a, b in zip(path, path[1:]))
 
 
-def search(model, kind, sources=SOURCES, max_length=MAX_LENGTH, **kwargs):
+def search(model, kind, sources=SOURCES, max_steps=MAX_LENGTH, **kwargs):
     function = greedy_search if kind == "greedy" else beam_search
-    return function(model.encode, model.step, sources, start_id=START, end_id=END, max_length=max_length, **kwargs)
+    return function(model.encode, model.step, sources, start_id=START, end_id=END, max_steps=max_steps, **kwargs)
 
 
 def log_softmax(logits):
@@ -116,11 +116,11 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def reference_greedy(model, source, max_length):
+def reference_greedy(model, source, max_steps):
     """Greedy decoding of one source row by a plain Python loop over eager `step` calls."""
     memory, mask, states = model.encode(np.array([source]))
     token, tokens, attentions, score = START, [], [], 0.0
-    for _ in range(max_length):
+    for _ in range(max_steps):
         logits, states, attention = model.step(tf.constant([token]), states, memory, mask)
         log_probs = log_softmax(logits)[0]
         allowed = np.arange(len(log_probs)) >= 2
@@ -144,11 +144,11 @@ def teacher_forced_log_prob(model, source, tokens, ended):
     return total
 
 
-def assert_well_formed(tokens, lengths, max_length):
+def assert_well_formed(tokens, lengths, max_steps):
     """Tokens are real words up to the length (never padding, OOV, start or end) and padding after it."""
-    assert tokens.shape[-1] == max_length
-    for row, length in zip(tokens.reshape(-1, max_length), lengths.reshape(-1)):
-        assert 0 <= length <= max_length
+    assert tokens.shape[-1] == max_steps
+    for row, length in zip(tokens.reshape(-1, max_steps), lengths.reshape(-1)):
+        assert 0 <= length <= max_steps
         assert np.all(row[length:] == 0)
         assert not np.isin(row[:length], [0, 1, START, END]).any()
 
@@ -194,7 +194,7 @@ def test_the_end_token_stops_decoding_and_the_rest_is_padding():
     model = bigram({START: {Bigram.A: 1.0}, Bigram.A: {Bigram.B: 1.0}, Bigram.B: {END: 0.9, Bigram.C: 0.1},
                     Bigram.C: {END: 1.0}})
     for kind, kwargs in (("greedy", {}), ("beam", {"beam_size": 3})):
-        result = search(model, kind, max_length=6, **kwargs)
+        result = search(model, kind, max_steps=6, **kwargs)
         tokens = result["tokens"].reshape(len(SOURCES), -1, 6)[:, 0]
         assert tokens.tolist() == [[Bigram.A, Bigram.B, 0, 0, 0, 0]] * len(SOURCES)
         assert np.all(result["lengths"].reshape(len(SOURCES), -1)[:, 0] == 2)
@@ -202,16 +202,16 @@ def test_the_end_token_stops_decoding_and_the_rest_is_padding():
                                    model.log_prob([Bigram.A, Bigram.B]), rtol=1e-5)
 
 
-@pytest.mark.parametrize("max_length", [1, 4])
-def test_max_length_is_respected_when_the_end_never_comes(max_length):
+@pytest.mark.parametrize("max_steps", [1, 4])
+def test_max_steps_is_respected_when_the_end_never_comes(max_steps):
     # The end token has probability ~e-30 everywhere; A A A ... is the likeliest sequence of every length.
     model = bigram({START: {Bigram.A: 0.7, Bigram.B: 0.3}, Bigram.A: {Bigram.A: 0.6, Bigram.B: 0.4},
                     Bigram.B: {Bigram.A: 0.5, Bigram.B: 0.5}})
     for kind, kwargs in (("greedy", {}), ("beam", {"beam_size": 2, "n_best": 2})):
-        result = search(model, kind, max_length=max_length, **kwargs)
-        assert result["tokens"].shape[-1] == max_length
-        assert np.all(result["lengths"] == max_length)
-        best = result["tokens"].reshape(len(SOURCES), -1, max_length)[:, 0]
+        result = search(model, kind, max_steps=max_steps, **kwargs)
+        assert result["tokens"].shape[-1] == max_steps
+        assert np.all(result["lengths"] == max_steps)
+        best = result["tokens"].reshape(len(SOURCES), -1, max_steps)[:, 0]
         assert np.all(best == Bigram.A)
 
 
@@ -275,8 +275,8 @@ def test_beam_search_finds_what_myopic_greedy_misses():
     # A is the likelier first word, but every way on from A is poor; B then the end is likelier overall.
     model = bigram({START: {Bigram.A: 0.6, Bigram.B: 0.4}, Bigram.A: {END: 0.4, Bigram.C: 0.3, Bigram.D: 0.3},
                     Bigram.B: {END: 0.9, Bigram.C: 0.1}, Bigram.C: {END: 1.0}, Bigram.D: {END: 1.0}})
-    greedy = search(model, "greedy", max_length=4)
-    beam = search(model, "beam", max_length=4, beam_size=2, length_penalty=0.0)
+    greedy = search(model, "greedy", max_steps=4)
+    beam = search(model, "beam", max_steps=4, beam_size=2, length_penalty=0.0)
     assert greedy["tokens"][0, :greedy["lengths"][0]].tolist() == [Bigram.A]
     assert beam["tokens"][0, 0, :beam["lengths"][0, 0]].tolist() == [Bigram.B]
     np.testing.assert_allclose(greedy["scores"], model.log_prob([Bigram.A]), rtol=1e-5)
@@ -291,12 +291,12 @@ def test_beam_search_finds_what_myopic_greedy_misses():
 
 @pytest.mark.parametrize("seed, alpha", [(0, 0.0), (1, 0.6), (2, 1.5)])
 def test_a_beam_wide_enough_to_prune_nothing_ranks_every_sequence_exactly(seed, alpha):
-    # Words A B C and the end, max_length 3: at most 9 x 4 = 36 candidates a step, so a beam of 64 keeps
+    # Words A B C and the end, max_steps 3: at most 9 x 4 = 36 candidates a step, so a beam of 64 keeps
     # them all, and its 40 hypotheses are all the sequences: 13 ended, 27 cut at 3 words.
     rng = np.random.default_rng(seed)
     nexts = [Bigram.A, Bigram.B, Bigram.C, END]
     model = bigram({previous: dict(zip(nexts, rng.dirichlet(np.ones(4)))) for previous in [START] + nexts[:3]})
-    result = search(model, "beam", max_length=3, beam_size=64, n_best=40, length_penalty=alpha)
+    result = search(model, "beam", max_steps=3, beam_size=64, n_best=40, length_penalty=alpha)
 
     def score(words):
         ended = len(words) < 3
@@ -315,7 +315,7 @@ def test_the_length_penalty_can_prefer_the_longer_translation():
                     Bigram.B: {Bigram.C: 0.55, Bigram.D: 0.45}, Bigram.C: {END: 1.0}, Bigram.D: {END: 1.0}})
     short, long = [Bigram.A], [Bigram.B, Bigram.C]
     for alpha, best in ((0.0, short), (1.0, long)):
-        result = search(model, "beam", max_length=5, beam_size=2, n_best=2, length_penalty=alpha)
+        result = search(model, "beam", max_steps=5, beam_size=2, n_best=2, length_penalty=alpha)
         top = result["tokens"][0, 0, :result["lengths"][0, 0]].tolist()
         assert top == best, alpha
         expected = model.log_prob(best) / length_penalty_factor(len(best) + 1, alpha)
@@ -355,12 +355,12 @@ def test_best_extensions_are_exactly_top_k_of_the_log_softmax_also_with_ties_and
 
 def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
     model = bigram({START: {Bigram.A: 1.0}, Bigram.A: {END: 1.0}})
-    search(model, "greedy", max_length=3)
-    search(model, "beam", max_length=3, beam_size=2)
+    search(model, "greedy", max_steps=3)
+    search(model, "beam", max_steps=3, beam_size=2)
     compiled = searcher(model.encode, model.step)
     traces = compiled.greedy_loop.experimental_get_tracing_count(), compiled.beam_loop.experimental_get_tracing_count()
-    search(model, "greedy", max_length=5)
-    search(model, "beam", max_length=6, beam_size=2, length_penalty=1.0, n_best=2)
+    search(model, "greedy", max_steps=5)
+    search(model, "beam", max_steps=6, beam_size=2, length_penalty=1.0, n_best=2)
     assert (compiled.greedy_loop.experimental_get_tracing_count(),
             compiled.beam_loop.experimental_get_tracing_count()) == traces
 
@@ -369,13 +369,13 @@ def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
     (dict(beam_size=0), "beam_size"),
     (dict(beam_size=2, n_best=3), "n_best"),
     (dict(beam_size=2, length_penalty=-0.5), "length_penalty"),
-    (dict(beam_size=2, max_length=0), "max_length"),
+    (dict(beam_size=2, max_steps=0), "max_steps"),
     (dict(beam_size=2, end_id=START), "differ"),
     (dict(beam_size=2, end_id=1), "end_id"),
     (dict(beam_size=2, sources=np.zeros((0, 3), "int32")), "non-empty"),
 ])
 def test_bad_arguments_are_user_errors_that_name_the_argument(kwargs, fragment):
     model = bigram({START: {END: 1.0}})
-    kwargs = {"sources": SOURCES, "max_length": 3, "end_id": END, **kwargs}
+    kwargs = {"sources": SOURCES, "max_steps": 3, "end_id": END, **kwargs}
     with pytest.raises(NlpkitError, match=fragment):
         beam_search(model.encode, model.step, kwargs.pop("sources"), start_id=START, **kwargs)

@@ -7,7 +7,7 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from conftest import tiny_options  # noqa: E402
-from nlpkit.datasets import load_labeled, load_tfds_labeled  # noqa: E402
+from nlpkit.text.datasets import load_labeled, load_tfds_labeled  # noqa: E402
 from nlpkit.errors import NlpkitError  # noqa: E402
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask  # noqa: E402
 

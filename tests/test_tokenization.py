@@ -4,7 +4,19 @@ import pytest
 import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
-from nlpkit.tokenization import END, START, build_vectorizer, detokenize, token_counts, vocabulary_of
+from nlpkit.text.tokenization import build_vectorizer, token_counts
+from nlpkit.text.tokens import END, START
+
+
+def vocabulary_of(vectorizer):
+    return vectorizer.get_vocabulary()
+
+
+def detokenize(vectorizer, ids):
+    """Rows of ids back into text, padding dropped: what the round trip must give back."""
+    vocabulary = vectorizer.get_vocabulary()
+    joiner = "" if vectorizer.get_config()["split"] == "character" else " "
+    return [joiner.join(vocabulary[i] for i in row if i != 0) for row in ids]
 
 TEXTS = ["Hello, World!", "The café is Open.", "hello again 😀"]
 

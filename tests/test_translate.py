@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from conftest import assert_one_line_error
 from nlpkit.errors import NlpkitError
-from nlpkit import search
+from nlpkit.generation import search
 from nlpkit.seq2seq import StepDecoder, build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,

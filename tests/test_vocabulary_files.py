@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from conftest import SENTENCES, assert_one_line_error
 from nlpkit.errors import NlpkitError
-from nlpkit.runs import load_run, vectorizer_of
+from nlpkit.runtime.runs import load_run, vectorizer_of
 from nlpkit.tasks.chargen import NEWLINE, build_char_vectorizer
 from nlpkit.tasks.sentiment import SentimentTask
-from nlpkit.tokenization import build_vectorizer, read_vocabulary, write_vocabulary
+from nlpkit.text.tokenization import build_vectorizer, read_vocabulary, write_vocabulary
 
 CHAR_TEXT = "To be, or not to be:\nthat is the question.\n\tWhether 'tis nobler\\ in the mind \u2028 to suffer 😀\r"
 

@@ -1,7 +1,9 @@
 """The task registry: one module per task in this package, each registering itself.
 
-`register_task` fills the registry (a duplicate name is an error) and the CLI
-takes its task choices from `all_tasks()`, so adding a task is adding a module.
+`register_task` fills the registry (a duplicate name, or a class that is not
+a `Task`, is an error) and the CLI takes its commands from `all_tasks()`, so
+adding a task is adding a module. Task modules import only light modules at
+import time (the command line is built from them); see `nlpkit.runtime.task`.
 """
 
 import importlib
@@ -12,6 +14,10 @@ _TASKS = {}
 
 def register_task(cls):
     """Class decorator that adds a `Task` subclass to the registry under `cls.name`."""
+    from nlpkit.runtime.task import Task
+
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ValueError(f"{cls!r} is not a subclass of nlpkit.runtime.task.Task.")
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no `name`.")
     if cls.name in _TASKS:

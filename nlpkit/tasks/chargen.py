@@ -9,8 +9,9 @@ nats and in bits per character (bpc = nats / ln 2). By default it trains
 offline on the bundled Tiny Shakespeare, the last 10% of which is validation.
 
 `CharGenerator` runs a saved model; generation streams chunk by chunk through
-`nlpkit.decoding` (compiled step-by-step decoding, greedy / temperature /
-top-k / top-p):
+`nlpkit.generation.sampling` (compiled step-by-step decoding, greedy /
+temperature / top-k / top-p). `nlpkit predict chargen` generates, and
+`nlpkit generate` is its alias:
 
     >>> generator = CharGenerator.load("models/chargen")
     >>> generator.sample("ROMEO:", length=200, temperature=0.8, rng_seed=1)
@@ -22,21 +23,27 @@ top-k / top-p):
 import dataclasses
 import math
 import os
+import json
 import random
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from nlpkit import datasets, decoding, pipeline
-from nlpkit.config import check_range, option
+from nlpkit import lazy
+from nlpkit.config import Options, option
 from nlpkit.errors import NlpkitError
-from nlpkit.models import with_next_word_head
-from nlpkit.language_model import LanguageModelRun, train_on_streams
-from nlpkit.task import Task, TrainOptions
+from nlpkit.options import SamplingOptions
+from nlpkit.runtime.task import warning
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import build_vectorizer, check_texts
-from nlpkit.training import seed_everything
+from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
+from nlpkit.text import datasets
+from nlpkit.text.tokens import OOV_ID
+
+pipeline = lazy.module("nlpkit.text.pipeline")
+sampling = lazy.module("nlpkit.generation.sampling")
+sample_stats = lazy.module("nlpkit.generation.sample_stats")
+tokenization = lazy.module("nlpkit.text.tokenization")
+training = lazy.module("nlpkit.runtime.training")
+tf = lazy.module("tensorflow")
 
 BUNDLED = "chargen/tiny_shakespeare.txt"
 NEWLINE = "\n"
@@ -44,22 +51,21 @@ NEWLINE_ID = 2  # a special token, so that even a one-line corpus can end its st
 
 
 @dataclasses.dataclass
-class ChargenOptions(TrainOptions):
-    # Fields redefined from TrainOptions keep their place but get character-model defaults and help.
+class ChargenOptions(LanguageModelOptions):
+    # Fields redefined from LanguageModelOptions keep their place but get character-model defaults and help.
     data: str = option(None, "Training text: a UTF-8 text file, read as one stream of characters. "
                              "Default: the bundled Tiny Shakespeare.")
     valid: str = option(None, "Validation text file. Default: the last --valid-fraction of the training text.")
     valid_fraction: float = option(0.1, "Fraction of the training text (its last characters) held out for "
                                         "validation when --valid is not given.")
+    limit: int = option(None, "Read only the first N characters of the training text, before the validation "
+                              "split: for quick trials.")
     units: int = option(256, "Units per recurrent layer.")
     embedding_dim: int = option(64, "Size of a learned character embedding.")
-    tokens: str = option("char", "chargen reads characters (the only choice).", choices=("char",))
-    standardize: str = option("none", "chargen keeps every character as it is (the only choice).",
-                              choices=("none",))
     max_tokens: int = option(1000, "Largest character vocabulary, padding, OOV and newline included; "
                                    "rarer characters are read as OOV.")
-    max_length: int = option(1000, "Longest context of the saved raw-string model (`nlpkit predict chargen`); "
-                                   "generation itself carries the state and has no limit.")
+    max_length: int = option(1000, "Longest seed read when generating: a longer seed is read from its last N "
+                                   "characters (generation itself carries the state and has no limit).")
     epochs: int = option(20, "Most epochs to train (early stopping and --time-budget may end sooner).")
     batch_size: int = option(64, "Windows per batch (with --stateful: the number of parallel sub-streams).")
     learning_rate: float = option(3e-3, "Adam learning rate (3e-3 beat 1e-3 by 0.44 bpc after 3 epochs of the "
@@ -68,23 +74,25 @@ class ChargenOptions(TrainOptions):
                                      "in time (the best epoch is kept).")
     bptt: int = option(100, "Characters per training window: how far back gradients flow "
                             "(truncated backpropagation through time).")
-    stateful: bool = option(False, "Carry the recurrent state from each window to the next one of the same "
-                                   "sub-stream (reset every epoch). Otherwise windows are independent and shuffled.")
 
-    def validate(self):
-        if self.bidirectional:
-            raise NlpkitError("--bidirectional makes no sense for character generation: the backward layer "
-                              "would read the very characters the model has to predict.")
+    def check(self):
         if self.data and str(self.data).startswith(datasets.TFDS_PREFIX):
             raise NlpkitError("chargen reads a UTF-8 text file; --data tfds:... is not supported.")
-        super().validate()
-        check_range("max_tokens", self.max_tokens, 4)
-        check_range("bptt", self.bptt, 1)
 
 
 @dataclasses.dataclass
-class ChargenPredictOptions:
-    top_k: int = option(5, "How many of the most likely next characters to list.")
+class ChargenPredictOptions(SamplingOptions):
+    seed: str = option(None, "Text to start from (the priming text; not a random seed: see --rng-seed), "
+                             "instead of texts as arguments.")
+    seed_file: str = option(None, "Read the text to start from from this UTF-8 file (newlines kept).")
+    stats: bool = option(False, "After the samples, print distinct-1/2/3 (character n-grams), the repetition "
+                                "rate and the longest span copied from the training text.")
+    train_text: str = option(None, "Training text for --stats' longest copy. Default: the file named in the "
+                                   "run's manifest.")
+
+    def check(self):
+        if self.seed is not None and self.seed_file is not None:
+            raise NlpkitError("give the text to start from with --seed TEXT or --seed-file PATH, not both.")
 
 
 # --- reading the text ------------------------------------------------------------------------------
@@ -114,12 +122,11 @@ def read_whole_text(path):
 def read_splits(options):
     """The training and validation texts (the bundled Tiny Shakespeare, 90/10, by default)."""
     spec = options.data or datasets.bundled_data_dir() / BUNDLED
-    text = read_whole_text(spec)
+    text = read_whole_text(spec)[:options.limit]
     path = os.path.abspath(spec)  # the manifest's path stays valid from any working folder
     if options.valid:
         valid = read_whole_text(options.valid)
         return TextSpan(text, path, 0, len(text)), TextSpan(valid, os.path.abspath(options.valid), 0, len(valid))
-    check_range("valid_fraction", options.valid_fraction, 0.0, 1.0, low_open=True, high_open=True)
     cut = len(text) - max(1, int(round(len(text) * options.valid_fraction)))
     if cut < 2 or len(text) - cut < 2:
         raise NlpkitError(f"{path}: {len(text)} character(s) are too few to hold out a validation split; "
@@ -132,8 +139,8 @@ def read_splits(options):
 
 def build_char_vectorizer(text, max_tokens, vocabulary_file=None):
     """A character vectorizer (nothing standardized) with newline at id 2, learnt from `text`."""
-    vectorizer = build_vectorizer(text.split(NEWLINE), level="char", max_tokens=max_tokens, standardize="none",
-                                  special_tokens=(NEWLINE,), vocabulary_file=vocabulary_file)
+    vectorizer = tokenization.build_vectorizer(text.split(NEWLINE), level="char", max_tokens=max_tokens, standardize="none",
+                                               special_tokens=(NEWLINE,), vocabulary_file=vocabulary_file)
     assert vectorizer.get_vocabulary()[NEWLINE_ID] == NEWLINE
     return vectorizer
 
@@ -151,57 +158,64 @@ def with_bits(report):
     return {**report, "bits_per_character": report["cross_entropy"] / math.log(2)}
 
 
-class BitsPerCharacter(keras.callbacks.Callback):
-    """Logs validation bits per character after every epoch (in the history as `val_bpc`)."""
+def with_bits(report):
+    """Adds bits per character (cross-entropy in nats / ln 2) to a `stream_report`."""
+    return {**report, "bits_per_character": report["cross_entropy"] / math.log(2)}
 
-    def on_epoch_end(self, epoch, logs=None):
-        if logs and "val_loss" in logs:
-            logs["val_bpc"] = logs["val_loss"] / math.log(2)  # Keras' progress line shows it too
+
+def bits_per_character(model, logs):
+    """Validation bits per character from Keras' `val_loss` (for the history as `val_bpc`)."""
+    return {"val_bpc": logs["val_loss"] / math.log(2)} if "val_loss" in logs else {}
 
 
 @register_task
-class ChargenTask(Task):
+class ChargenTask(LanguageModelTask):
     name = "chargen"
     summary = "Generate text: a character-level recurrent language model (bits per character, sampling)."
-    TrainOptions = ChargenOptions
+    Options = ChargenOptions
     PredictOptions = ChargenPredictOptions
-    truncation = "their last ones are read"
+    unit = "characters"
+    examples = ("ROMEO:", "To be")
+    tiny_options = dict(units=8, embedding_dim=8, max_tokens=100, epochs=1, batch_size=16, bptt=20, limit=8000,
+                        time_budget=None)
 
-    def train(self, options):
-        self.check_options(options)
-        train, valid = read_splits(options)
-        seed_everything(options.seed)
-        vectorizer = build_char_vectorizer(train.text, options.max_tokens, options.vocabulary)
-        vocabulary = vectorizer.get_vocabulary()
-        train_stream = char_stream(vectorizer, train.text)
-        valid_stream = char_stream(vectorizer, valid.text)
-        print(f"data: {len(train_stream):,} training characters, {len(valid_stream):,} validation characters "
-              f"({np.sum(valid_stream == 1):,} unseen in training), vocabulary {len(vocabulary):,}")
+    def read(self, run):
+        return read_splits(run.options)
 
-        history, report, network = train_on_streams(options, vocabulary, train_stream, valid_stream,
-                                                    unit="characters", callbacks=[BitsPerCharacter()])
-        report = with_bits(report)
-        folder = self.save_run(
-            options, with_next_word_head(network, vectorizer, options.max_length),
-            history=history, metrics={"validation": report}, vocabulary_size=len(vocabulary),
-            data={"train": train.describe(), "validation": valid.describe()})
-        return {"validation": report, "folder": str(folder)}
+    def preprocess(self, run):
+        train, valid = run.data
+        vectorizer = build_char_vectorizer(train.text, run.options.max_tokens, run.options.vocabulary)
+        streams = Streams(vectorizer, vectorizer.get_vocabulary(), char_stream(vectorizer, train.text),
+                          char_stream(vectorizer, valid.text))
+        print(f"data: {len(streams.train):,} training characters, {len(streams.valid):,} validation characters "
+              f"({np.sum(streams.valid == 1):,} unseen in training), vocabulary {len(streams.vocabulary):,}")
+        return streams
+
+    def callbacks(self, run):
+        describe = lambda values: f"validation {values['val_bpc']:.4f} bits per character" if values else "-"
+        return [*super().callbacks(run), training.EpochMetrics(bits_per_character, describe)]
+
+    def measure(self, run, valid_batches):
+        return with_bits(super().measure(run, valid_batches))
+
+    def describe(self, run):
+        train, valid = run.data
+        return {"vocabulary_size": len(run.preprocessor.vocabulary),
+                "data": {"train": train.describe(), "validation": valid.describe()}}
 
     def load(self, model_dir):
         return CharGenerator.load(model_dir)
 
-    def load_generator(self, model_dir):
-        return CharGenerator.load(model_dir)
-
-    def evaluate(self, predictor, data):
+    def evaluate(self, predictor, data, options=None):
         """Cross-entropy (nats and bits per character) of a saved model on a text file."""
-        return {"data": str(data), **predictor.evaluate(read_whole_text(data))}
+        options = options or self.EvaluateOptions()
+        return {"data": str(data), **predictor.evaluate(read_whole_text(data)[:options.limit])}
 
     def format_metrics(self, metrics):
         lines = [f"data           {metrics['data']}"] if "data" in metrics else []
         lines += [
             f"characters     {metrics['tokens']:,} ({metrics['oov_tokens']:,} unseen in training)",
-            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per character",
+            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per character (exact, every character counted)",
             f"bits per char  {metrics['bits_per_character']:.4f}",
             f"perplexity     {metrics['perplexity']:.3f}",
             f"top-1 accuracy {metrics['top1_accuracy']:.4f}",
@@ -209,14 +223,64 @@ class ChargenTask(Task):
         ]
         return "\n".join(lines)
 
-    def format_prediction(self, text, result):
-        lines = [text]
-        for rank, item in enumerate(result["next_characters"], start=1):
-            lines.append(f"  {rank:>2}. {item['character']!r:<8} {item['probability']:.4f}")
-        if result["unknown_characters"]:
-            lines.append("  note: never seen in training, read as unknown: "
-                         + " ".join(map(repr, result["unknown_characters"])))
-        return "\n".join(lines)
+    def read_inputs(self, texts, options, read_lines):
+        """The seeds: --seed, or --seed-file read whole (newlines kept), else one per argument or line."""
+        if options.seed is not None and texts:
+            raise NlpkitError("give the text to start from with --seed or as arguments, not both.")
+        if options.seed_file is not None:
+            options.seed = datasets.read_text(options.seed_file)
+            if options.seed == "":
+                raise NlpkitError(f"{options.seed_file}: the seed is empty; give at least one character to "
+                                  "start from.")
+        if options.seed is not None:
+            if options.seed == "":
+                raise NlpkitError("--seed: the seed is empty; give at least one character to start from.")
+            return [options.seed]
+        return read_lines()
+
+    def predict_output(self, predictor, seeds, options, as_json):
+        """Each seed and its samples, streamed as they are generated (JSON: one object per seed at its end)."""
+        arguments = self.predict_arguments(options)
+        all_samples = []
+        for number, seed in enumerate(seeds):
+            rng_seed = None if options.rng_seed is None else (options.rng_seed + number) % 2 ** 31
+            generation = predictor.generate(seed, **{**arguments, "rng_seed": rng_seed})
+            self.warn_seed(generation, predictor)
+            if as_json:
+                for _ in generation:
+                    pass
+                yield json.dumps({"text": seed, **generation.result()}, ensure_ascii=False) + "\n"
+            else:
+                yield from streamed_samples(generation, seed, options.num_samples)
+            all_samples.extend(generation.samples)
+        if options.stats:
+            training_text = datasets.read_text(options.train_text) if options.train_text else None
+            measured = predictor.stats(all_samples, training_text)
+            yield "\n" + sample_stats.format_stats(measured, len(all_samples)) + "\n"
+
+    def predict_arguments(self, options):
+        return {name: getattr(options, name) for name in (f.name for f in dataclasses.fields(SamplingOptions))}
+
+    def warn_seed(self, generation, predictor):
+        if generation.truncated:
+            warning(f"the seed is {len(generation.seed):,} characters long; generation reads only its last "
+                    f"{predictor.max_length:,}, the model's maximum length.")
+        if generation.unknown_characters:
+            shown = " ".join(map(repr, generation.unknown_characters))
+            warning(f"seed characters the model never saw, read as unknown: {shown}")
+
+
+def streamed_samples(generation, seed, num_samples):
+    """Sample 1 piece by piece as it is generated; the other samples of the batch after it."""
+    ending = lambda text: "" if text.endswith("\n") else "\n"
+    if num_samples > 1:
+        yield "--- sample 1 ---\n"
+    yield seed
+    for chunk in generation:
+        yield chunk[0]
+    yield ending(seed + generation.samples[0])
+    for number, sample in enumerate(generation.samples[1:], start=2):
+        yield f"--- sample {number} ---\n{seed}{sample}{ending(seed + sample)}"
 
 
 class Generation:
@@ -224,16 +288,17 @@ class Generation:
 
     `samples` holds each sample's text so far (without the seed);
     `unknown_characters` the seed's characters the model never saw (read as
-    OOV), `rng_seed` the seed that repeats the same text.
+    OOV), `rng_seed` the seed that repeats the same text, `truncated` whether
+    the seed was longer than the model reads.
     """
 
-    def __init__(self, vocabulary, chunks, seed, unknown_characters, rng_seed, num_samples):
+    def __init__(self, vocabulary, chunks, seed, unknown_characters, rng_seed, num_samples, truncated):
         self.vocabulary = vocabulary
         self.chunks = chunks
         self.seed = seed
         self.unknown_characters = unknown_characters
         self.rng_seed = rng_seed
-        self.truncated = False
+        self.truncated = truncated
         self.samples = [""] * num_samples
 
     def __iter__(self):
@@ -242,9 +307,15 @@ class Generation:
             self.samples = [done + text for done, text in zip(self.samples, texts)]
             yield texts
 
+    def result(self):
+        """What was generated, as a dict: "samples" (continuations, seed not included),
+        "unknown_characters", "rng_seed", "tokens" (the seed's length) and "truncated"."""
+        return {"samples": self.samples, "unknown_characters": self.unknown_characters, "rng_seed": self.rng_seed,
+                "tokens": len(self.seed), "truncated": self.truncated}
+
 
 class CharGenerator(LanguageModelRun):
-    """A trained character model: seeds in, generated text out (also next-character top-k and bpc)."""
+    """A trained character model: seeds in, generated text out (also its bits per character on a text)."""
 
     task_name = ChargenTask.name
 
@@ -254,16 +325,15 @@ class CharGenerator(LanguageModelRun):
 
     def encode(self, text):
         """The ids of `text`'s characters (unseen ones get the OOV id 1) and the unseen characters, in order."""
-        ids = np.asarray(self.vectorizer(tf.constant([text])))[0]
-        ids = ids[ids != 0]
+        (ids,) = tokenization.id_rows(self.vectorizer, [text])
         characters = list(text)
         if len(ids) != len(characters):  # cannot happen for split="character" without standardization
             raise NlpkitError("the vectorizer did not read the text one character per id.")
-        unknown = list(dict.fromkeys(c for c, i in zip(characters, ids) if i == 1))
+        unknown = list(dict.fromkeys(c for c, i in zip(characters, ids) if i == OOV_ID))
         return ids, unknown
 
     def generate(self, seed, length=500, temperature=1.0, top_k=0, top_p=1.0, num_samples=1, rng_seed=None,
-                 chunk_size=decoding.CHUNK_SIZE):
+                 chunk_size=None):
         """Starts generating `num_samples` continuations of `seed`: returns a `Generation` to iterate.
 
         Arguments are checked here, before anything is generated. Seed
@@ -275,25 +345,28 @@ class CharGenerator(LanguageModelRun):
         """
         if not isinstance(seed, str) or seed == "":
             raise NlpkitError("the seed is empty: give at least one character to start from.")
-        (seed,) = check_texts([seed], "seed", allow_blank=True)
+        (seed,) = tokenization.check_texts([seed], "seed", allow_blank=True)
         if rng_seed is None:
             rng_seed = random.SystemRandom().randrange(2 ** 31)
-        truncated = len(seed) > self.max_length
         ids, unknown = self.encode(seed[-self.max_length:])
-        chunks = decoding.generate(self.network, ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                   num_samples=num_samples, rng_seed=rng_seed, chunk_size=chunk_size)
-        generation = Generation(self.vocabulary, chunks, seed, unknown, rng_seed, num_samples)
-        generation.truncated = truncated
-        return generation
+        chunks = sampling.generate(self.network, ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                   num_samples=num_samples, rng_seed=rng_seed,
+                                   chunk_size=chunk_size or sampling.CHUNK_SIZE)
+        return Generation(self.vocabulary, chunks, seed, unknown, rng_seed, num_samples,
+                          truncated=len(seed) > self.max_length)
 
     def sample(self, seed, **options):
-        """The finished samples as a dict: "samples" (continuations, seed not included),
-        "unknown_characters" and "rng_seed"."""
+        """The finished samples of one seed, as `Generation.result()` gives them."""
         generation = self.generate(seed, **options)
         for _ in generation:
             pass
-        return {"samples": generation.samples, "unknown_characters": generation.unknown_characters,
-                "rng_seed": generation.rng_seed}
+        return generation.result()
+
+    def predict(self, seeds, rng_seed=None, **options):
+        """`sample` for each seed; seed i draws with `rng_seed + i` (its text depends only on that)."""
+        seeds = tokenization.check_texts(seeds, "seed", allow_blank=True)
+        return [self.sample(seed, rng_seed=None if rng_seed is None else (rng_seed + number) % 2 ** 31, **options)
+                for number, seed in enumerate(seeds)]
 
     def training_text(self):
         """The training text named in the manifest if it is still there unchanged, else None."""
@@ -305,29 +378,8 @@ class CharGenerator(LanguageModelRun):
         return text if datasets.fingerprint([text]) == train.get("fingerprint") else None
 
     def stats(self, samples, training_text=None):
-        """`decoding.sample_stats` against `training_text` (default: the manifest's, when readable)."""
-        return decoding.sample_stats(samples, self.training_text() if training_text is None else training_text)
-
-    def predict(self, texts, top_k=5):
-        """The `top_k` likeliest next characters after each text, the unseen characters of the part read,
-        its length and "truncated" (longer than `max_length` characters: only the last ones are read)."""
-        check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
-        texts = check_texts(texts, allow_blank=True)
-        if not texts:
-            return []
-        probabilities = np.asarray(self.model(tf.constant(list(texts)), training=False))
-        results = []
-        for text, row in zip(texts, probabilities):
-            candidates = np.array(row, dtype="float64")
-            candidates[list(decoding.BANNED_IDS)] = -1.0
-            best = np.argsort(-candidates, kind="stable")[:top_k]
-            results.append({
-                "next_characters": [{"character": self.vocabulary[i], "probability": float(row[i])} for i in best],
-                "unknown_characters": self.encode(text[-self.max_length:])[1],
-                "tokens": len(text),
-                "truncated": len(text) > self.max_length,
-            })
-        return results
+        """`sample_stats` against `training_text` (default: the manifest's, when readable)."""
+        return sample_stats.sample_stats(samples, self.training_text() if training_text is None else training_text)
 
     def evaluate(self, text):
         """Exact cross-entropy (nats, bits per character), perplexity and accuracy on `text`, read as in training."""

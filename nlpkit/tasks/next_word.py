@@ -17,17 +17,19 @@ import dataclasses
 import random
 
 import numpy as np
-import tensorflow as tf
 
-from nlpkit import datasets, decoding, pipeline
-from nlpkit.config import check_range, option
+from nlpkit import lazy
+from nlpkit.config import Options, check_range, option
 from nlpkit.errors import NlpkitError
-from nlpkit.models import with_next_word_head
-from nlpkit.language_model import LanguageModelRun, train_on_streams
-from nlpkit.task import Task, TrainOptions
+from nlpkit.options import STANDARDIZERS
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import STANDARDIZERS, build_vectorizer, check_texts, with_vocabulary
-from nlpkit.training import seed_everything
+from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
+from nlpkit.text import datasets
+
+generation = lazy.module("nlpkit.generation.sampling")
+pipeline = lazy.module("nlpkit.text.pipeline")
+tokenization = lazy.module("nlpkit.text.tokenization")
+tf = lazy.module("tensorflow")
 
 BUNDLED_TRAIN = "next_word/train.txt"
 BUNDLED_VALID = "next_word/valid.txt"
@@ -39,8 +41,8 @@ PROBABILITY_BUDGET = 2 ** 25
 
 
 @dataclasses.dataclass
-class NextWordOptions(TrainOptions):
-    # Fields redefined from TrainOptions keep their place but get language-model defaults and help.
+class NextWordOptions(LanguageModelOptions):
+    # Fields redefined from LanguageModelOptions keep their place but get next-word defaults and help.
     data: str = option(None, "Training corpus: a UTF-8 text file, one paragraph or sentence per line (already "
                              "tokenized is best), or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
                              "Default: the bundled WikiText-2 slice.")
@@ -58,36 +60,31 @@ class NextWordOptions(TrainOptions):
     max_tokens: int = option(10000, "Largest vocabulary, padding, <unk> and <eos> included; rarer words become <unk>.")
     max_length: int = option(200, "Longest prompt context when predicting: a longer prompt keeps its last N words.")
     batch_size: int = option(32, "Windows per batch (with --stateful: the number of parallel sub-streams).")
-    bptt: int = option(35, "Tokens per training window: how far back gradients flow "
-                           "(truncated backpropagation through time).")
-    stateful: bool = option(False, "Carry the recurrent state from each window to the next one of the same "
-                                   "sub-stream (reset every epoch). Otherwise windows are independent and shuffled.")
     tie_weights: bool = option(False, "Share the input embedding matrix with the output layer (Press & Wolf 2017); "
                                       "a projection is added when --units differs from --embedding-dim.")
     text_feature: str = option("text", "TFDS feature holding the text, for --data tfds:NAME.")
 
-    def validate(self):
-        if self.bidirectional:
-            raise NlpkitError("--bidirectional makes no sense for next-word prediction: the backward layer "
-                              "would read the very words the model has to predict.")
-        if self.tokens != "word":
-            raise NlpkitError("next-word is a word-level language model: --tokens must be word.")
+    def check(self):
         if self.tie_weights and self.embedding == "onehot":
             raise NlpkitError("--tie-weights shares the embedding matrix with the output layer, "
                               "but --embedding onehot has no matrix to share.")
-        super().validate()
-        check_range("max_tokens", self.max_tokens, 4)
-        check_range("bptt", self.bptt, 1)
 
 
 @dataclasses.dataclass
-class NextWordPredictOptions:
+class NextWordPredictOptions(Options):
     top_k: int = option(5, "How many of the most likely next words to list.")
     complete: int = option(0, f"Continue each prompt with this many words (at most {MAX_COMPLETE}); "
                               "0 only lists the likely next words.")
     temperature: float = option(1.0, "Sampling temperature for --complete: 0 always takes the most likely word, "
                                      "below 1 is more conservative, above 1 more varied.")
     rng_seed: int = option(None, "Seed for sampling --complete: the same seed repeats the same completion.")
+
+    def check(self):
+        check_range("top_k", self.top_k, 1, 10_000_000)
+        check_range("complete", self.complete, 0, MAX_COMPLETE)
+        check_range("temperature", self.temperature, 0.0, 1000.0)
+        if self.rng_seed is not None:
+            check_range("rng_seed", self.rng_seed, 0, 2 ** 31 - 1)
 
 
 # --- reading a corpus ---------------------------------------------------------------------------
@@ -101,8 +98,9 @@ class Corpus:
     source: str
 
 
-def read_corpus(spec, split="train", text_feature="text"):
-    """The lines of a UTF-8 text file, or the texts of a TFDS split; a corpus without words is an error."""
+def read_corpus(spec, split="train", text_feature="text", limit=None):
+    """The lines (the first `limit` ones) of a UTF-8 text file, or the texts of a TFDS split;
+    a corpus without words is an error."""
     spec = str(spec)
     if spec.startswith(datasets.TFDS_PREFIX):
         corpus = load_tfds_corpus(spec[len(datasets.TFDS_PREFIX):], split, text_feature)
@@ -111,6 +109,8 @@ def read_corpus(spec, split="train", text_feature="text"):
         if lines and lines[-1] == "":
             lines.pop()  # the final newline ends the last line; it does not start a new one
         corpus = Corpus(lines, spec)
+    if limit is not None:
+        corpus = Corpus(corpus.lines[:limit], corpus.source)
     if not any(line.split() for line in corpus.lines):
         raise NlpkitError(f"{corpus.source}: the corpus has no words.")
     return corpus
@@ -141,7 +141,7 @@ def hold_out_tail(corpus, fraction):
 def read_splits(options):
     """The training and validation corpora the options ask for (the bundled WikiText-2 slice by default)."""
     bundled = datasets.bundled_data_dir()
-    train = read_corpus(options.data or bundled / BUNDLED_TRAIN, "train", options.text_feature)
+    train = read_corpus(options.data or bundled / BUNDLED_TRAIN, "train", options.text_feature, options.limit)
     if options.valid:
         return train, read_corpus(options.valid, "validation", options.text_feature)
     if options.data is None:
@@ -163,12 +163,14 @@ def build_word_vectorizer(lines, max_tokens, standardize, vocabulary_file=None):
     `<unk>` is dropped from the learnt vocabulary, so that it and every word
     outside the vocabulary share one id instead of two.
     """
-    vectorizer = build_vectorizer(lines, level="word", max_tokens=max_tokens + 1, standardize=standardize,
-                                  special_tokens=(EOS,), vocabulary_file=vocabulary_file)
+    vectorizer = tokenization.build_vectorizer(lines, level="word", max_tokens=max_tokens + 1,
+                                               standardize=standardize, special_tokens=(EOS,),
+                                               vocabulary_file=vocabulary_file)
     if vocabulary_file is not None:
         return vectorizer  # a fixed vocabulary is taken as it is
     unk = corpus_unk(standardize)
-    return with_vocabulary(vectorizer, [t for t in vectorizer.get_vocabulary()[2:] if t != unk][: max_tokens - 2])
+    learnt = [token for token in vectorizer.get_vocabulary()[2:] if token != unk]
+    return tokenization.with_vocabulary(vectorizer, learnt[: max_tokens - 2])
 
 
 def display_vocabulary(vectorizer):
@@ -179,44 +181,46 @@ def display_vocabulary(vectorizer):
 
 
 @register_task
-class NextWordTask(Task):
+class NextWordTask(LanguageModelTask):
     name = "next-word"
     summary = "Predict the next word: a word-level recurrent language model (perplexity, top-k, completion)."
-    TrainOptions = NextWordOptions
+    Options = NextWordOptions
     PredictOptions = NextWordPredictOptions
-    truncation = "their last ones are read"
+    examples = ("the meaning of", "in the early")
+    tiny_options = dict(units=8, embedding_dim=8, max_tokens=300, epochs=1, batch_size=16, bptt=10, limit=400)
 
-    def train(self, options):
-        self.check_options(options)
-        train, valid = read_splits(options)
-        seed_everything(options.seed)
+    def read(self, run):
+        return read_splits(run.options)
+
+    def preprocess(self, run):
+        options = run.options
+        train, valid = run.data
         vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
         vocabulary = display_vocabulary(vectorizer)
         eos_id = vocabulary.index(EOS)
-        train_stream = pipeline.token_stream(vectorizer, train.lines, eos_id)
-        valid_stream = pipeline.token_stream(vectorizer, valid.lines, eos_id)
-        print(f"data: {len(train_stream):,} training tokens ({np.sum(train_stream == 1):,} {UNK}), "
-              f"{len(valid_stream):,} validation tokens ({np.sum(valid_stream == 1):,} {UNK}), "
+        streams = Streams(vectorizer, vocabulary, pipeline.token_stream(vectorizer, train.lines, eos_id),
+                          pipeline.token_stream(vectorizer, valid.lines, eos_id))
+        print(f"data: {len(streams.train):,} training tokens ({np.sum(streams.train == 1):,} {UNK}), "
+              f"{len(streams.valid):,} validation tokens ({np.sum(streams.valid == 1):,} {UNK}), "
               f"vocabulary {len(vocabulary):,}")
+        return streams
 
-        history, report, network = train_on_streams(options, vocabulary, train_stream, valid_stream,
-                                                    unit="tokens", tie_weights=options.tie_weights)
-        folder = self.save_run(
-            options, with_next_word_head(network, vectorizer, options.max_length),
-            history=history, metrics={"validation": report},
-            vocabulary_size=len(vocabulary), end_of_line=EOS, unknown=UNK,
-            data={"train": {"source": train.source, "lines": len(train.lines), "tokens": len(train_stream),
-                            "fingerprint": datasets.fingerprint(train.lines)},
-                  "validation": {"source": valid.source, "lines": len(valid.lines), "tokens": len(valid_stream),
-                                 "fingerprint": datasets.fingerprint(valid.lines)}})
-        return {"validation": report, "folder": str(folder)}
+    def describe(self, run):
+        train, valid = run.data
+        streams = run.preprocessor
+        return {"vocabulary_size": len(streams.vocabulary), "end_of_line": EOS, "unknown": UNK,
+                "data": {split: {"source": corpus.source, "lines": len(corpus.lines), "tokens": len(stream),
+                                 "fingerprint": datasets.fingerprint(corpus.lines)}
+                         for split, corpus, stream in (("train", train, streams.train),
+                                                       ("validation", valid, streams.valid))}}
 
     def load(self, model_dir):
         return NextWordPredictor.load(model_dir)
 
-    def evaluate(self, predictor, data):
+    def evaluate(self, predictor, data, options=None):
         """Perplexity, top-1/top-5 accuracy and the OOV count of a saved model on a corpus."""
-        corpus = read_corpus(data, "test")
+        options = options or self.EvaluateOptions()
+        corpus = read_corpus(data, "test", limit=options.limit)
         return {"data": corpus.source, **predictor.evaluate(corpus.lines)}
 
     def format_metrics(self, metrics):
@@ -263,10 +267,9 @@ class NextWordPredictor(LanguageModelRun):
         `max_length` words, of which only the last ones are read); with `complete` > 0 also
         "completion", the next `complete` words (greedy at temperature 0, else
         sampled; never <unk>; prompt i's sample depends only on `rng_seed` and i)."""
-        prompts = check_texts(prompts, "prompt")
+        prompts = tokenization.check_texts(prompts, "prompt")
+        NextWordPredictOptions(top_k, complete, temperature, rng_seed).validate()
         check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
-        check_range("complete", complete, 0, MAX_COMPLETE)
-        check_range("temperature", temperature, 0.0)
         if not prompts:
             return []
         contexts = self.token_ids(prompts)
@@ -284,13 +287,9 @@ class NextWordPredictor(LanguageModelRun):
                 result["completion"] = " ".join(words)
         return results
 
-    def token_ids(self, texts, batch_size=1024):
+    def token_ids(self, texts):
         """Each text's token ids, unpadded."""
-        rows = []
-        for start in range(0, len(texts), batch_size):
-            for row in np.asarray(self.vectorizer(tf.constant(texts[start:start + batch_size]))):
-                rows.append(row[row != 0])
-        return rows
+        return tokenization.id_rows(self.vectorizer, texts)
 
     def unknown_words(self, prompts):
         """For each prompt, its words that the vocabulary reads as <unk> (besides <unk> itself)."""
@@ -319,7 +318,7 @@ class NextWordPredictor(LanguageModelRun):
 
     def complete(self, contexts, steps, temperature, rng_seed):
         """The next `steps` words after each context, from the compiled stateful decoder
-        (`nlpkit.decoding.generate`): the context is read once, then one word a step
+        (`nlpkit.generation.sampling.generate`): the context is read once, then one word a step
         with the recurrent state carried over. Padding and <unk> are never generated;
         prompt i's words depend only on `rng_seed` and i."""
         if rng_seed is None:
@@ -327,7 +326,7 @@ class NextWordPredictor(LanguageModelRun):
         seeds = np.random.SeedSequence(rng_seed).generate_state(len(contexts)) % 2 ** 31
         completions = []
         for ids, seed in zip(contexts, seeds):
-            chunks = decoding.generate(self.network, ids[-self.max_length:], steps, temperature=temperature,
+            chunks = generation.generate(self.network, ids[-self.max_length:], steps, temperature=temperature,
                                        rng_seed=int(seed), chunk_size=steps)
             completions.append([self.vocabulary[i] for i in np.concatenate(list(chunks), axis=1)[0]])
         return completions

@@ -10,26 +10,31 @@ text-classification dataset; `SentimentClassifier` runs a saved model:
 """
 
 import dataclasses
+import types
 
 import numpy as np
-import tensorflow as tf
 
-from nlpkit import datasets, pipeline
-from nlpkit.config import option
+from nlpkit import lazy
+from nlpkit.config import Options, option
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
-from nlpkit.models import POOLING_CHOICES, build_classifier, with_vectorizer
-from nlpkit.runs import load_run
-from nlpkit.task import Task, TrainOptions
+from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
+                            RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions)
+from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
-from nlpkit.tokenization import build_vectorizer, check_texts, token_counts
-from nlpkit.training import fit, seed_everything
+from nlpkit.text import datasets
+from nlpkit.text.word_vectors import embedding_arguments
+
+models = lazy.module("nlpkit.models")
+pipeline = lazy.module("nlpkit.text.pipeline")
+tokenization = lazy.module("nlpkit.text.tokenization")
+tf = lazy.module("tensorflow")
 
 BUNDLED = "sentiment/uci_sentences.tsv"
 
 
 @dataclasses.dataclass
-class TextColumns:
+class TextColumns(Options):
     """Where the text and the label are in a data file (evaluate takes these too)."""
 
     text_column: str = option("text", "Column (or JSONL field, or TFDS feature) with the text; "
@@ -38,14 +43,22 @@ class TextColumns:
 
 
 @dataclasses.dataclass
-class SentimentOptions(TextColumns, TrainOptions):
-    pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic many-to-one), "
-                                  "or the mean or max over all non-padded steps.", choices=POOLING_CHOICES)
+class SentimentOptions(TextColumns, RunOptions, RecurrentOptions, BidirectionalOption, EmbeddingOptions,
+                       TokenOptions, VocabularyOptions, LengthOption, FitOptions):
+    pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic "
+                                  "many-to-one), or the mean or max over all non-padded steps.",
+                          choices=("last", "mean", "max"))
 
 
-def read_examples(spec, text_column, label_column, split="train"):
+@dataclasses.dataclass
+class SentimentEvaluateOptions(TextColumns, EvaluationOptions):
+    pass
+
+
+def read_examples(spec, text_column, label_column, split="train", limit=None):
     spec = spec or str(datasets.bundled_data_dir() / BUNDLED)
-    return datasets.load_labeled(spec, text_column, label_column, split)
+    data = datasets.load_labeled(spec, text_column, label_column, split)
+    return data if limit is None else data.subset(range(min(limit, len(data))))
 
 
 def label_ids(data, classes):
@@ -62,56 +75,77 @@ def label_ids(data, classes):
 class SentimentTask(Task):
     name = "sentiment"
     summary = "Classify texts by sentiment (or any label): a many-to-one recurrent classifier."
-    TrainOptions = SentimentOptions
-    EvaluateOptions = TextColumns
+    Options = SentimentOptions
+    EvaluateOptions = SentimentEvaluateOptions
+    examples = ("A wonderful, moving film.", "The battery died after one day.")
+    tiny_options = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16, limit=240)
 
-    def train(self, options):
-        self.check_options(options)
-        train = read_examples(options.data, options.text_column, options.label_column)
+    def read(self, run):
+        options = run.options
+        train = read_examples(options.data, options.text_column, options.label_column, limit=options.limit)
         if options.valid:
             valid = read_examples(options.valid, options.text_column, options.label_column, "validation")
         else:
             train, valid = datasets.holdout_split(train, options.valid_fraction, options.seed)
         classes = sorted(set(train.labels))
         if len(classes) < 2:
-            raise NlpkitError(f"{train.source}: only one class ({classes[0]!r}) in the training data; need two or more.")
-        y_train, y_valid = label_ids(train, classes), label_ids(valid, classes)
+            raise NlpkitError(f"{train.source}: only one class ({classes[0]!r}) in the training data; "
+                              "need two or more.")
         print(f"data: {len(train)} training and {len(valid)} validation examples, classes: {', '.join(classes)}")
+        return types.SimpleNamespace(train=train, valid=valid, classes=classes,
+                                     y_train=label_ids(train, classes), y_valid=label_ids(valid, classes))
 
-        seed_everything(options.seed)
-        vectorizer = build_vectorizer(train.texts, level=options.tokens, max_tokens=options.max_tokens,
-                                      standardize=options.standardize, vocabulary_file=options.vocabulary)
-        vocabulary = vectorizer.get_vocabulary()
-        spec = options.recurrent_spec()
-        model = build_classifier(
-            len(vocabulary), len(classes), **dataclasses.asdict(spec), **options.embedding_args(vocabulary),
-            pooling=options.pooling,
-            **options.optimizer_args())
+    def preprocess(self, run):
+        options = run.options
+        return tokenization.build_vectorizer(run.data.train.texts, level=options.tokens,
+                                             max_tokens=options.max_tokens, standardize=options.standardize,
+                                             vocabulary_file=options.vocabulary)
 
-        train_ids = pipeline.id_examples(vectorizer, train.texts, y_train, options.max_length)
-        valid_ids = pipeline.id_examples(vectorizer, valid.texts, y_valid, options.max_length)
+    def build(self, run):
+        options = run.options
+        vocabulary = run.preprocessor.get_vocabulary()
+        return models.build_classifier(len(vocabulary), len(run.data.classes), spec=options.recurrent_spec(),
+                                       pooling=options.pooling, **embedding_arguments(options, vocabulary),
+                                       optimizer=self.optimizer(options))
+
+    def batches(self, run):
+        options, data, vectorizer = run.options, run.data, run.preprocessor
+        train_ids = pipeline.id_examples(vectorizer, data.train.texts, data.y_train, options.max_length)
+        valid_ids = pipeline.id_examples(vectorizer, data.valid.texts, data.y_valid, options.max_length)
         boundaries = pipeline.bucket_boundaries(pipeline.sequence_lengths(train_ids))
         pipeline.sequence_lengths(valid_ids)  # fills the validation cache before training starts
-        train_batches = pipeline.bucketed_batches(train_ids, options.batch_size, boundaries,
-                                                  shuffle_seed=options.seed, shuffle_size=len(train))
-        valid_batches = pipeline.bucketed_batches(valid_ids, options.batch_size, boundaries)
-        print(f"model: {model.count_params():,} parameters, vocabulary {len(vocabulary):,}, "
-              f"{spec.layers}x{spec.units} {'bi' if spec.bidirectional else ''}{spec.cell}")
+        train = pipeline.bucketed_batches(train_ids, options.batch_size, boundaries, shuffle_seed=options.seed,
+                                          shuffle_size=len(data.train))
+        return train, pipeline.bucketed_batches(valid_ids, options.batch_size, boundaries)
 
-        history = fit(model, train_batches, valid_batches, **options.fit_args())
-        report = evaluate_batches(model, valid_batches, classes)
-        folder = self.save_run(
-            options, with_vectorizer(model, vectorizer, options.max_length),
-            history=history, metrics={"validation": report},
-            classes=classes, vocabulary_size=len(vocabulary),
-            data={"train": {"source": train.source, "examples": len(train),
-                            "fingerprint": datasets.fingerprint(train.texts, train.labels)},
-                  "validation": {"source": valid.source, "examples": len(valid),
-                                 "fingerprint": datasets.fingerprint(valid.texts, valid.labels)}})
-        return {"validation": report, "folder": str(folder)}
+    def measure(self, run, valid_batches):
+        """The classification report of the trained ids model over the validation batches."""
+        truth, predicted = [], []
+        for ids, labels in valid_batches:
+            predicted.append(np.argmax(run.model(ids, training=False), axis=-1))
+            truth.append(np.asarray(labels))
+        return classification_report(np.concatenate(truth), np.concatenate(predicted), run.data.classes)
+
+    def saved_model(self, run):
+        return models.TextModel(run.model.inference_copy(), [run.preprocessor], run.options.max_length)
+
+    def describe(self, run):
+        data = run.data
+        return {"classes": data.classes, "vocabulary_size": run.preprocessor.vocabulary_size(),
+                "data": {split: {"source": examples.source, "examples": len(examples),
+                                 "fingerprint": datasets.fingerprint(examples.texts, examples.labels)}
+                         for split, examples in (("train", data.train), ("validation", data.valid))}}
 
     def load(self, model_dir):
         return SentimentClassifier.load(model_dir)
+
+    def evaluate(self, predictor, data, options=None):
+        """Accuracy, macro precision/recall/F1 and the confusion matrix of a saved model on a file."""
+        options = options or self.EvaluateOptions()
+        examples = read_examples(data, options.text_column, options.label_column, "test", options.limit)
+        truth = label_ids(examples, predictor.classes)
+        predicted = [predictor.classes.index(p["label"]) for p in predictor.predict(examples.texts)]
+        return classification_report(truth, predicted, predictor.classes)
 
     def format_metrics(self, metrics):
         return format_report(metrics)
@@ -120,44 +154,25 @@ class SentimentTask(Task):
         preview = text if len(text) <= 70 else text[:67] + "..."
         return f"{result['label']}\t{result['probability']:.3f}\t{preview}"
 
-    def evaluate(self, predictor, data, text_column="text", label_column="label"):
-        """Accuracy, macro precision/recall/F1 and the confusion matrix of a saved model on a file."""
-        examples = read_examples(data, text_column, label_column, "test")
-        truth = label_ids(examples, predictor.classes)
-        predicted = [predictor.classes.index(p["label"]) for p in predictor.predict(examples.texts)]
-        return classification_report(truth, predicted, predictor.classes)
 
-
-def evaluate_batches(model, batches, classes):
-    """The classification report of an ids model over a batched (ids, label) dataset."""
-    truth, predicted = [], []
-    for ids, labels in batches:
-        predicted.append(np.argmax(model(ids, training=False), axis=-1))
-        truth.append(labels.numpy())
-    return classification_report(np.concatenate(truth), np.concatenate(predicted), classes)
-
-
-class SentimentClassifier:
+class SentimentClassifier(RunPredictor):
     """A trained sentiment model: raw texts in, labels and probabilities out."""
 
-    def __init__(self, model, manifest):
-        self.model = model
-        self.manifest = manifest
-        self.classes = list(manifest["classes"])
-        self.max_length = int(manifest["options"]["max_length"])
-        self.vectorizer = model.get_layer("vectorizer")
+    task_name = SentimentTask.name
+    required = ("classes", "options.max_length")
 
-    @classmethod
-    def load(cls, model_dir):
-        return cls(*load_run(model_dir, SentimentTask.name, required=("classes", "options.max_length")))
+    def __init__(self, model, manifest):
+        super().__init__(model, manifest)
+        self.classes = list(manifest["classes"])
+        self.vectorizer = model.vectorizer
 
     def predict(self, texts, batch_size=256):
         """One dict per text: label, its probability, every class's probability,
         the token count (texts over `max_length` tokens are cut) and the OOV count."""
-        texts = check_texts(texts)
+        texts = tokenization.check_texts(texts)
         if not texts:
             return []
-        lengths, unknown = token_counts(self.vectorizer, texts, batch_size)
+        lengths, unknown = tokenization.token_counts(self.vectorizer, texts, batch_size)
         results = []
         for start in range(0, len(texts), batch_size):
             probabilities = self.model(tf.constant(texts[start:start + batch_size]), training=False).numpy()

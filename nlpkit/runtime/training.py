@@ -8,9 +8,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-from nlpkit import pipeline
 from nlpkit.errors import NlpkitError
-from nlpkit.models import reset_recurrent_states
+from nlpkit.text import pipeline
 
 
 def seed_everything(seed):
@@ -40,6 +39,9 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
     if lr_decay:
         schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_decay, patience=0, verbose=1))
     callbacks = [
+        # First, so that the epoch line shows Keras' own metrics; the task's extra
+        # measurements (BLEU, bits per character) print their own line after it.
+        keras.callbacks.ProgbarLogger(),
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
         *schedule,
@@ -121,10 +123,26 @@ class ResetStatesEachEpoch(keras.callbacks.Callback):
     validation pass."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        reset_recurrent_states(self.model)
+        self.model.reset_states()
 
     def on_test_begin(self, logs=None):
-        reset_recurrent_states(self.model)
+        self.model.reset_states()
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """After every epoch, `measure(model, logs)` -> {name: value} joins the logs (hence the history and
+    the learning curve), and `describe(values)` is printed as the epoch's own line."""
+
+    def __init__(self, measure, describe):
+        super().__init__()
+        self.measure = measure
+        self.describe = describe
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = self.measure(self.model, logs or {})
+        print(f"epoch {epoch + 1}: {self.describe(values)}")
+        if logs is not None:
+            logs.update(values)
 
 
 def plot_history(history, path, title=""):

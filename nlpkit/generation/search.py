@@ -15,7 +15,7 @@ every row of the batch at once:
 
     memory, states = encode(source)
     token = start
-    while some row is not finished and t < max_length:
+    while some row is not finished and t < max_steps:
         logits, states, attention = step(token, states, memory)
         greedy: token = the likeliest allowed id
         beam:   the beam_size best (hypothesis + id) of the batch row, states reordered by their parents
@@ -32,8 +32,8 @@ Both searches share these rules:
     renormalised away;
   - the end token's log-probability counts in the score, but the end token is
     not part of the returned tokens, which are padded with 0 after the last
-    token; a hypothesis that reaches `max_length` without the end token stops
-    there, with `max_length` tokens;
+    token; a hypothesis that reaches `max_steps` without the end token stops
+    there, with `max_steps` tokens;
   - `attention[t]` is the attention with which `tokens[t]` was produced; rows
     from `length` on are 0;
   - a row's result does not depend on the other rows of the batch.
@@ -49,7 +49,7 @@ greedy search). Finished hypotheses are ranked by the GNMT length penalty,
 log-prob / ((5 + length) / 6) ** length_penalty, where the length counts the
 end token.
 
-    >>> result = beam_search(model.encode, model.step, source_ids, start_id=2, end_id=3, max_length=30,
+    >>> result = beam_search(model.encode, model.step, source_ids, start_id=2, end_id=3, max_steps=30,
     ...                      beam_size=5, n_best=3)
     >>> result["tokens"].shape, result["scores"].shape   # (batch, 3, 30), (batch, 3), best first
 
@@ -63,8 +63,8 @@ from keras import ops
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
+from nlpkit.text.tokens import RESERVED_IDS  # padding and OOV; the start id is never emitted either
 
-NEVER_EMITTED = (0, 1)  # padding and out-of-vocabulary; the start id is never emitted either
 MAX_BEAM = 64
 NEG_INF = float("-inf")
 
@@ -117,7 +117,7 @@ def best_extensions(logits, live_scores, start_id, k, chunk=None):
     count = (vocab + pad) // chunk
     chunks = ops.reshape(logits, [sentences, beam * count, chunk])
     # Up to 3 never-emitted ids per hypothesis may be among the best: take enough to drop them.
-    wanted = min(k + (len(NEVER_EMITTED) + 1) * beam, beam * vocab)
+    wanted = min(k + (len(RESERVED_IDS) + 1) * beam, beam * vocab)
     chunk_best = live + (ops.reshape(ops.max(chunks, axis=2), [sentences, beam, count]) - normalisers)
     _, picked = ops.top_k(ops.reshape(chunk_best, [sentences, beam * count]), min(wanted, beam * count))
     picked = ops.sort(picked, axis=1)  # index order, so that equal scores keep the lower flat index first
@@ -129,7 +129,7 @@ def best_extensions(logits, live_scores, start_id, k, chunk=None):
     slot = at // chunk
     parents = ops.take_along_axis(parents, slot, axis=1)
     ids = ops.take_along_axis(picked % count, slot, axis=1) * chunk + at % chunk
-    allowed = (ids >= len(NEVER_EMITTED)) & (ids != start_id) & (ids < vocab)
+    allowed = (ids >= len(RESERVED_IDS)) & (ids != start_id) & (ids < vocab)
     scores, keep = ops.top_k(ops.where(allowed, scores, NEG_INF), k)
     parents = ops.take_along_axis(parents, keep, axis=1)
     ids = ops.take_along_axis(ids, keep, axis=1)
@@ -186,7 +186,7 @@ def _keep_sentences(variables, keep, per_sentence, per_row, rows_per_sentence):
 
 
 def _write_at(history, t, values):
-    """`history` (batch, beam, max_length, ...) with position `t` of axis 2 set to `values` (batch, beam, ...)."""
+    """`history` (batch, beam, max_steps, ...) with position `t` of axis 2 set to `values` (batch, beam, ...)."""
     at_t = ops.equal(ops.arange(ops.shape(history)[2], dtype="int32"), t)
     at_t = ops.reshape(at_t, [1, 1, -1] + [1] * (len(history.shape) - 3))
     return ops.where(at_t, ops.expand_dims(values, 2), history)
@@ -198,12 +198,12 @@ class _Hypotheses:
     FIELDS = ("scores", "log_probs", "tokens", "lengths", "attention")
 
     @staticmethod
-    def empty(batch, beam_size, max_length, source_len):
+    def empty(batch, beam_size, max_steps, source_len):
         return {"scores": tf.fill([batch, beam_size], NEG_INF),
                 "log_probs": tf.fill([batch, beam_size], NEG_INF),
-                "tokens": tf.zeros([batch, beam_size, max_length], "int32"),
+                "tokens": tf.zeros([batch, beam_size, max_steps], "int32"),
                 "lengths": tf.zeros([batch, beam_size], "int32"),
-                "attention": tf.zeros([batch, beam_size, max_length, source_len], "float32")}
+                "attention": tf.zeros([batch, beam_size, max_steps, source_len], "float32")}
 
     @staticmethod
     def scatter(results, sentences, hypotheses, which):
@@ -241,7 +241,7 @@ class Searcher:
         logits, states, attention = self.step(token, states, memory, memory_mask)
         return logits, list(states), ops.cast(attention, "float32")
 
-    def _greedy(self, source_ids, start_id, end_id, max_length):
+    def _greedy(self, source_ids, start_id, end_id, max_steps):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
 
@@ -265,14 +265,14 @@ class Searcher:
                      "scores": tf.zeros([batch], "float32"), "lengths": tf.zeros([batch], "int32"),
                      "tokens": tf.TensorArray("int32", size=0, dynamic_size=True),
                      "attention": tf.TensorArray("float32", size=0, dynamic_size=True)}
-        v = _while_loop(lambda v: (v["t"] < max_length) & (tf.size(v["sentence"]) > 0), body, variables,
+        v = _while_loop(lambda v: (v["t"] < max_steps) & (tf.size(v["sentence"]) > 0), body, variables,
                         shrinking={"token", "states", "memory", "memory_mask", "sentence"})
-        pad = max_length - v["t"]  # when every row finished early
+        pad = max_steps - v["t"]  # when every row finished early
         tokens = tf.pad(tf.transpose(v["tokens"].stack()), [[0, 0], [0, pad]])
         attention = tf.pad(tf.transpose(v["attention"].stack(), [1, 0, 2]), [[0, 0], [0, pad], [0, 0]])
         return {"tokens": tokens, "lengths": v["lengths"], "scores": v["scores"], "attention": attention}
 
-    def _beam(self, source_ids, start_id, end_id, max_length, length_penalty, beam_size):
+    def _beam(self, source_ids, start_id, end_id, max_steps, length_penalty, beam_size):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
         rules = dict(start_id=start_id, end_id=end_id, length_penalty=length_penalty)
@@ -289,13 +289,13 @@ class Searcher:
         # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
         logits, states, attention = self._step(tf.fill([batch], start_id), states, memory, memory_mask)
         tile = lambda x: ops.repeat(x, beam_size, axis=0)  # noqa: E731
-        empty = _Hypotheses.empty(batch, beam_size, max_length, source_len)
+        empty = _Hypotheses.empty(batch, beam_size, max_steps, source_len)
         # The hypotheses are copies at first: only the first may grow, or the beam would fill with copies.
         v = {"t": tf.constant(0), "states": [tile(state) for state in states],
              "memory": tile(memory), "memory_mask": tile(memory_mask), "sentence": tf.range(batch),
              "live_scores": tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
-             "live_tokens": tf.zeros([batch, beam_size, max_length], "int32"),
-             "live_attention": tf.zeros([batch, beam_size, max_length, source_len], "float32"),
+             "live_tokens": tf.zeros([batch, beam_size, max_steps], "int32"),
+             "live_attention": tf.zeros([batch, beam_size, max_steps, source_len], "float32"),
              "finished": empty, "count": tf.zeros([batch], "int32"), "results": empty}
         v = retire_done(dict(v, **_extend(v, tile(logits), v["states"], tile(attention), **rules)))
 
@@ -303,16 +303,16 @@ class Searcher:
             logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
             return retire_done(dict(v, **_extend(v, logits, states, attention, **rules)))
 
-        v = _while_loop(lambda v: (v["t"] < max_length) & (tf.size(v["sentence"]) > 0), body, v,
+        v = _while_loop(lambda v: (v["t"] < max_steps) & (tf.size(v["sentence"]) > 0), body, v,
                         shrinking=set(per_sentence + per_row))
 
-        # Sentences not done by max_length: their live hypotheses compete as they are, max_length tokens long.
+        # Sentences not done by max_steps: their live hypotheses compete as they are, max_steps tokens long.
         log_prob = v["live_scores"]
         last = _Hypotheses.best(v["finished"], {
-            "scores": log_prob / length_penalty_factor(ops.cast(max_length, "float32"), length_penalty),
+            "scores": log_prob / length_penalty_factor(ops.cast(max_steps, "float32"), length_penalty),
             "log_probs": log_prob,
             "tokens": v["live_tokens"],
-            "lengths": tf.fill(tf.shape(log_prob), max_length),
+            "lengths": tf.fill(tf.shape(log_prob), max_steps),
             "attention": v["live_attention"]})
         return _Hypotheses.scatter(v["results"], v["sentence"], last, tf.ones_like(v["count"], "bool"))
 
@@ -371,53 +371,53 @@ def searcher(encode, step):
 # --- the public entry points ---------------------------------------------------------------------
 
 
-def _check(source_ids, start_id, end_id, max_length):
+def _check(source_ids, start_id, end_id, max_steps):
     source_ids = np.asarray(source_ids)
     if source_ids.ndim != 2 or source_ids.shape[0] == 0 or source_ids.shape[1] == 0:
         raise NlpkitError(f"source ids must be a non-empty (batch, source_len) array, got shape {source_ids.shape}.")
     if not np.issubdtype(source_ids.dtype, np.integer):
         raise NlpkitError(f"source ids must be integers, got {source_ids.dtype}.")
-    check_range("start_id", start_id, len(NEVER_EMITTED))
-    check_range("end_id", end_id, len(NEVER_EMITTED))
+    check_range("start_id", start_id, len(RESERVED_IDS))
+    check_range("end_id", end_id, len(RESERVED_IDS))
     if start_id == end_id:
         raise NlpkitError(f"start_id and end_id must differ (both are {start_id}).")
-    check_range("max_length", max_length, 1)
+    check_range("max_steps", max_steps, 1)
     return tf.constant(source_ids, "int32")
 
 
-def greedy_search(encode, step, source_ids, *, start_id, end_id, max_length):
+def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
     """Greedy decoding of a batch of sources: the likeliest allowed id at every step.
 
-    Returns a dict of NumPy arrays: "tokens" int (batch, max_length), 0 after
+    Returns a dict of NumPy arrays: "tokens" int (batch, max_steps), 0 after
     the last token (the end token is not included); "lengths" int (batch,);
     "scores" float (batch,), the sum of the log-probs of the tokens and of the
-    end token when it was emitted; "attention" float (batch, max_length, source_len).
+    end token when it was emitted; "attention" float (batch, max_steps, source_len).
     """
-    source_ids = _check(source_ids, start_id, end_id, max_length)
+    source_ids = _check(source_ids, start_id, end_id, max_steps)
     result = searcher(encode, step).greedy_loop(source_ids, tf.constant(start_id, "int32"),
-                                                tf.constant(end_id, "int32"), tf.constant(max_length, "int32"))
+                                                tf.constant(end_id, "int32"), tf.constant(max_steps, "int32"))
     return {name: np.asarray(value) for name, value in result.items()}
 
 
-def beam_search(encode, step, source_ids, *, start_id, end_id, max_length, beam_size, length_penalty=0.6,
+def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_size, length_penalty=0.6,
                 n_best=1):
     """Beam search of width `beam_size` over a batch of sources; the `n_best` best hypotheses of each.
 
     Returns a dict of NumPy arrays, hypotheses sorted best first: "tokens" int
-    (batch, n_best, max_length), 0 after the last token; "lengths" int
+    (batch, n_best, max_steps), 0 after the last token; "lengths" int
     (batch, n_best); "scores" float (batch, n_best), the log-prob divided by
     the GNMT penalty ((5 + length + 1) / 6) ** length_penalty (+1 for the end
-    token; no +1 for a hypothesis cut at max_length); "log_probs" float
-    (batch, n_best), the plain sums; "attention" float (batch, max_length,
+    token; no +1 for a hypothesis cut at max_steps); "log_probs" float
+    (batch, n_best), the plain sums; "attention" float (batch, max_steps,
     source_len), that of the best hypothesis. A score of -inf marks a missing
     hypothesis (only when fewer than n_best exist: a tiny vocabulary).
     """
     check_range("beam_size", beam_size, 1, MAX_BEAM)
     check_range("n_best", n_best, 1, beam_size)
     check_range("length_penalty", length_penalty, 0.0)
-    source_ids = _check(source_ids, start_id, end_id, max_length)
+    source_ids = _check(source_ids, start_id, end_id, max_steps)
     result = searcher(encode, step).beam_loop(source_ids, tf.constant(start_id, "int32"),
-                                              tf.constant(end_id, "int32"), tf.constant(max_length, "int32"),
+                                              tf.constant(end_id, "int32"), tf.constant(max_steps, "int32"),
                                               tf.constant(length_penalty, "float32"), int(beam_size))
     result = {name: np.array(value)[:, :n_best] for name, value in result.items()}
     missing = ~np.isfinite(result["scores"])

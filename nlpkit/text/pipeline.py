@@ -22,16 +22,20 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from nlpkit.text.tokenization import id_rows
+from nlpkit.text.tokens import OOV_ID
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def id_examples(vectorizer, texts, targets, max_length, batch_size=512):
-    """(ids, target) pairs with unpadded ids cut to `max_length` (at least one step)."""
+    """(ids, target) pairs with unpadded ids cut to `max_length`; a text without tokens is one OOV id,
+    so that no row is ever fully masked."""
 
     def trim(ids, target):
         length = tf.minimum(tf.cast(tf.math.count_nonzero(ids), tf.int32), max_length)
         ids = ids[:length]
-        return tf.concat([ids, tf.zeros([tf.maximum(1 - length, 0)], ids.dtype)], axis=0), target
+        return tf.concat([ids, tf.fill([tf.maximum(1 - length, 0)], tf.cast(OOV_ID, ids.dtype))], axis=0), target
 
     dataset = tf.data.Dataset.from_tensor_slices((list(texts), targets)).batch(batch_size)
     dataset = dataset.map(lambda text, target: (vectorizer(text), target), num_parallel_calls=AUTOTUNE)
@@ -133,11 +137,9 @@ def token_stream(vectorizer, lines, eos_id, batch_size=1024):
     WikiText setups. Id 0 (padding) never occurs in the stream.
     """
     pieces = []
-    for start in range(0, len(lines), batch_size):
-        ids = np.asarray(vectorizer(tf.constant(lines[start:start + batch_size])))
-        for row in ids:
-            pieces.append(row[row != 0])
-            pieces.append(np.array([eos_id]))
+    for row in id_rows(vectorizer, lines, batch_size):
+        pieces.append(row)
+        pieces.append(np.array([eos_id], "int32"))
     return np.concatenate(pieces).astype("int32") if pieces else np.zeros(0, "int32")
 
 

@@ -6,7 +6,7 @@ any importable module and function (`{"module": "os", "class_name":
 at a file anywhere on disk. nlpkit models are made only of Keras' own layers
 and nlpkit's registered ones, with inline vocabularies, so anything else is
 refused here, from the zip's listing and config.json alone: nothing is
-imported, extracted or executed. `nlpkit.runs.load_run` calls this first and
+imported, extracted or executed. `nlpkit.runtime.runs.load_run` calls this first and
 then loads with `safe_mode=True`.
 """
 
@@ -14,9 +14,8 @@ import json
 import zipfile
 from pathlib import PurePosixPath, PureWindowsPath
 
-import keras
-
 from nlpkit.errors import NlpkitError
+from nlpkit.serialization import registered_objects
 
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 64 * 2 ** 20
@@ -72,12 +71,8 @@ def check_config(path, config):
 
 
 def allowed_custom_objects():
-    """{registered name: module} of nlpkit's registered layers, losses and metrics."""
-    import nlpkit.layers  # noqa: F401  (registers the layers)
-    import nlpkit.models  # noqa: F401  (registers the metrics)
-
-    return {name: getattr(obj, "__module__", None) for name, obj in keras.saving.get_custom_objects().items()
-            if name.startswith("nlpkit>")}
+    """{registered name: module} of every object nlpkit has registered (`nlpkit.serialization`)."""
+    return {name: obj.__module__ for name, obj in registered_objects().items()}
 
 
 def check_object(path, node, allowed):

@@ -2,13 +2,28 @@
 
 Everything else in nlpkit models is a stock Keras layer. Each layer here
 returns every constructor argument from `get_config()`.
+
+No id row leaves these layers fully masked: a text without any token (only
+punctuation, say) is read as one unknown token (id 1), because recurrent layers
+have nothing to compute on an all-padding row (TensorFlow's cuDNN kernels
+refuse one).
 """
 
 import keras
 from keras import ops
 
+from nlpkit.serialization import serializable
+from nlpkit.text.tokens import OOV_ID
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+
+def with_a_token_in_every_row(ids):
+    """Right-padded ids (batch, time >= 1) where an empty row (id 0 first) starts with the OOV id instead."""
+    first = ids[:, :1]
+    first = ops.where(ops.equal(first, 0), ops.full_like(first, OOV_ID), first)
+    return ops.concatenate([first, ids[:, 1:]], axis=1)
+
+
+@serializable
 class OneHotEmbedding(keras.layers.Layer):
     """Encodes token ids as one-hot vectors: an embedding with nothing to train.
 
@@ -53,23 +68,23 @@ class _SequenceLengthLayer(keras.layers.Layer):
         return {**super().get_config(), "max_length": self.max_length}
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class FitSequenceLength(_SequenceLengthLayer):
-    """Cuts id sequences to `max_length` and pads empty ones to one (masked) step.
+    """Cuts id sequences to `max_length`; a text without tokens becomes one OOV token.
 
     It sits between the `TextVectorization` layer and the network in a saved
     model: the vectorizer pads to the longest text in the batch, this layer
     bounds the work for very long texts, and a text with no tokens at all (only
-    punctuation, say) still gives the recurrent layers a time axis to run on.
+    punctuation, say) still gives the recurrent layers a real step to run on.
     """
 
     def call(self, ids):
         ids = ids[:, : self.max_length]
         missing = ops.maximum(1 - ops.shape(ids)[1], 0)
-        return ops.pad(ids, [[0, 0], [0, missing]])
+        return with_a_token_in_every_row(ops.pad(ids, [[0, 0], [0, missing]]))
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class MaskedGlobalMaxPooling1D(keras.layers.Layer):
     """Max over time that ignores padded steps (Keras' GlobalMaxPooling1D does not
     take the mask into account). A row with no unmasked step pools to zeros."""
@@ -92,9 +107,9 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class KeepLastTokens(_SequenceLengthLayer):
-    """Keeps the last `max_length` tokens of each right-padded id row (at least one step).
+    """Keeps the last `max_length` tokens of each right-padded id row (an empty row: one OOV token).
 
     A language model predicts from the end of its prompt, so a prompt that is
     too long loses its beginning, not its end (`FitSequenceLength` does the
@@ -108,10 +123,11 @@ class KeepLastTokens(_SequenceLengthLayer):
         width = ops.maximum(ops.minimum(ops.shape(ids)[1], self.max_length), 1)
         start = ops.maximum(lengths - width, 0)
         positions = ops.expand_dims(start, 1) + ops.expand_dims(ops.arange(width, dtype="int32"), 0)
-        return ops.take_along_axis(padded, ops.minimum(positions, ops.shape(padded)[1] - 1), axis=1)
+        kept = ops.take_along_axis(padded, ops.minimum(positions, ops.shape(padded)[1] - 1), axis=1)
+        return with_a_token_in_every_row(kept)
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class LastStep(keras.layers.Layer):
     """For each row, the output at its last token: `[sequence, ids]` -> `sequence[row, length - 1]`.
 
@@ -136,7 +152,7 @@ class LastStep(keras.layers.Layer):
         return (sequence_shape[0], sequence_shape[2])
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class OutputBias(keras.layers.Layer):
     """Adds a learned bias to each output logit.
 
@@ -159,7 +175,7 @@ class OutputBias(keras.layers.Layer):
         return input_shape
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 class PaddingMask(keras.layers.Layer):
     """True on real tokens, False on padding (id 0): `ids != 0` as a boolean (batch, time) tensor.
 

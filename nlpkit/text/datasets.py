@@ -39,11 +39,25 @@ class LabeledTexts:
 
 def bundled_data_dir():
     """The `data/` folder shipped beside the package (override with $NLPKIT_DATA)."""
-    candidates = [os.environ.get("NLPKIT_DATA"), Path(__file__).resolve().parent.parent / "data", Path("data")]
+    candidates = [os.environ.get("NLPKIT_DATA"), Path(__file__).resolve().parents[2] / "data", Path("data")]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     raise NlpkitError("The bundled data/ folder was not found; pass --data PATH (or set NLPKIT_DATA).")
+
+
+def read_bytes(path):
+    """The whole file's bytes; a missing file, a folder or an unreadable file is an NlpkitError."""
+    path = str(path)
+    if os.path.isdir(path):
+        raise NlpkitError(f"{path}: is a folder, not a file.")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise NlpkitError(f"{path}: file not found.") from None
+    except OSError as error:
+        raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
 
 
 def read_text(path):
@@ -51,17 +65,7 @@ def read_text(path):
 
     A UTF-8 byte-order mark is dropped and CRLF line endings become LF.
     """
-    path = str(path)
-    if os.path.isdir(path):
-        raise NlpkitError(f"{path}: is a folder, not a file.")
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise NlpkitError(f"{path}: file not found.") from None
-    except OSError as error:
-        raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
-    return decode_utf8(raw, path)
+    return decode_utf8(read_bytes(path), str(path))
 
 
 def decode_utf8(raw, name):

@@ -1,28 +1,30 @@
-"""Token embeddings: learned, one-hot, or initialised from a word-vector file.
+"""Word vectors from a GloVe or word2vec text file, to start an embedding from.
 
-The lectures compare a learned dense embedding with one-hot inputs, so both are
-first-class; pretrained GloVe/word2vec text vectors can start a learned
-embedding and be frozen or fine-tuned. Padding (id 0) is always masked.
+The lectures compare a learned dense embedding with one-hot inputs; pretrained
+GloVe/word2vec text vectors can start a learned embedding and be frozen or
+fine-tuned (`--embedding FILE`, `--freeze-embedding`).
 """
 
 import os
 
 import numpy as np
-import keras
 
 from nlpkit.errors import NlpkitError, at
-from nlpkit.layers import OneHotEmbedding
 
-KINDS = ("learned", "onehot", "pretrained")
+ONEHOT_WARN_SIZE = 5000
 
 
-def embedding_layer(vocab_size, kind="learned", dim=64, *, trainable=True, name="embedding"):
-    """The masked layer that maps token ids to vectors."""
-    if kind not in KINDS:
-        raise NlpkitError(f"Received an invalid value for `embedding`: {kind!r}; expected one of {', '.join(KINDS)}.")
-    if kind == "onehot":
-        return OneHotEmbedding(vocab_size, name=name)
-    return keras.layers.Embedding(vocab_size, dim, mask_zero=True, trainable=trainable, name=name)
+def embedding_arguments(options, vocabulary):
+    """The embedding keywords of a model factory that `options` (EmbeddingOptions) ask for;
+    a word-vector file is read here, into a matrix for `vocabulary`."""
+    if options.embedding == "onehot" and len(vocabulary) > ONEHOT_WARN_SIZE:
+        print(f"note: one-hot inputs are {len(vocabulary):,} wide, which is slow and memory-hungry; "
+              f"a smaller --max-tokens (say 2000) suits the one-hot comparison.")
+    if options.embedding in ("learned", "onehot"):
+        return {"embedding": options.embedding, "embedding_dim": options.embedding_dim}
+    matrix, found = load_word_vectors(options.embedding, vocabulary, seed=options.seed)
+    print(f"word vectors: {found}/{len(vocabulary) - 2} vocabulary words found in {options.embedding}")
+    return {"embedding": "pretrained", "embedding_matrix": matrix, "train_embedding": not options.freeze_embedding}
 
 
 def load_word_vectors(path, vocabulary, *, seed=0):

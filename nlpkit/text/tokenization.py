@@ -1,8 +1,7 @@
 """Word- and character-level tokenization on `keras.layers.TextVectorization`.
 
-The vocabulary is learnt from the training split only. Id 0 is padding and id 1
-is the out-of-vocabulary token, as in every Keras lookup layer; tasks that need
-start/end markers reserve them right after those two. The vectorizer goes
+The vocabulary is learnt from the training split only; ids follow
+`nlpkit.text.tokens` (0 padding, 1 out-of-vocabulary, then a task's markers). The vectorizer goes
 inside the saved model, so the vocabulary travels with it and a saved model
 takes raw strings.
 
@@ -13,22 +12,21 @@ adapted vocabulary would instead go to a text asset read back with
 models must keep.
 """
 
+import numpy as np
 import tensorflow as tf
 import keras
 
 from nlpkit.errors import NlpkitError, at
+from nlpkit.text.datasets import read_bytes
+from nlpkit.text.tokens import OOV, PAD, PAD_ID
+from nlpkit.options import LEVELS, STANDARDIZERS
+from nlpkit.serialization import serializable
 
-PAD = ""
-OOV = "[UNK]"
-START = "[start]"
-END = "[end]"
-LEVELS = ("word", "char")
-STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
 # Punctuation that `lower_and_split_punctuation` makes a token of its own.
 SPLIT_PUNCTUATION = '.,!?;:"«»()¿¡…'
 
 
-@keras.saving.register_keras_serializable(package="nlpkit")
+@serializable
 def lower_and_split_punctuation(texts):
     """Lowercases (all of Unicode) and puts spaces around punctuation, so that it becomes tokens.
 
@@ -125,20 +123,16 @@ def with_vocabulary(vectorizer, tokens):
     return keras.layers.TextVectorization.from_config(config)
 
 
-def vocabulary_of(vectorizer):
-    """The vectorizer's tokens, indexed by id (id 0 is padding, id 1 OOV)."""
-    return vectorizer.get_vocabulary()
 
 
-def is_char_level(vectorizer):
-    return vectorizer.get_config()["split"] == "character"
 
-
-def detokenize(vectorizer, ids):
-    """Turns rows of ids back into text, dropping padding (the inverse of tokenization)."""
-    vocabulary = vocabulary_of(vectorizer)
-    joiner = "" if is_char_level(vectorizer) else " "
-    return [joiner.join(vocabulary[i] for i in row if i != 0) for row in ids]
+def id_rows(vectorizer, texts, batch_size=1024):
+    """Each text's token ids without the padding (a list of int32 arrays): vectorize in batches, strip zeros."""
+    rows = []
+    for start in range(0, len(texts), batch_size):
+        for row in np.asarray(vectorizer(tf.constant(list(texts[start:start + batch_size])))):
+            rows.append(row[row != PAD_ID].astype("int32"))
+    return rows
 
 
 def token_counts(vectorizer, texts, batch_size=256):
@@ -168,20 +162,11 @@ def vocabulary_lines(tokens):
     return "".join("".join(ESCAPES.get(c, c) for c in token) + "\n" for token in tokens)
 
 
-def write_vocabulary(tokens, path):
-    """Writes `tokens` (ids 2, 3, ...: the vectorizer's vocabulary without padding and OOV) to `path`."""
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(vocabulary_lines(tokens))
-
 
 def read_vocabulary(path):
     """The tokens of a vocabulary file, in order; NlpkitError naming file:line for a bad line,
     an escape it does not know, a duplicate or a reserved token."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as error:
-        raise NlpkitError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

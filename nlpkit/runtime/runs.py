@@ -17,17 +17,17 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-import keras
-
 import nlpkit
 from nlpkit.errors import NlpkitError
-from nlpkit.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 CURVE_FILE = "learning_curve.png"
+# The layout of a run folder's model: 2 since task models became a backbone with a logit head.
+FORMAT = 2
 
 
 def package_versions():
@@ -155,6 +155,7 @@ def manifest(task, options, **extra):
     """Everything needed to understand and reproduce a run."""
     return {
         "task": task,
+        "format": FORMAT,
         "nlpkit_version": nlpkit.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "options": dataclasses.asdict(options),
@@ -163,22 +164,34 @@ def manifest(task, options, **extra):
     }
 
 
-def load_run(model_dir, task, required=()):
-    """Loads a run folder's model (inspected by `nlpkit.safety`, then safe mode on) and manifest, checking it is a `task` model.
-
-    `required` names manifest entries the caller needs, dotted for nested ones
-    ("options.max_length"); a manifest without them is refused.
-    """
+def read_manifest(model_dir, task=None):
+    """The manifest of the run folder `model_dir` (of a `task` run, if given), checked before anything is loaded."""
     folder = Path(model_dir)
     if not folder.is_dir():
-        raise NlpkitError(f"{folder}: no such model folder (train one with `nlpkit train {task}`).")
+        raise NlpkitError(f"{folder}: no such model folder (train one with `nlpkit train {task or 'TASK'}`).")
     if not is_run_folder(folder):
         raise NlpkitError(f"{folder}: not an nlpkit model folder (no {MANIFEST_FILE}).")
     info = read_json(folder / MANIFEST_FILE)
     if not isinstance(info, dict) or "task" not in info:
         raise NlpkitError(f"{folder / MANIFEST_FILE}: not an nlpkit manifest.")
-    if info["task"] != task:
+    if task is not None and info["task"] != task:
         raise NlpkitError(f"{folder}: holds a {info['task']} model, not a {task} model.")
+    return info
+
+
+def load_run(model_dir, task, required=()):
+    """Loads a run folder's model (inspected by `nlpkit.runtime.safety`, then safe mode on) and manifest,
+    checking it is a `task` model.
+
+    `required` names manifest entries the caller needs, dotted for nested ones
+    ("options.max_length"); a manifest without them is refused.
+    """
+    folder = Path(model_dir)
+    info = read_manifest(folder, task)
+    if info.get("format", 1) != FORMAT:
+        raise NlpkitError(f"{folder}: made by nlpkit {info.get('nlpkit_version', '0.1')}, whose models this "
+                          f"version cannot run; retrain it: nlpkit train {task} --out {folder} "
+                          "(its manifest.json lists the options it had).")
     for entry in required:
         if not _has_entry(info, entry.split(".")):
             raise NlpkitError(f"{folder / MANIFEST_FILE}: incomplete manifest, no {entry!r}.")
@@ -186,6 +199,8 @@ def load_run(model_dir, task, required=()):
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
     inspect_archive(model_file)  # before Keras reads anything: no code, no foreign modules, no file paths
+    import keras
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras warns before raising; the error below says it all
@@ -209,21 +224,16 @@ def _first_line(error):
     return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
-def vectorizer_of(model):
-    """The first text vectorizer of a loaded run's model (its vocabulary)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.TextVectorization):
-            return layer
-    raise NlpkitError(f"{model.name}: the model has no text vectorizer.")
-
-
 def _check_vectorizers(model, model_file):
-    """Refuses a model whose text vectorizer came back without its vocabulary."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.TextVectorization):
-            try:
-                size = layer.vocabulary_size()
-            except Exception as error:  # an uninitialised lookup table
-                raise NlpkitError(f"{model_file}: its vocabulary cannot be read ({_first_line(error)}).") from None
-            if size <= 2:
-                raise NlpkitError(f"{model_file}: the model holds no vocabulary.")
+    """Refuses a model that is not a raw-string `TextModel`, or whose vectorizers came back without vocabulary."""
+    from nlpkit.models import TextModel
+
+    if not isinstance(model, TextModel):
+        raise NlpkitError(f"{model_file}: not an nlpkit text model ({type(model).__name__}).")
+    for vectorizer in model.vectorizers:
+        try:
+            size = vectorizer.vocabulary_size()
+        except Exception as error:  # an uninitialised lookup table
+            raise NlpkitError(f"{model_file}: its vocabulary cannot be read ({_first_line(error)}).") from None
+        if size <= 2:
+            raise NlpkitError(f"{model_file}: the model holds no vocabulary.")

@@ -1,0 +1,6 @@
+"""Generation: writing with a trained model, one compiled step at a time.
+
+    sampling       causal language models: greedy, temperature, top-k, top-p (`generate`)
+    search         encoder-decoders: batched greedy and beam search (`greedy_search`, `beam_search`)
+    sample_stats   distinct-n, repetition rate, longest span copied from the training text
+"""

@@ -1,0 +1,213 @@
+"""Sampling from a causal language model: greedy, temperature, top-k and top-p (nucleus).
+
+`generate` works on any `nlpkit.models.CausalLM` (next-word and chargen). It
+never re-runs the model over the growing text: the model's own `step` (its
+backbone's layers run one token at a time, through each recurrent layer's
+cell, with the recurrent states passed explicitly) is called inside one
+compiled `tf.function` loop (`tf.while_loop`):
+
+    seed ids ──(while_loop: states only)──> states after seed[:-1]
+    token = seed[-1]
+    repeat `chunk_size` times (while_loop): logits, states = model.step(token, states);
+                                             token = pick(logits); emit token
+
+The seed is consumed once, step by step inside the compiled loop, advancing
+only the states; generation then carries them from one token to the next.
+`generate` yields the ids chunk by chunk, each chunk one compiled call that
+carries the states over, so a caller can stream text while it is made. N
+samples are decoded together as the N rows of one batch.
+
+Picking the next id, the same code for every mode:
+  - ids 0 (padding) and 1 (out-of-vocabulary) are never emitted: an OOV id
+    would print as "[UNK]", which is no character of any text;
+  - temperature 0 takes the most likely id (greedy; ties go to the lower id);
+  - otherwise the logits are divided by the temperature, cut to the `top_k`
+    likeliest ids (exactly k, 0 = no cut), then to the smallest set of the
+    likeliest ids whose probability (after temperature and top-k) is >=
+    `top_p` (1 = no cut), and one id is drawn from what is left.
+Draws are Gumbel-max over `tf.random.stateless_uniform` noise seeded with
+(rng_seed, step): the same seed gives the same text, and row i's text does not
+depend on how many samples are drawn with it.
+
+A model whose scores stop being finite (a ReLU SimpleRNN's state can grow
+without bound and overflow) ends generation with an NlpkitError that names
+the step, after the tokens made before it.
+
+    >>> for chunk in generate(lm, seed_ids=[5, 9, 3], length=200, temperature=0.8, top_p=0.95, rng_seed=1):
+    ...     print(chunk.shape)  # (num_samples, up to chunk_size) int32 ids
+"""
+
+import random
+
+import numpy as np
+import tensorflow as tf
+
+from nlpkit.config import check_range
+from nlpkit.errors import NlpkitError
+from nlpkit.options import SamplingOptions
+from nlpkit.text.tokens import RESERVED_IDS
+
+CHUNK_SIZE = 32
+
+
+class Sampler:
+    """The compiled loops that run a `CausalLM` one token at a time, traced once per model (see `sampler`)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.vocabulary_size = model.backbone.vocabulary_size
+        self._prime = tf.function(self._prime_loop, reduce_retracing=True)
+        self._sample = tf.function(self._sample_loop, reduce_retracing=True)
+
+    def _prime_loop(self, ids, states):
+        """The states after every column of `ids` (batch, time), in one while_loop."""
+
+        def body(t, states):
+            return t + 1, self.model.backbone.step(ids[:, t], states)[1]
+
+        _, states = tf.while_loop(lambda t, _: t < tf.shape(ids)[1], body, (tf.constant(0), states))
+        return states
+
+    def _sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
+        """Up to `steps` tokens after `token`, each fed back in: (ids (batch, <= steps), last token, states,
+        the first step whose scores were not finite or -1). Stops at such a step."""
+
+        def body(t, token, states, outputs, overflow):
+            logits, states = self.model.step(token, states)
+            logits = tf.cast(logits, "float32")
+            finite = tf.reduce_all(tf.math.is_finite(logits))
+            overflow = tf.where(finite, overflow, first_step + t)
+            token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
+            return t + 1, token, states, outputs.write(t, token), overflow
+
+        outputs = tf.TensorArray("int32", size=0, dynamic_size=True)
+        _, token, states, outputs, overflow = tf.while_loop(
+            lambda t, *rest: (t < steps) & (rest[-1] < 0), body,
+            (tf.constant(0), token, states, outputs, tf.constant(-1)))
+        return tf.transpose(outputs.stack()), token, states, overflow
+
+    def prime(self, ids):
+        """The recurrent states after reading `ids` (batch, time) from zeros."""
+        ids = tf.convert_to_tensor(np.asarray(ids, dtype="int32"))
+        return self._prime(ids, self.model.backbone.initial_state(ids.shape[0]))
+
+    def sample(self, token, states, first_step, steps, rng_seed, temperature=1.0, top_k=0, top_p=1.0):
+        """One compiled call: up to `steps` picked tokens after `token` (batch,), from step `first_step`."""
+        return self._sample(tf.convert_to_tensor(token, "int32"), states, tf.constant(first_step, "int32"),
+                            tf.constant(steps, "int32"), tf.constant(rng_seed, "int64"),
+                            tf.constant(temperature, "float32"), tf.constant(top_k, "int32"),
+                            tf.constant(top_p, "float32"))
+
+
+# --- picking the next token ------------------------------------------------------------------------
+
+
+def filter_logits(logits, temperature, top_k, top_p):
+    """The logits (batch, vocab) left to sample from: divided by `temperature`, everything outside
+    the `top_k` likeliest (0 = off) and outside the top-`top_p` nucleus (1 = off) set to -inf.
+
+    Padding and OOV are always removed first. The nucleus is the smallest set of
+    the likeliest ids whose probability, after temperature and top-k, is >= top_p.
+    """
+    logits = tf.cast(logits, "float32")
+    vocab = tf.shape(logits)[1]
+    banned = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(RESERVED_IDS)[None, :]), axis=1)
+    minus_inf = tf.fill(tf.shape(logits), -np.inf)
+    logits = tf.where(banned[None, :], minus_inf, logits)
+    logits = logits / tf.maximum(tf.cast(temperature, "float32"), 1e-6)
+    k = tf.cast(top_k, "int32")
+    k = tf.where((k > 0) & (k < vocab), k, vocab)
+    top_p = tf.cast(top_p, "float32")
+    # Without a top-k or top-p cut there is nothing to sort: skipping it is most of a step's ops.
+    return tf.cond((k < vocab) | (top_p < 1.0), lambda: _truncated(logits, k, top_p), lambda: logits)
+
+
+def _truncated(logits, k, top_p):
+    """`logits` with everything outside the `k` likeliest and outside the `top_p` nucleus set to -inf."""
+    vocab = tf.shape(logits)[1]
+    minus_inf = tf.fill(tf.shape(logits), -np.inf)
+    # One stable sort serves both cuts: ties go to the lower id, and top-k keeps exactly k.
+    order = tf.argsort(logits, axis=1, direction="DESCENDING", stable=True)
+    rank = tf.range(vocab)[None, :]
+    in_top_k = rank < k
+    sorted_logits = tf.where(in_top_k, tf.gather(logits, order, batch_dims=1), minus_inf)
+    mass_before = tf.cumsum(tf.nn.softmax(sorted_logits, axis=1), axis=1, exclusive=True)
+    keep_sorted = in_top_k & ((mass_before < top_p) | (top_p >= 1.0))
+    keep = tf.gather(keep_sorted, tf.argsort(order, axis=1, stable=True), batch_dims=1)  # back to id order
+    return tf.where(keep, logits, minus_inf)
+
+
+def pick(logits, step, rng_seed, temperature, top_k, top_p):
+    """The next id of every row: greedy at temperature 0, else a draw from `filter_logits`.
+
+    The draw is Gumbel-max with noise from `stateless_uniform` seeded by
+    (rng_seed, step), element (row, id): row i's draw depends only on the seed,
+    the step and i.
+    """
+    filtered = filter_logits(logits, temperature, top_k, top_p)
+    seed = tf.stack([tf.cast(rng_seed, "int64"), tf.cast(step, "int64")])
+    uniform = tf.random.stateless_uniform(tf.shape(filtered), seed, minval=1e-20, maxval=1.0)
+    sampled = tf.argmax(filtered - tf.math.log(-tf.math.log(uniform)), axis=1, output_type="int32")
+    greedy = tf.argmax(filtered, axis=1, output_type="int32")
+    return tf.where(tf.cast(temperature, "float32") > 0, sampled, greedy)
+
+
+# --- the public entry point -----------------------------------------------------------------------
+
+
+_SAMPLERS = {}
+
+
+def sampler(model):
+    """The (cached) `Sampler` of `model`: its compiled loops are traced once per model."""
+    key = id(model)
+    if key not in _SAMPLERS or _SAMPLERS[key].model is not model:
+        if len(_SAMPLERS) >= 8:  # the cache keeps its models alive: keep it small
+            _SAMPLERS.clear()
+        _SAMPLERS[key] = Sampler(model)
+    return _SAMPLERS[key]
+
+
+def generate(model, seed_ids, length, *, temperature=1.0, top_k=0, top_p=1.0, num_samples=1, rng_seed=None,
+             chunk_size=CHUNK_SIZE):
+    """Generates `length` ids after `seed_ids` for each of `num_samples` samples, chunk by chunk.
+
+    `model` is a stateless `CausalLM`; the seed is a non-empty sequence of ids
+    (OOV, id 1, is allowed in it). The arguments are checked at once
+    (NlpkitError), before the first chunk; the returned iterator yields int32
+    arrays (num_samples, <= chunk_size) whose columns, joined, are the
+    generated ids. Never yields id 0 or 1. If the model's scores stop being
+    finite, the iterator yields the ids made before that step, then raises
+    NlpkitError naming the step.
+    """
+    options = SamplingOptions(length, temperature, top_k, top_p, num_samples, rng_seed).validate()
+    seed_ids = np.asarray(seed_ids, dtype="int64").reshape(-1)
+    if seed_ids.size == 0:
+        raise NlpkitError("the seed is empty: generation needs at least one token to start from.")
+    loops = sampler(model)
+    if seed_ids.min() < 1 or seed_ids.max() >= loops.vocabulary_size:
+        raise NlpkitError(f"seed ids must lie in [1, {loops.vocabulary_size - 1}] (0 is padding).")
+    check_range("chunk_size", chunk_size, 1)
+    rng_seed = random.SystemRandom().randrange(2 ** 31) if options.rng_seed is None else options.rng_seed
+    return _chunks(loops, seed_ids, options, rng_seed, chunk_size)
+
+
+def _chunks(loops, seed_ids, options, rng_seed, chunk_size):
+    rows = np.tile(seed_ids.astype("int32"), (options.num_samples, 1))
+    states = loops.prime(rows[:, :-1])
+    token = rows[:, -1]
+    done = 0
+    while done < options.length:
+        steps = min(chunk_size, options.length - done)
+        ids, token, states, overflow = loops.sample(token, states, done, steps, rng_seed, options.temperature,
+                                                   options.top_k, options.top_p)
+        overflow = int(overflow)
+        if overflow >= 0:
+            if overflow > done:
+                yield np.asarray(ids)[:, :overflow - done]
+            raise NlpkitError(
+                f"generation stopped at token {overflow + 1}: the model's scores are no longer finite numbers "
+                "(its recurrent state overflowed). A ReLU SimpleRNN (--irnn or --activation relu) can grow its "
+                "state without bound: generate fewer tokens, or train a tanh SimpleRNN, an LSTM or a GRU.")
+        done += steps
+        yield np.asarray(ids)

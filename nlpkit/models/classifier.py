@@ -1,0 +1,104 @@
+"""The many-to-one text classifier: a recurrent backbone, a pooling, and a dense layer of class logits.
+
+    >>> model = build_classifier(vocab_size=5000, num_classes=2, cell="gru", bidirectional=True)
+"""
+
+import keras
+
+from nlpkit.errors import NlpkitError
+from nlpkit.models.backbone import load_embedding_matrix, token_backbone
+from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, PaddingMask
+from nlpkit.models.optimizers import optimizer_of
+from nlpkit.models.task_model import TaskModel
+from nlpkit.options import RecurrentSpec
+from nlpkit.serialization import serializable
+
+POOLINGS = ("last", "mean", "max")
+
+
+@serializable
+class TextClassifier(TaskModel):
+    """Token ids (batch, time) -> class logits (batch, num_classes).
+
+    `pooling` says how the sequence becomes one vector: "last" (the backbone's
+    final output, the classic many-to-one reading; the backbone must then
+    have `return_sequences=False`), or "mean" / "max" over every non-padded
+    output of the last recurrent layer.
+    """
+
+    def __init__(self, backbone, num_classes, pooling="last", **kwargs):
+        if pooling not in POOLINGS:
+            raise NlpkitError(f"Received an invalid value for `pooling`: {pooling!r}; "
+                              f"expected one of {', '.join(POOLINGS)}.")
+        if int(num_classes) < 2:
+            raise NlpkitError(f"Received an invalid value for `num_classes`: {num_classes}; expected >= 2.")
+        if backbone.return_sequences == (pooling == "last"):
+            raise NlpkitError(f"pooling {pooling!r} needs a backbone with return_sequences="
+                              f"{pooling != 'last'}.")
+        # === Layers ===
+        self.backbone = backbone
+        self.padding_mask = None if pooling == "last" else PaddingMask(name="padding_mask")
+        self.pooling_layer = {"last": None, "mean": keras.layers.GlobalAveragePooling1D(name="mean_pooling"),
+                              "max": MaskedGlobalMaxPooling1D(name="max_pooling")}[pooling]
+        self.class_logits = keras.layers.Dense(num_classes, name="class_logits")
+
+        # === Functional model ===
+        ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+        x = backbone(ids)
+        if self.pooling_layer is not None:
+            x = self.pooling_layer(x, mask=self.padding_mask(ids))
+        super().__init__(ids, self.class_logits(x), **kwargs)
+
+        self.num_classes = int(num_classes)
+        self.pooling = pooling
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def default_metrics(self):
+        return {"metrics": ["accuracy"]}
+
+    def from_strings(self, texts, vectorizers, max_length):
+        """Texts cut to their first `max_length` tokens -> class probabilities."""
+        ids = FitSequenceLength(max_length, name="fit_length")(vectorizers[0](texts[0]))
+        return keras.layers.Activation("softmax", name="probabilities")(self(ids))
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone), "num_classes": self.num_classes,
+                "pooling": self.pooling, "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def build_classifier(vocab_size, num_classes, *, pooling="last", embedding="learned", embedding_dim=64,
+                     embedding_matrix=None, train_embedding=True, spec=None, optimizer="adam", learning_rate=1e-3, clipnorm=1.0,
+                     name="classifier", **recurrent):
+    """A compiled many-to-one text classifier: embedding -> recurrent stack -> class logits.
+
+    Args:
+        vocab_size: size of the token vocabulary, padding and OOV included.
+        num_classes: number of labels (2 for binary sentiment).
+        pooling: "last" (the final state), "mean" or "max" over every non-padded step.
+        embedding: "learned" (masked `Embedding`), "onehot" (no trainable
+            embedding) or "pretrained" (needs `embedding_matrix`).
+        embedding_dim: size of a learned embedding.
+        embedding_matrix: (vocab_size, dim) array that initialises the embedding.
+        train_embedding: fine-tune a pretrained embedding (False freezes it).
+        optimizer, learning_rate, clipnorm: "adam" or "sgd" (or a Keras optimizer), its learning rate, and the
+            global gradient norm to clip to (on by default; 0 or None turns it off).
+        spec, **recurrent: a `RecurrentSpec`, or its fields: cell ("rnn", "lstm" or "gru"),
+            units, layers, bidirectional, dropout, activation, irnn, layer_norm.
+
+    Returns:
+        A compiled `TextClassifier` from int ids `(batch, time)` to class logits.
+    """
+    backbone = token_backbone(vocab_size, RecurrentSpec.of(spec, recurrent), embedding, embedding_dim, embedding_matrix,
+                         train_embedding, return_sequences=pooling != "last")
+    model = TextClassifier(backbone, num_classes, pooling=pooling, name=name)
+    load_embedding_matrix(backbone, embedding_matrix)
+    model.compile(optimizer=optimizer_of(optimizer, learning_rate, clipnorm))
+    return model

@@ -1,0 +1,99 @@
+"""What every nlpkit task model shares: compile defaults, a copy for saving, raw-string inputs.
+
+Task models (`TextClassifier`, `CausalLM`, `Seq2SeqLM`) are functional Keras
+models built from a `RecurrentBackbone` and a head, keras-hub style: their
+`__init__` creates the layers (kept as attributes), then wires the functional
+graph; `get_config` returns the constructor arguments. They output *logits*
+and train with `from_logits=True` losses; the softmax is applied only where
+probabilities are read: predictors, decoders, and the raw-string models that
+nlpkit saves (`TextModel`), whose outputs are probabilities.
+"""
+
+import keras
+
+from nlpkit.serialization import serializable
+
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_CLIPNORM = 1.0
+
+
+def default_optimizer():
+    """Adam, clipping the global gradient norm to 1 (Pascanu et al. 2013)."""
+    return keras.optimizers.Adam(learning_rate=DEFAULT_LEARNING_RATE, global_clipnorm=DEFAULT_CLIPNORM)
+
+
+class TaskModel(keras.Model):
+    """Base of nlpkit's task models: `compile()` with per-task defaults ("auto")."""
+
+    def default_loss(self):
+        raise NotImplementedError
+
+    def default_metrics(self):
+        return {}
+
+    def compile(self, optimizer="auto", loss="auto", **kwargs):
+        """Keras' compile, where "auto" picks the task's optimizer, loss and metrics."""
+        if optimizer == "auto":
+            optimizer = default_optimizer()
+        if loss == "auto":
+            loss = self.default_loss()
+            for key, value in self.default_metrics().items():
+                kwargs.setdefault(key, value)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    string_inputs = ("text",)
+
+    def from_strings(self, texts, vectorizers, max_length):
+        """The graph from raw-string inputs to probabilities, for `TextModel`."""
+        raise NotImplementedError
+
+    def inference_copy(self):
+        """The same network with the same weights and no optimizer (whose state a saved model does not need)."""
+        copy = type(self).from_config(self.get_config())
+        copy.set_weights(self.get_weights())
+        return copy
+
+
+def string_input(name):
+    """A raw-string model input: one text per row."""
+    return keras.Input(shape=(), dtype="string", name=name)
+
+
+@serializable
+class TextModel(keras.Model):
+    """The model nlpkit saves: raw strings in, probabilities out, the vocabularies inside.
+
+    `network` is a task model (without optimizer state); `vectorizers` are
+    `TextVectorization` layers, one per string input the network reads
+    (`network.string_inputs`); `max_length` bounds the input ids (`--max-length`).
+    How strings become ids and logits become probabilities is the network's
+    own `from_strings`. Predictors reach the parts as attributes:
+    `text_model.network`, `text_model.vectorizers`.
+    """
+
+    def __init__(self, network, vectorizers, max_length, **kwargs):
+        # === Layers ===
+        self.network = network
+        self.vectorizers = list(vectorizers)
+        # === Functional model ===
+        texts = [string_input(name) for name in network.string_inputs]
+        outputs = network.from_strings(texts, self.vectorizers, max_length)
+        super().__init__(texts[0] if len(texts) == 1 else texts, outputs, **kwargs)
+        self.max_length = int(max_length)
+
+    @property
+    def vectorizer(self):
+        """The (first) input's vectorizer: its vocabulary is the model's."""
+        return self.vectorizers[0]
+
+    def get_config(self):
+        return {"network": keras.saving.serialize_keras_object(self.network),
+                "vectorizers": [keras.saving.serialize_keras_object(v) for v in self.vectorizers],
+                "max_length": self.max_length, "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        config["vectorizers"] = [keras.saving.deserialize_keras_object(v) for v in config["vectorizers"]]
+        return cls(**config)

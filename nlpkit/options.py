@@ -1,0 +1,260 @@
+"""Training options, in parts by concern; each task composes the parts that apply to it.
+
+    RunOptions          data, validation, output folder, seed, resume     (every task)
+    FitOptions          epochs, batch size, optimizer, clipping, schedule (every task)
+    RecurrentOptions    cell, units, layers, dropout, IRNN, layer norm    (every task)
+    BidirectionalOption --bidirectional                                   (not for language models)
+    EmbeddingOptions    learned / one-hot / word vectors, their size      (EmbeddingSizeOption: the size only)
+    TokenOptions        words or characters, standardization
+    VocabularyOptions   vocabulary size, or a fixed vocabulary file (VocabularySizeOption: the size only)
+    LengthOption        --max-length, the longest input
+
+A task's options class inherits the parts it takes (and may redefine a field
+to give it another default or help), so `--help` never offers an option that
+does not apply, nor one with a single forced choice. `validate()` runs every
+part's `check`. `RecurrentSpec` is what the recurrent options describe: the
+one object that reaches the model code (`nlpkit.models.RecurrentBackbone`).
+
+Lengths have four meanings in nlpkit, with four names:
+  - `max_length` (`--max-length`): the longest input in tokens; a longer one is
+    cut (classifiers and translation keep its first tokens, language models
+    its last ones, the context they predict from);
+  - `max_output_length` (`--max-output-length`, translate): the most tokens of
+    one translation;
+  - `length` (`--length`, generation): how many tokens to generate;
+  - `max_steps` (`nlpkit.generation.search`): how many steps a compiled
+    decoding loop may run, which bounds the output.
+"""
+
+import dataclasses
+import os
+
+from nlpkit.config import Options, check_choice, check_range, option
+from nlpkit.errors import NlpkitError
+
+CELLS = ("rnn", "lstm", "gru")
+ACTIVATIONS = ("tanh", "relu")
+OPTIMIZERS = ("adam", "sgd")
+LEVELS = ("word", "char")
+STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
+ATTENTIONS = ("none", "luong", "bahdanau")
+MAX_LENGTH = 100_000  # the longest input any task reads, in tokens: memory stays bounded
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentSpec:
+    """What the recurrent stack is made of.
+
+    `activation` and `irnn` apply to SimpleRNN only: `irnn=True` is the
+    ReLU + identity-initialised recurrence of Le et al. (2015). Dropout is
+    applied between layers (and to the embedding), never inside the recurrence.
+    """
+
+    cell: str = "lstm"
+    units: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    activation: str = "tanh"
+    irnn: bool = False
+    layer_norm: bool = False
+
+    def __post_init__(self):
+        check_choice("cell", self.cell, CELLS)
+        check_range("units", self.units, 1, 100_000)
+        check_range("layers", self.layers, 1, 100)
+        check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if self.cell != "rnn" and (self.activation != "tanh" or self.irnn):
+            name = "irnn" if self.irnn else "activation"
+            raise NlpkitError(f"`{name}`: `activation` and `irnn` apply to the SimpleRNN cell only (cell='rnn').")
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @classmethod
+    def of(cls, spec, recurrent):
+        """A factory's recurrent arguments as one spec: `spec` itself, or the `recurrent` keywords packed."""
+        if spec is not None and recurrent:
+            raise NlpkitError(f"give either `spec` or its fields ({', '.join(recurrent)}), not both.")
+        return spec if spec is not None else cls(**recurrent)
+
+    def get_config(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class RunOptions(Options):
+    """Where the data comes from and where the run goes."""
+
+    data: str = option(None, "Training data: a file, or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
+                             "Default: the bundled corpus.")
+    valid: str = option(None, "Validation file. Default: hold out --valid-fraction of the training data.")
+    valid_fraction: float = option(0.1, "Fraction of the training data held out for validation when --valid "
+                                        "is not given.")
+    limit: int = option(None, "Read only the first N examples of the training data (lines of a corpus, "
+                              "characters of a text), before any validation split: for quick trials.")
+    out: str = option(None, "Run folder to write. Default: models/<task>.")
+    seed: int = option(1337, "Seed for weights, data split and shuffling: the same seed repeats a run.")
+    resume: bool = option(False, "Insist on resuming an interrupted run from its last completed epoch (an error "
+                                 "if there is no backup). Without it, the same command resumes when it can.")
+    force: bool = option(False, "Train even if the destination already holds a run with these options and data, "
+                                "discarding the backup of an interrupted run.")
+
+    def check(self):
+        check_range("valid_fraction", self.valid_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        if self.limit is not None:
+            check_range("limit", self.limit, 2)
+        check_range("seed", self.seed, 0, 2 ** 31 - 1)
+
+
+@dataclasses.dataclass
+class FitOptions(Options):
+    """How the model is fitted."""
+
+    epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
+    batch_size: int = option(64, "Examples per batch.")
+    optimizer: str = option("adam", "adam, or sgd (plain SGD: the classic recipe for word-level language "
+                                    "models, with a learning rate near 20 and --clipnorm 0.25).", choices=OPTIMIZERS)
+    learning_rate: float = option(1e-3, "Learning rate.")
+    clipnorm: float = option(1.0, "Clip gradients to this global norm (0 turns clipping off).")
+    patience: int = option(2, "Early stopping: epochs without a better validation loss before stopping.")
+    lr_decay: float = option(None, "Multiply the learning rate by this factor (e.g. 0.5) after every epoch "
+                                   "whose validation loss did not improve.")
+    time_budget: float = option(None, "Minutes of training at most: stop before an epoch that would not "
+                                      "finish in time (the best epoch is kept).")
+
+    def check(self):
+        check_range("epochs", self.epochs, 1, 100_000)
+        check_range("batch_size", self.batch_size, 1, 1_000_000)
+        check_range("learning_rate", self.learning_rate, 0.0, 1e6, low_open=True)
+        check_range("clipnorm", self.clipnorm, 0.0, 1e9)
+        check_range("patience", self.patience, 0, 100_000)
+        if self.lr_decay is not None:
+            check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True, high_open=True)
+        if self.time_budget is not None:
+            check_range("time_budget", self.time_budget, 0.0, 1e6, low_open=True)
+
+
+@dataclasses.dataclass
+class RecurrentOptions(Options):
+    """The recurrent network: `recurrent_spec()` packs these fields into a `RecurrentSpec`."""
+
+    cell: str = option("lstm", "Recurrent cell.", choices=CELLS)
+    units: int = option(64, "Units per recurrent layer.")
+    layers: int = option(1, "Number of stacked recurrent layers.")
+    dropout: float = option(0.0, "Dropout between layers (never on the recurrent connections).")
+    activation: str = option("tanh", "SimpleRNN activation (cell rnn only).", choices=ACTIVATIONS)
+    irnn: bool = option(False, "ReLU SimpleRNN with identity-initialised recurrent weights (Le et al. 2015; "
+                               "cell rnn).")
+    layer_norm: bool = option(False, "Add layer normalization after each recurrent layer.")
+
+    def check(self):
+        self.recurrent_spec()
+
+    def recurrent_spec(self):
+        names = [field.name for field in dataclasses.fields(RecurrentSpec)]
+        return RecurrentSpec(**{name: getattr(self, name, False) for name in names})
+
+
+@dataclasses.dataclass
+class BidirectionalOption(Options):
+    bidirectional: bool = option(False, "Make every recurrent layer bidirectional.")
+
+
+@dataclasses.dataclass
+class EmbeddingSizeOption(Options):
+    embedding_dim: int = option(64, "Size of a learned embedding.")
+
+    def check(self):
+        check_range("embedding_dim", self.embedding_dim, 1, 100_000)
+
+
+@dataclasses.dataclass
+class EmbeddingOptions(EmbeddingSizeOption):
+    embedding: str = option("learned", "learned (masked Embedding), onehot (nothing to train), "
+                                       "or the path of a GloVe/word2vec text file.")
+    freeze_embedding: bool = option(False, "Keep pretrained word vectors fixed instead of fine-tuning them.")
+
+    def check(self):
+        if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
+            raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing "
+                              "word-vector file.")
+
+
+@dataclasses.dataclass
+class TokenOptions(Options):
+    tokens: str = option("word", "Tokenize into words or characters.", choices=LEVELS)
+    standardize: str = option(None, "Text standardization before splitting. "
+                                    "Default: lower_and_strip_punctuation for words, none for characters.",
+                              choices=(None, *STANDARDIZERS))
+
+
+@dataclasses.dataclass
+class VocabularySizeOption(Options):
+    max_tokens: int = option(20000, "Largest vocabulary, padding and OOV ids included.")
+
+    def check(self):
+        check_range("max_tokens", self.max_tokens, 4, 10_000_000)
+
+
+@dataclasses.dataclass
+class VocabularyOptions(VocabularySizeOption):
+    vocabulary: str = option(None, "Vocabulary file (one token per line, UTF-8, as `nlpkit vocabulary RUN` "
+                                   "writes it): use these tokens instead of learning them from the data.")
+
+    def check(self):
+        if self.vocabulary is not None and not os.path.isfile(self.vocabulary):
+            raise NlpkitError(f"{self.vocabulary}: --vocabulary file not found.")
+
+
+@dataclasses.dataclass
+class LengthOption(Options):
+    max_length: int = option(200, "Longest input in tokens; longer texts are cut.")
+
+    def check(self):
+        check_range("max_length", self.max_length, 1, MAX_LENGTH)
+
+
+@dataclasses.dataclass
+class EvaluationOptions(Options):
+    """What every `evaluate` takes besides the data."""
+
+    limit: int = option(None, "Evaluate on the first N examples of the data only.")
+
+    def check(self):
+        if self.limit is not None:
+            check_range("limit", self.limit, 1)
+
+
+@dataclasses.dataclass
+class NoOptions(Options):
+    """For a command that takes no options of its own."""
+
+
+MAX_GENERATED = 100_000  # the most tokens one sample may have
+MAX_SAMPLES = 1024
+
+
+@dataclasses.dataclass
+class SamplingOptions(Options):
+    """How a language model writes text (`nlpkit.generation.sampling.generate`)."""
+
+    length: int = option(500, "Characters (tokens) to generate per sample.")
+    temperature: float = option(1.0, "0 always takes the most likely next token (greedy); below 1 is more "
+                                     "conservative, above 1 more varied.")
+    top_k: int = option(0, "Sample only from the K likeliest next tokens (0: no limit).")
+    top_p: float = option(1.0, "Nucleus sampling: sample only from the smallest set of likeliest tokens whose "
+                               "probability adds up to at least P (1: no limit).")
+    num_samples: int = option(1, "Samples to generate together (one batch).")
+    rng_seed: int = option(None, "Seed for sampling: the same seed gives the same text. Default: a fresh seed.")
+
+    def check(self):
+        check_range("length", self.length, 1, MAX_GENERATED)
+        check_range("temperature", self.temperature, 0.0, 1000.0)
+        check_range("top_k", self.top_k, 0, 10_000_000)
+        check_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        check_range("num_samples", self.num_samples, 1, MAX_SAMPLES)
+        if self.rng_seed is not None:
+            check_range("rng_seed", self.rng_seed, 0, 2 ** 31 - 1)

@@ -1,0 +1,260 @@
+"""The `Task` base class: tasks declare, the base class runs.
+
+`Task.train` is the one training sequence every task follows:
+
+    check → read → seed → preprocess → build → batch → fit → report → save
+
+A task supplies the hooks (each takes the `RunContext` of the run and returns
+what its stage makes):
+
+    read(run)          -> the training and validation data          (run.data)
+    preprocess(run)    -> vocabularies, ids: whatever the model eats (run.preprocessor)
+    build(run)         -> the compiled Keras model                    (run.model)
+    batches(run)       -> (training, validation) tf.data datasets
+    callbacks(run)     -> extra Keras callbacks (per-epoch BLEU, say)
+    measure(run, valid)-> the held-out metrics of the trained model
+    saved_model(run)   -> the raw-string model to save
+    describe(run)      -> what the manifest records beyond the options
+
+and, for using a saved run, `load(folder)` (a predictor with
+`.predict(texts, **PredictOptions)`) and `evaluate(predictor, data, options)`.
+It declares its options (`Options`, `PredictOptions`, `EvaluateOptions`,
+composed from the parts in `nlpkit.options`), extra command verbs that are
+aliases of its predict (`aliases`), sample inputs (`examples`) and the
+smallest useful training options (`tiny_options`: for tests and demos).
+`nlpkit.tasks.register_task` adds it to the registry; the CLI and the shared
+test contract do the rest.
+
+This module is imported to build the command line, so what it trains with is
+imported lazily (`nlpkit.lazy`): `nlpkit --help` never starts TensorFlow.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from nlpkit import lazy
+from nlpkit.options import EvaluationOptions, NoOptions, RunOptions
+from nlpkit.runtime import runs
+
+checkpoints = lazy.module("nlpkit.runtime.checkpoint")
+training = lazy.module("nlpkit.runtime.training")
+models = lazy.module("nlpkit.models")
+datasets = lazy.module("nlpkit.text.datasets")
+
+DEFAULT_MODELS_DIR = "models"
+
+
+@dataclasses.dataclass
+class RunContext:
+    """One training run as it goes: its options, where it goes, its identity and epoch backups,
+    then what each stage made."""
+
+    options: object
+    destination: Path
+    identity: dict
+    checkpoint: object = None
+    data: object = None
+    preprocessor: object = None
+    model: object = None
+    history: dict = None
+
+
+class Task:
+    """Base class of a task: its name, options, training sequence, loading and evaluation."""
+
+    name = ""
+    summary = ""
+    Options = RunOptions
+    PredictOptions = NoOptions
+    EvaluateOptions = EvaluationOptions
+    aliases = ()
+    examples = ()
+    tiny_options = {}
+    # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
+    truncation = "their first ones are read"
+
+    # --- where runs go -----------------------------------------------------------------------------
+
+    def default_run_folder(self):
+        return Path(DEFAULT_MODELS_DIR) / self.name
+
+    def destination(self, options):
+        return Path(options.out) if options.out else self.default_run_folder()
+
+    def input_files(self, options):
+        """{name: path} of every file the run reads: files named by options, and the bundled corpus
+        (`data/<task>/`) when no --data is given."""
+        files = {}
+        for field in dataclasses.fields(options):
+            value = getattr(options, field.name)
+            if field.name != "out" and isinstance(value, str) and os.path.isfile(value):
+                files[field.name] = value
+        if getattr(options, "data", None) is None:
+            for path in self.bundled_files():
+                files[f"bundled:{path.relative_to(self.bundled_folder()).as_posix()}"] = str(path)
+        return files
+
+    def bundled_folder(self):
+        return datasets.bundled_data_dir() / self.name.replace("-", "_")
+
+    def bundled_files(self):
+        """The files of the task's bundled corpus (`data/<task>/`), in name order (none without one)."""
+        folder = self.bundled_folder()
+        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+    def run_identity(self, options):
+        """What makes two runs the same run: task, options and the digests of the files read."""
+        return runs.run_identity(self.name, options, self.input_files(options))
+
+    def finished_run(self, options, identity):
+        """The destination folder if it already holds a finished run of this identity, else None."""
+        destination = self.destination(options)
+        return destination if runs.same_run(destination, identity) else None
+
+    # --- training: the fixed sequence --------------------------------------------------------------
+
+    def begin(self, options, identity=None):
+        """Checks the options and the destination before any work starts, and opens the run context
+        with its epoch backups (resuming a matching interrupted run; refusing another one's backup)."""
+        options.validate()
+        destination = self.destination(options)
+        runs.check_destination(destination)
+        identity = identity or self.run_identity(options)
+        checkpoint = checkpoints.Checkpoint(destination, identity, resume=options.resume, force=options.force)
+        return RunContext(options, destination, identity, checkpoint)
+
+    def train(self, options, identity=None):
+        """Trains on `options`, writes the run folder, and returns {"validation": metrics, "folder": path}.
+
+        `identity` (from `run_identity`) saves hashing the input files again when the caller has it.
+        """
+        run = self.begin(options, identity)
+        run.data = self.read(run)
+        training.seed_everything(options.seed)
+        run.preprocessor = self.preprocess(run)
+        run.model = self.build(run)
+        print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
+        train_batches, valid_batches = self.batches(run)
+        run.history = training.fit(run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
+                                   callbacks=self.callbacks(run), epochs=options.epochs, patience=options.patience,
+                                   time_budget=options.time_budget, lr_decay=options.lr_decay)
+        metrics = self.measure(run, valid_batches)
+        folder = self.save(run, metrics)
+        return {"validation": metrics, "folder": str(folder)}
+
+    def read(self, run):
+        raise NotImplementedError
+
+    def preprocess(self, run):
+        raise NotImplementedError
+
+    def build(self, run):
+        raise NotImplementedError
+
+    def batches(self, run):
+        raise NotImplementedError
+
+    def callbacks(self, run):
+        return []
+
+    def measure(self, run, valid_batches):
+        raise NotImplementedError
+
+    def saved_model(self, run):
+        raise NotImplementedError
+
+    def describe(self, run):
+        """What the manifest records beyond the options (classes, vocabulary sizes, data fingerprints)."""
+        return {}
+
+    def describe_model(self, run):
+        spec = run.options.recurrent_spec()
+        return f"{spec.layers}x{spec.units} {'bi' if spec.bidirectional else ''}{spec.cell}"
+
+    def optimizer(self, options):
+        """The Keras optimizer that the options (FitOptions) ask for."""
+        return models.make_optimizer(options.optimizer, options.learning_rate, options.clipnorm)
+
+    def save(self, run, metrics):
+        """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
+        options = run.options
+        with runs.RunWriter(run.destination) as folder:
+            self.saved_model(run).save(folder.path(runs.MODEL_FILE))
+            runs.write_json(folder.path(runs.MANIFEST_FILE),
+                            runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
+            runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics})
+            runs.write_json(folder.path(runs.HISTORY_FILE), run.history)
+            training.plot_history(run.history, folder.path(runs.CURVE_FILE),
+                                  title=f"nlpkit {self.name} ({options.cell})")
+            folder.commit()
+        run.checkpoint.discard()  # the run is saved: nothing left to resume
+        return run.destination
+
+    # --- using a saved run -------------------------------------------------------------------------
+
+    def load(self, model_dir):
+        """A predictor for a saved run: `.predict(texts, **PredictOptions fields)` -> list of dicts."""
+        raise NotImplementedError
+
+    def evaluate(self, predictor, data, options=None):
+        """Metrics of a loaded predictor on the data at `data` (`options`: an EvaluateOptions, or the defaults)."""
+        raise NotImplementedError
+
+    def format_metrics(self, metrics):
+        return json.dumps(metrics, indent=2)
+
+    def format_prediction(self, text, result):
+        return json.dumps(result, ensure_ascii=False)
+
+    def read_inputs(self, texts, options, read_lines):
+        """The texts to predict: `read_lines()` reads the arguments, --file or stdin (a task with other
+        ways to give its input, such as chargen's --seed, overrides this)."""
+        return read_lines()
+
+    def predict_output(self, predictor, texts, options, as_json):
+        """The text the CLI prints for `texts`, piece by piece (a task that streams yields as it goes)."""
+        results = predictor.predict(texts, **self.predict_arguments(options))
+        self.warn(results, predictor)
+        for text, result in zip(texts, results):
+            yield (json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
+                   else self.format_prediction(text, result)) + "\n"
+
+    def predict_arguments(self, options):
+        """The keyword arguments of the predictor's `predict` that the PredictOptions set."""
+        return options.values()
+
+    def warn(self, results, predictor):
+        """One stderr line counting the texts that were cut to the model's maximum length."""
+        truncated = sum(result.get("truncated", False) for result in results)
+        if truncated:
+            warning(f"{truncated} text(s) longer than {predictor.max_length} tokens were cut to "
+                    f"{predictor.max_length} ({self.truncation}).")
+
+
+def warning(message):
+    """One `nlpkit: warning:` line on stderr."""
+    import sys
+
+    print(f"nlpkit: warning: {message}", file=sys.stderr)
+
+
+class RunPredictor:
+    """Base of the predictors of saved runs: the raw-string model and its manifest.
+
+    Subclasses name their task (`task_name`) and the manifest entries they read (`required`).
+    """
+
+    task_name = ""
+    required = ("options.max_length",)
+
+    def __init__(self, model, manifest):
+        self.model = model
+        self.manifest = manifest
+        self.max_length = int(manifest["options"]["max_length"])
+
+    @classmethod
+    def load(cls, model_dir):
+        return cls(*runs.load_run(model_dir, cls.task_name, required=cls.required))
+

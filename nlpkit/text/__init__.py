@@ -1,0 +1,7 @@
+"""Text and data input: reading files and datasets, tokenization, word vectors, `tf.data` pipelines.
+
+    datasets       TSV/CSV/JSONL files, the bundled corpora, TFDS datasets (checked, errors name file:line)
+    tokenization   word and character vectorizers on TextVectorization; vocabulary files
+    word_vectors   GloVe / word2vec text files as embedding matrices
+    pipeline       vectorize once, shuffle with a seed, bucket by length, token streams and windows
+"""
