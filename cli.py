@@ -32,7 +32,6 @@ from nlpkit.tasks import all_tasks
 from nlpkit.text import datasets
 
 TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
-TASKS = all_tasks()
 
 
 @contextlib.contextmanager
@@ -58,7 +57,14 @@ def start_backend():
 
 
 class App(click.Group):
-    """The root group: turns every user-facing failure into one line and an exit code."""
+    """The root group: turns every user-facing failure into one line and an exit code, and offers
+    each verb that tasks declare (`Task.aliases`) as a command of its own."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *alias_verbs()})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or alias_command(name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -107,8 +113,8 @@ def dataclass_options(options_class):
     return decorate
 
 
-def read_lines(texts, file):
-    """Texts from the arguments, else one per line from --file or stdin.
+def read_lines(texts, file, hint):
+    """Texts from the arguments, else one per line from --file or stdin (`hint` says how to give them).
 
     An empty argument is an error; blank lines of a file are skipped, and one
     stderr line says how many.
@@ -119,17 +125,17 @@ def read_lines(texts, file):
                 raise NlpkitError(f"argument {number}: the text is empty.")
         return list(texts)
     if file is None and sys.stdin.isatty():
-        raise click.UsageError("give texts as arguments, with --file, or on stdin")
+        raise click.UsageError(f"give {hint}")
     name = file or "<stdin>"
     raw = datasets.read_bytes(file) if file else sys.stdin.buffer.read()
     lines = datasets.decode_utf8(raw, name).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     kept = [line for line in lines if line.strip()]
+    if not kept:
+        raise NlpkitError(f"{at(name)}: no texts to predict; give {hint}.")
     if len(kept) < len(lines):
         warning(f"{name}: skipped {len(lines) - len(kept)} blank line(s).")
-    if not kept:
-        raise NlpkitError(f"{at(name)}: no texts to predict.")
     return kept
 
 
@@ -150,10 +156,11 @@ def echo_stream(pieces):
 def task_of_run(model_dir):
     """The registered task that wrote the run folder `model_dir`, as its manifest says."""
     info = runs.read_manifest(model_dir)
-    if info.get("task") not in TASKS:
+    tasks = all_tasks()
+    if info.get("task") not in tasks:
         raise NlpkitError(f"{os.path.join(model_dir, runs.MANIFEST_FILE)}: names no known task "
                           f"({info.get('task')!r}).")
-    return TASKS[info["task"]]
+    return tasks[info["task"]]
 
 
 def examples_epilog(lines):
@@ -178,7 +185,27 @@ def main():
     """
 
 
-@main.group()
+class TaskCommands(click.Group):
+    """A group with one command per registered task, made by `make(task)` when it is used, so that
+    every task in the registry has its command (one registered later, by a plugin or a test, too)."""
+
+    def __init__(self, make, **kwargs):
+        super().__init__(**kwargs)
+        self.make = make
+
+    def list_commands(self, ctx):
+        return list(all_tasks())
+
+    def get_command(self, ctx, name):
+        task = all_tasks().get(name)
+        return None if task is None else self.make(task)
+
+
+def task_group(make):
+    return main.group(cls=TaskCommands, make=make)
+
+
+@task_group(lambda task: train_command(task))
 def train():
     """Train a model and write its run folder (models/TASK by default).
 
@@ -190,12 +217,12 @@ def train():
     """
 
 
-@main.group()
+@task_group(lambda task: predict_command(task, task.name))
 def predict():
     """Run a trained model on texts from arguments, --file or stdin (one per line)."""
 
 
-@main.group()
+@task_group(lambda task: evaluate_command(task))
 def evaluate():
     """Measure a trained model on held-out data."""
 
@@ -204,10 +231,10 @@ def train_command(task):
     @click.command(name=task.name, help=f"{task.summary}\n\nWrites models/{task.name} unless --out is given.",
                    epilog=examples_epilog([f"nlpkit train {task.name}",
                                            f"nlpkit train {task.name} --cell gru --layers 2 --epochs 5"]))
-    @dataclass_options(task.Options)
+    @dataclass_options(task.TrainOptions)
     def command(**values):
         start_backend()
-        options = task.Options(**values).validate()
+        options = task.TrainOptions(**values).validate()
         identity = task.run_identity(options)
         finished = None if options.force else task.finished_run(options, identity)
         if finished is not None:
@@ -239,7 +266,7 @@ def predict_command(task, name):
         options = task.PredictOptions(**values)
         start_backend()
         options.validate()
-        inputs = task.read_inputs(texts, options, lambda: read_lines(texts, file))
+        inputs = task.read_inputs(texts, options, lambda: read_lines(texts, file, task.input_hint))
         predictor = task.load(model_dir)
         echo_stream(task.predict_output(predictor, inputs, options, as_json))
 
@@ -292,32 +319,36 @@ class AliasOfSeveral(click.Command):
         if "--help" in args or "-h" in args:
             return next(iter(self.commands))
         for name in self.commands:
-            if TASKS[name].default_run_folder().is_dir():
+            if all_tasks()[name].default_run_folder().is_dir():
                 return name
         return next(iter(self.commands))
 
     def task_of(self, model_dir):
         name = task_of_run(model_dir).name
         if name not in self.commands:
-            raise NlpkitError(f"{model_dir}: holds a {name} model; `nlpkit {self.name}` runs "
-                              f"{' or '.join(self.commands)} models.")
+            raise NlpkitError(f"{model_dir}: holds a {name} model, and {name} models do not {self.name} text "
+                              f"(`nlpkit {self.name}` runs {' and '.join(self.commands)} models).")
         return name
 
 
-def add_task_commands():
+def alias_verbs():
+    """{verb: [tasks declaring it]} of the registered tasks."""
     verbs = {}
-    for task in TASKS.values():
-        train.add_command(train_command(task))
-        predict.add_command(predict_command(task, task.name))
-        evaluate.add_command(evaluate_command(task))
+    for task in all_tasks().values():
         for verb in task.aliases:
             verbs.setdefault(verb, []).append(task)
-    for verb, tasks in verbs.items():
-        if len(tasks) == 1:
-            main.add_command(predict_command(tasks[0], verb))
-        else:
-            main.add_command(AliasOfSeveral(verb, {task.name: predict_command(task, f"{verb}")
-                                                   for task in tasks}))
+    return verbs
+
+
+def alias_command(verb):
+    """The command of a verb tasks declare: the task's predict under that name, or with several tasks,
+    the predict of the task that trained --model."""
+    tasks = alias_verbs().get(verb)
+    if not tasks:
+        return None
+    if len(tasks) == 1:
+        return predict_command(tasks[0], verb)
+    return AliasOfSeveral(verb, {task.name: predict_command(task, verb) for task in tasks})
 
 
 @main.command()
@@ -340,8 +371,6 @@ def vocabulary(model_dir):
     model, _ = runs.load_run(model_dir, task.name)
     echo_stream([vocabulary_lines(model.vectorizer.get_vocabulary()[2:])])
 
-
-add_task_commands()
 
 if __name__ == "__main__":
     main()

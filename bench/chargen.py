@@ -13,6 +13,10 @@ Parts:
           and bits per character) of each cell trained with the same recipe and the
           same wall-clock budget (--minutes).
   sample  one sample at temperature 0.8 from the LSTM of the quality part.
+  head    training tokens/s of the 1 x 512 LSTM character model (100 steps, batch
+          32) with nlpkit's logit head, against the probability head it replaced
+          and a plain Keras model of the same layers, in turn in this run
+          (`bench.common.head_speed`). Run it with --threads 1.
 """
 
 import argparse
@@ -20,14 +24,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
+from bench.common import (RESULTS, Timer, head_speed, limit_threads, machine, merge_row, plain_lm,  # noqa: E402
+                          save_results)
 
 import numpy as np  # noqa: E402
 
-from nlpkit.decoding import CHUNK_SIZE, generate  # noqa: E402
+from nlpkit.generation.sampling import CHUNK_SIZE, generate  # noqa: E402
 from nlpkit.models import build_language_model  # noqa: E402
+from nlpkit.runtime.training import seed_everything  # noqa: E402
 from nlpkit.tasks.chargen import CharGenerator, ChargenOptions, ChargenTask  # noqa: E402
-from nlpkit.training import seed_everything  # noqa: E402
 
 VOCAB = 67  # Tiny Shakespeare's 65 characters, plus padding and OOV
 UNITS, EMBEDDING = 512, 64
@@ -58,8 +63,8 @@ def naive_speed(model, characters=60, window=100):
     model.predict(np.array([ids[-window:]]), verbose=0)  # warm up
     with Timer() as timer:
         for _ in range(characters):
-            probabilities = model.predict(np.array([ids[-window:]]), verbose=0)[0, -1]
-            ids.append(int(np.argmax(probabilities[2:])) + 2)
+            logits = model.predict(np.array([ids[-window:]]), verbose=0)[0, -1]
+            ids.append(int(np.argmax(logits[2:])) + 2)
     return characters / timer.seconds
 
 
@@ -109,9 +114,24 @@ def sample(workdir):
     return {**SAMPLE, "text": text}
 
 
+def head(steps=20, bptt=100, batch=32):
+    """Training tokens/s of the logit head against the probability head it replaced (and plain Keras)."""
+    rng = np.random.default_rng(0)
+    batches = [(ids[:, :-1], ids[:, 1:], np.ones((batch, bptt), "float32"))
+               for ids in (rng.integers(2, VOCAB, size=(batch, bptt + 1)) for _ in range(steps))]
+    seed_everything(1337)
+    logit = build_language_model(VOCAB, cell="lstm", units=UNITS, embedding_dim=EMBEDDING, optimizer="sgd",
+                                 learning_rate=0.1, clipnorm=0.25)
+    row = head_speed(logit, plain_lm(VOCAB, UNITS, 1, EMBEDDING), batches)
+    print(f"[head] logit head {row['logit_head_tokens_per_s']:,.0f} chars/s, probability head "
+          f"{row['probability_head_tokens_per_s']:,.0f} -> {row['logit_vs_probability']:.2f}x; plain Keras "
+          f"{row['plain_keras_tokens_per_s']:,.0f} -> {row['logit_vs_plain_keras']:.2f}x", flush=True)
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=("speed", "quality", "sample"),
+    parser.add_argument("--only", action="append", choices=("speed", "quality", "sample", "head"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--shared", default="../shared/data", help="folder holding tiny_shakespeare/")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells for the quality part")
@@ -125,6 +145,8 @@ def main():
     print(f"machine: {results['machine']}", flush=True)
     if "speed" in parts:
         results["speed"], results["command"] = speed(), " ".join(sys.argv)
+    if "head" in parts:
+        results["head"], results["head_command"] = head(), " ".join(sys.argv)
     if "quality" in parts:
         text = Path(args.shared) / "tiny_shakespeare" / "input.txt"
         results["quality"] = quality(text, args.cells.split(","), args.minutes, args.workdir)

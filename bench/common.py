@@ -71,3 +71,59 @@ def save_results(name, results):
     merged.update(results)
     path.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"\nresults written to {path}")
+
+
+def head_speed(logit_model, plain_model, batches, rounds=5):
+    """Training tokens/s of a language model's logit head against the probability head it replaced.
+
+    `logit_model` is an nlpkit `CausalLM` (logits out, from_logits=True loss); the
+    "probability head" is the same network with the softmax inside the model and the
+    cross-entropy (and perplexity) computed from its probabilities, as nlpkit 0.1
+    compiled it; `plain_model` is a plain Keras model of the same layers (the best
+    peer). Each trains on the same `batches` (inputs, targets, weights) in turn, one
+    round after the other; returns the median tokens/s of each and the ratios.
+    """
+    import keras
+    import numpy as np
+
+    from nlpkit.models import Perplexity
+
+    probability_model = keras.Model(logit_model.input, keras.layers.Activation("softmax")(logit_model.output))
+    probability_model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, global_clipnorm=0.25),
+                              loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
+                              weighted_metrics=[Perplexity(from_logits=False)])
+    models = {"probability_head": probability_model, "logit_head": logit_model, "plain_keras": plain_model}
+    tokens = sum(int(np.asarray(weights).sum()) for _, _, weights in batches)
+    speeds = {name: [] for name in models}
+    for model in models.values():  # trace and warm up
+        model.train_on_batch(*batches[0])
+    for _ in range(rounds):
+        for name, model in models.items():
+            with Timer() as timer:
+                for inputs, targets, weights in batches:
+                    model.train_on_batch(inputs, targets, sample_weight=weights)
+            speeds[name].append(tokens / timer.seconds)
+    medians = {name: float(np.median(values)) for name, values in speeds.items()}
+    return {**{f"{name}_tokens_per_s": value for name, value in medians.items()},
+            "logit_vs_probability": medians["logit_head"] / medians["probability_head"],
+            "logit_vs_plain_keras": medians["logit_head"] / medians["plain_keras"],
+            "rounds": rounds, "tokens_per_round": tokens}
+
+
+def plain_lm(vocabulary_size, units, layers, embedding_dim, cell="lstm", tie_weights=False):
+    """A plain Keras language model of the same layers as nlpkit's (no nlpkit code): the best-peer reference."""
+    import keras
+
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}[cell]
+    ids = keras.Input((None,), dtype="int64")
+    embedding = (keras.layers.ReversibleEmbedding if tie_weights else keras.layers.Embedding)(
+        vocabulary_size, embedding_dim, mask_zero=True)
+    x = embedding(ids)
+    for _ in range(layers):
+        x = layer(units, return_sequences=True)(x)
+    logits = embedding(x, reverse=True) if tie_weights else keras.layers.Dense(vocabulary_size)(x)
+    model = keras.Model(ids, logits)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, global_clipnorm=0.25),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                  reduction="mean_with_sample_weight"))
+    return model

@@ -10,6 +10,11 @@ Parts:
   throughput  training tokens/s of one epoch through nlpkit's tf.data window
               pipeline against a bare `model.fit` of the same model on the same
               NumPy arrays, measured back to back in this run.
+  head        training tokens/s of the PTB model (2 x 256 tied LSTM, vocabulary
+              10,002, 35 steps, batch 32, SGD) with nlpkit's logit head, against the
+              probability head it replaced (softmax in the model, cross-entropy from
+              probabilities) and a plain Keras model of the same layers, in turn in
+              this run (`bench.common.head_speed`). Run it with --threads 1.
 The PTB and WikiText-2 test splits are withheld and not used. PTB is read from
 the shared folder only; it is never bundled.
 """
@@ -20,16 +25,19 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
+import numpy as np
 
-from nlpkit import pipeline  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (RESULTS, Timer, head_speed, limit_threads, machine, merge_row, plain_lm,  # noqa: E402
+                          save_results)
+
 from nlpkit.errors import NlpkitError  # noqa: E402
-from nlpkit.language_model import stream_batches  # noqa: E402
 from nlpkit.models import build_language_model  # noqa: E402
+from nlpkit.runtime.training import seed_everything  # noqa: E402
+from nlpkit.tasks.language_model import stream_batches  # noqa: E402
 from nlpkit.tasks.next_word import (EOS, NextWordOptions, NextWordTask, build_word_vectorizer,  # noqa: E402
                                     display_vocabulary)
-from nlpkit.training import seed_everything  # noqa: E402
+from nlpkit.text import pipeline  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")
 # Two tied 256-unit layers read as stateful sub-streams (truncated BPTT), in the
@@ -111,13 +119,34 @@ def throughput(train, cell="lstm", recipe=PTB_RECIPE, max_lines=12000):
     return row
 
 
+def head(train, recipe=PTB_RECIPE, max_lines=12000, steps=30):
+    """Training tokens/s of the logit head against the probability head it replaced (and plain Keras)."""
+    lines = Path(train).read_text(encoding="utf-8").split("\n")[:max_lines]
+    vectorizer = build_word_vectorizer(lines, recipe["max_tokens"], "none")
+    vocabulary = display_vocabulary(vectorizer)
+    stream = pipeline.token_stream(vectorizer, lines, vocabulary.index(EOS))
+    windows = stream_batches(stream, recipe["bptt"], recipe["batch_size"], stateful=False)
+    batches = [tuple(np.asarray(part) for part in batch) for batch in windows.take(steps)]
+    seed_everything(1337)
+    logit = build_language_model(len(vocabulary), layers=recipe["layers"], units=recipe["units"],
+                                 embedding_dim=recipe["embedding_dim"], tie_weights=recipe["tie_weights"],
+                                 optimizer="sgd", learning_rate=0.1, clipnorm=recipe["clipnorm"])
+    plain = plain_lm(len(vocabulary), recipe["units"], recipe["layers"], recipe["embedding_dim"],
+                     tie_weights=recipe["tie_weights"])
+    row = {"vocabulary": len(vocabulary), **head_speed(logit, plain, batches)}
+    print(f"[head] logit head {row['logit_head_tokens_per_s']:,.0f} tokens/s, probability head "
+          f"{row['probability_head_tokens_per_s']:,.0f} -> {row['logit_vs_probability']:.2f}x; plain Keras "
+          f"{row['plain_keras_tokens_per_s']:,.0f} -> {row['logit_vs_plain_keras']:.2f}x", flush=True)
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding ptb/ and wikitext-2/")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells for the PTB part")
     parser.add_argument("--ptb-minutes", type=float, default=55.0, help="training budget per PTB cell")
     parser.add_argument("--wikitext-minutes", type=float, default=30.0, help="training budget for WikiText-2")
-    parser.add_argument("--only", action="append", choices=("ptb", "wikitext2", "throughput"),
+    parser.add_argument("--only", action="append", choices=("ptb", "wikitext2", "throughput", "head"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--ptb-learning-rate", type=float, default=None,
                         help="another learning rate than the recipe's for the PTB part (recorded in each row)")
@@ -135,6 +164,8 @@ def main():
     print(f"machine: {results['machine']}", flush=True)
     if "throughput" in parts:
         results["throughput"] = [throughput(ptb_train)]
+    if "head" in parts:
+        results["head"], results["head_command"] = head(ptb_train), " ".join(sys.argv)
     if "ptb" in parts:
         # Rows merge by cell into the saved results, so cells can be run one at a time.
         results["ptb_command"] = " ".join(sys.argv)

@@ -70,11 +70,11 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
     `naive_sentences` rows one at a time with `naive_predict(source_ids (1, S), target_ids (1, t))`
     -> next-token probabilities (1, t, target_vocab), e.g. a teacher-forced Keras model's `predict`.
     """
-    from nlpkit.search import beam_search, greedy_search
+    from nlpkit.generation.search import beam_search, greedy_search
 
     source_ids = np.asarray(source_ids)
     batch = len(source_ids)
-    common = dict(start_id=start_id, end_id=end_id, max_length=max_length)
+    common = dict(start_id=start_id, end_id=end_id, max_steps=max_length)
     repeated = np.repeat(source_ids, beam_size, axis=0)
     runs = {"greedy": lambda: greedy_search(encode, step, source_ids, **common),
             "beam": lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common),
@@ -110,10 +110,10 @@ def beam_cost_by_batch(encode, step, source_ids, start_id, end_id, max_length, *
     of the model bound by its fixed overhead, so the beam's 5x rows cost little more; a large
     one makes the step bound by arithmetic, which the beam multiplies by its width.
     """
-    from nlpkit.search import beam_search, greedy_search
+    from nlpkit.generation.search import beam_search, greedy_search
 
     source_ids = np.asarray(source_ids)[:sentences]
-    common = dict(start_id=start_id, end_id=end_id, max_length=max_length)
+    common = dict(start_id=start_id, end_id=end_id, max_steps=max_length)
     rows = []
     for batch in batches:
         parts = [source_ids[at:at + batch] for at in range(0, len(source_ids), batch)]
@@ -202,7 +202,7 @@ def main():
     args = parser.parse_args()
     limit_threads(args.threads)
 
-    from nlpkit.training import seed_everything
+    from nlpkit.runtime.training import seed_everything
 
     seed_everything(1337)
     model = RandomTranslator(args.source_vocab, args.target_vocab, args.units, args.units)

@@ -28,11 +28,11 @@ from bench.common import RESULTS, Timer, machine, save_results  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nlpkit import datasets, pipeline  # noqa: E402
+from nlpkit.text import datasets, pipeline  # noqa: E402
 from nlpkit.models import build_classifier  # noqa: E402
 from nlpkit.tasks.sentiment import SentimentOptions, SentimentTask, label_ids  # noqa: E402
-from nlpkit.tokenization import build_vectorizer  # noqa: E402
-from nlpkit.training import seed_everything  # noqa: E402
+from nlpkit.text.tokenization import build_vectorizer  # noqa: E402
+from nlpkit.runtime.training import seed_everything  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")
 IMDB_RECIPE = dict(max_tokens=20000, max_length=600, embedding_dim=128, units=64, bidirectional=True, pooling="max",

@@ -54,12 +54,12 @@ def check_choices(options):
 
 
 def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False):
-    """Raises OptionError naming the argument when `value` is not a number in range (NaN never is)."""
+    """Raises OptionError naming the argument when `value` is not a finite number in range (NaN never is)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(name, f"{value!r}; expected a number.")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
-    if math.isnan(value) or too_low or too_high:
+    if not math.isfinite(value) or too_low or too_high:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         span = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"

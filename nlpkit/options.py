@@ -128,7 +128,7 @@ class FitOptions(Options):
     def check(self):
         check_range("epochs", self.epochs, 1, 100_000)
         check_range("batch_size", self.batch_size, 1, 1_000_000)
-        check_range("learning_rate", self.learning_rate, 0.0, 1e6, low_open=True)
+        check_range("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_range("clipnorm", self.clipnorm, 0.0, 1e9)
         check_range("patience", self.patience, 0, 100_000)
         if self.lr_decay is not None:

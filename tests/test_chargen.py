@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, nlpkit_command, subprocess_env
-from nlpkit.decoding import StepDecoder
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.runs import load_run
 from nlpkit.tasks import all_tasks
@@ -70,12 +69,13 @@ def test_the_task_is_registered_with_language_model_defaults():
     task = all_tasks()["chargen"]
     assert isinstance(task, ChargenTask)
     options = ChargenOptions()
-    assert (options.bptt, options.batch_size, options.embedding_dim, options.standardize) == (100, 64, 64, "none")
+    assert (options.bptt, options.batch_size, options.embedding_dim) == (100, 64, 64)
     assert options.time_budget is not None, "the default run is bounded in time"
-    with pytest.raises(NlpkitError, match="bidirectional"):
-        ChargenOptions(bidirectional=True).validate()
-    with pytest.raises(NlpkitError, match="standardize"):
-        ChargenOptions(standardize="lower").validate()
+    # A character model reads ahead of nothing and changes no character: those options do not exist for it.
+    for name in ("bidirectional", "standardize", "tokens"):
+        assert not hasattr(options, name)
+        with pytest.raises(TypeError, match=name):
+            ChargenOptions(**{name: "lower"})
 
 
 # --- the trained task ----------------------------------------------------------------------------------
@@ -99,20 +99,22 @@ def test_the_saved_model_is_one_safe_archive_with_its_vocabulary(trained, genera
     folder, _ = trained
     model, manifest = load_run(folder, "chargen")  # safe mode
     assert manifest["task"] == "chargen"
-    vocabulary = model.get_layer("vectorizer").get_vocabulary()
+    vocabulary = model.vectorizer.get_vocabulary()
     assert {"\n", " ", "☃", "\u2028"} <= set(vocabulary)
-    layers = [layer for m in (model, model.get_layer("language_model")) for layer in m.layers]
-    assert not [layer for layer in layers if isinstance(layer, keras.layers.Lambda)]
+    assert not [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Lambda)]
     assert [p.name for p in folder.iterdir() if p.suffix == ".keras"] == ["model.keras"]
 
 
-def test_the_step_decoder_agrees_with_the_saved_raw_string_model(generator):
+def test_the_step_agrees_with_the_saved_raw_string_model(generator):
     seeds = ["ROMEO:", "First Citizen:\nWe are", "café ☃"]
     from_text = np.asarray(generator.model(np.array(seeds)))
-    decoder = StepDecoder(generator.network)
+    network = generator.network
     for seed, expected in zip(seeds, from_text):
         ids, _ = generator.encode(seed)
-        np.testing.assert_allclose(decoder.probabilities(ids[None])[0, -1], expected, atol=1e-5)
+        states = network.backbone.initial_state(1)
+        for token in ids:
+            logits, states = network.step(np.array([token]), states)
+        np.testing.assert_allclose(np.asarray(keras.ops.softmax(logits))[0], expected, atol=1e-5)
 
 
 def test_same_rng_seed_same_text_other_seed_other_text(generator):
@@ -127,8 +129,9 @@ def test_same_rng_seed_same_text_other_seed_other_text(generator):
 def test_temperature_zero_is_deterministic_greedy(generator):
     greedy = generator.sample("KING:", length=40, temperature=0, rng_seed=1, num_samples=2)["samples"]
     assert greedy[0] == greedy[1] == generator.sample("KING:", length=40, temperature=0, rng_seed=9)["samples"][0]
-    first = generator.predict(["KING:"], top_k=1)[0]["next_characters"][0]["character"]
-    assert greedy[0][0] == first
+    probabilities = np.array(generator.model(np.array(["KING:"]))[0])
+    probabilities[:2] = -1  # padding and unknown are never generated
+    assert greedy[0][0] == generator.vocabulary[int(np.argmax(probabilities))]
 
 
 def test_unseen_seed_characters_are_reported_and_never_crash_or_come_out(generator):
@@ -194,9 +197,14 @@ def test_cli_train_predict_evaluate_generate(cli_runner, corpus, tmp_path):
     metrics = trained.stdout.split("held-out validation metrics")[1]
     assert "bits per char" in metrics and "nats per character" in metrics
 
-    shown = cli_runner("predict", "chargen", "--model", "cg", "ROMEO", "--top-k", "3")
+    # `generate` is the alias of `predict chargen`: the same options and the same text.
+    shown = cli_runner("predict", "chargen", "--model", "cg", "--seed", "ROMEO", "--length", "30", "--rng-seed", "4")
     assert shown.exit_code == 0, shown.output
-    assert shown.stdout.splitlines()[0] == "ROMEO" and len(shown.stdout.splitlines()) == 4
+    assert shown.stdout.startswith("ROMEO") and len(shown.stdout) >= 35
+    assert cli_runner("generate", "--model", "cg", "--seed", "ROMEO", "--length", "30", "--rng-seed", "4").stdout == \
+        shown.stdout
+    assert cli_runner("predict", "chargen", "--model", "cg", "ROMEO", "--length", "30", "--rng-seed", "4").stdout == \
+        shown.stdout  # a text argument is a seed too
 
     measured = cli_runner("evaluate", "chargen", "--model", "cg", "--data", corpus, "--json")
     assert measured.exit_code == 0, measured.output
@@ -244,9 +252,9 @@ def test_cli_train_errors(cli_runner, tmp_path, content, args, fragments):
     (["--seed", "ROMEO:", "--length", "0"], ["length"]),
     (["--seed", "ROMEO:", "--length", "-5"], ["length"]),
     (["--seed", "ROMEO:", "--temperature", "-0.5"], ["temperature"]),
-    (["--seed", "ROMEO:", "--top-p", "0"], ["top_p"]),
-    (["--seed", "ROMEO:", "--top-p", "1.5"], ["top_p"]),
-    (["--seed", "ROMEO:", "--top-k", "-1"], ["top_k"]),
+    (["--seed", "ROMEO:", "--top-p", "0"], ["--top-p"]),
+    (["--seed", "ROMEO:", "--top-p", "1.5"], ["--top-p"]),
+    (["--seed", "ROMEO:", "--top-k", "-1"], ["--top-k"]),
     ([], ["--seed"]),
     (["--seed", "a", "--seed-file", "seed.txt"], ["--seed"]),
     (["--seed-file", "empty.txt"], ["empty.txt", "seed is empty"]),
@@ -293,3 +301,21 @@ def test_cli_generate_help_names_every_option(cli_runner):
                  "--num-samples", "--rng-seed", "--stats", "--train-text", "models/chargen"):
         assert flag in result.stdout
     assert "generate" in cli_runner("--help").stdout
+
+
+MEGABYTE_SEED = ("😀 שלום \x00\x07 مرحبا\t" * (2 ** 20 // 16 + 1))[:2 ** 20]
+
+
+def test_generate_cuts_a_one_megabyte_seed_with_one_warning(nlpkit_process, trained, tmp_path):
+    seed = tmp_path / "seed.txt"
+    seed.write_text(MEGABYTE_SEED, encoding="utf-8")
+    done = nlpkit_process("generate", "--model", trained[0], "--seed-file", seed, "--length", "5", "--rng-seed", "1")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "characters long" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("nlpkit: warning:")
+
+
+def test_generate_refuses_a_seed_file_that_is_not_utf8(cli_runner, trained, tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"ROMEO\xed\xa0\x80:")
+    result = cli_runner("generate", "--model", trained[0], "--seed-file", "bad.txt", "--length", "5")
+    assert_one_line_error(result.exit_code, result.stderr, "bad.txt", "UTF-8")

@@ -54,13 +54,21 @@ def test_train_errors_in_a_real_process(nlpkit_process, files, args, fragments):
 
 
 @pytest.mark.parametrize("stdin, fragments", [
-    (b"good\n\nbad\n", ["<stdin>:2", "empty"]),
     (b"good\n\xfe\xff\n", ["<stdin>:2", "UTF-8"]),
-], ids=["empty-line", "non-utf8"])
+    (b"\n \n", ["<stdin>", "no texts"]),
+], ids=["non-utf8", "only-blank-lines"])
 def test_predict_stdin_errors_in_a_real_process(nlpkit_process, trained_run, stdin, fragments):
     done = nlpkit_process("predict", "sentiment", "--model", trained_run.folder, input=stdin)
     check_process(done, *fragments)
     assert done.stdout == ""
+
+
+def test_blank_stdin_lines_are_skipped_with_one_warning_in_a_real_process(nlpkit_process, trained_run):
+    """`cat texts.txt | nlpkit predict ...` must not abort a batch over one blank line."""
+    done = nlpkit_process("predict", "sentiment", "--model", trained_run.folder, input=b"good\n\nbad\n  \n")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["nlpkit: warning: <stdin>: skipped 2 blank line(s)."]
+    assert [line.split("\t")[2] for line in done.stdout.splitlines()] == ["good", "bad"]
 
 
 def test_predict_with_a_model_of_another_task_in_a_real_process(nlpkit_process, run_copy):
@@ -117,14 +125,14 @@ def test_a_failed_train_keeps_the_good_model_in_a_real_process(nlpkit_process, f
     (["--data", "zero.tsv"], ["zero.tsv", "no examples"]),
     (["--data", "ok.tsv", "--text-column", "missing"], ["ok.tsv:1", "'missing'"]),
     (["--data", "ok.tsv", "--label-column", "stars"], ["ok.tsv:1", "'stars'"]),
-    (["--data", "ok.tsv", "--units", "0"], ["`units`"]),
+    (["--data", "ok.tsv", "--units", "0"], ["--units"]),
     (["--data", "ok.tsv", "--units", "many"], ["--units", "'many'"]),
-    (["--data", "ok.tsv", "--dropout", "1.5"], ["`dropout`"]),
+    (["--data", "ok.tsv", "--dropout", "1.5"], ["--dropout"]),
     (["--data", "ok.tsv", "--activation", "relu"], ["`activation`"]),
     (["--data", "ok.tsv", "--embedding", "vectors.txt"], ["vectors.txt", "--embedding"]),
     (["--data", "ok.tsv", "--tokens", "bytes"], ["--tokens", "'bytes'"]),
     (["--data", "ok.tsv", "--valid", "nope.tsv"], ["nope.tsv", "not found"]),
-    (["--data", "ok.tsv", "--valid-fraction", "1"], ["`valid_fraction`"]),
+    (["--data", "ok.tsv", "--valid-fraction", "1"], ["--valid-fraction"]),
     (["--data", "ok.tsv", "--no-such-option"], ["--no-such-option"]),
 ], ids=["data-is-folder", "header-only", "zero-bytes", "no-text-column", "no-label-column", "units-0",
         "units-not-int", "dropout-1.5", "relu-with-lstm", "no-vector-file", "unknown-tokens", "missing-valid",
@@ -150,15 +158,15 @@ def test_an_unknown_task(cli_runner):
     (["   "], None, ["argument 1", "empty"]),
     (["fine", ""], None, ["argument 2", "empty"]),
     ([], "", ["<stdin>", "no texts"]),
-    ([], "ok\n \n", ["<stdin>:2", "empty"]),
-    (["--file", "texts.txt"], None, ["texts.txt:3", "empty"]),
+    ([], " \n\n", ["<stdin>", "no texts"]),
+    (["--file", "blank.txt"], None, ["blank.txt", "no texts"]),
     (["--file", "latin1.txt"], None, ["latin1.txt:2", "UTF-8"]),
     (["--file", "nope.txt"], None, ["nope.txt", "not found"]),
     (["--file", "folder"], None, ["--file", "folder"]),
-], ids=["blank-argument", "empty-argument", "empty-stdin", "blank-stdin-line", "file-empty-line", "file-latin1",
+], ids=["blank-argument", "empty-argument", "empty-stdin", "blank-stdin-lines", "file-blank-lines", "file-latin1",
         "file-missing", "file-is-folder"])
 def test_predict_input_errors(cli_runner, files, trained_run, args, stdin, fragments):
-    (files / "texts.txt").write_text("one\ntwo\n\nfour\n")
+    (files / "blank.txt").write_text("\n  \n\n")
     (files / "latin1.txt").write_bytes("fine\ncafé crème\n".encode("latin-1"))
     result = cli_runner("predict", "sentiment", "--model", trained_run.folder, *args, input=stdin)
     check(result, *fragments)
@@ -204,9 +212,8 @@ def rewrite_vocabulary(folder, change):
             data = source.read(item.filename)
             if item.filename == "config.json":
                 config = json.loads(data)
-                for layer in config["config"]["layers"]:
-                    if layer["class_name"] == "TextVectorization":
-                        layer["config"]["vocabulary"] = change(layer["config"]["vocabulary"])
+                for vectorizer in config["config"]["vectorizers"]:
+                    vectorizer["config"]["vocabulary"] = change(vectorizer["config"]["vocabulary"])
                 data = json.dumps(config).encode()
             target.writestr(item, data)
 

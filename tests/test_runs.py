@@ -171,7 +171,7 @@ def test_a_folder_that_is_not_a_sentiment_model_is_refused(run_copy, tmp_path, b
         elif breakage == "other-task":
             manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "task": "next-word"}))
         elif breakage == "incomplete-manifest":
-            manifest.write_text(json.dumps({"task": "sentiment"}))
+            manifest.write_text(json.dumps({"task": "sentiment", "format": 2}))
         elif breakage == "no-model":
             (folder / "model.keras").unlink()
         elif breakage == "corrupt-model":
@@ -184,7 +184,8 @@ def test_the_archive_carries_the_vocabulary_and_loads_in_safe_mode(trained_run, 
     path = trained_run.folder / "model.keras"
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
-    (vectorizer,) = [layer for layer in config["config"]["layers"] if layer["class_name"] == "TextVectorization"]
+    (vectorizer,) = config["config"]["vectorizers"]
+    assert vectorizer["class_name"] == "TextVectorization"
     words = vectorizer["config"]["vocabulary"]  # tokens after padding and OOV, a JSON list inside the archive
     assert "good" in words and "excellent" in words
     assert len(words) + 2 == json.loads((trained_run.folder / "manifest.json").read_text())["vocabulary_size"]

@@ -35,16 +35,10 @@ def rewrite_archive(model_file, edit_config=None, extra_members=()):
             archive.writestr(zipfile.ZipInfo(name), data)
 
 
-def layers_of(config):
-    """The outer text model's layers and the inner network's layers."""
-    outer = config["config"]["layers"]
-    (inner,) = [layer for layer in outer if layer["class_name"] == "Functional"]
-    return outer, inner["config"]["layers"]
-
-
-def layer_named(layers, class_name):
-    (layer,) = [layer for layer in layers if layer["class_name"] == class_name]
-    return layer
+def parts_of(config):
+    """The saved text model's own config, and its network's (the task model) config."""
+    outer = config["config"]
+    return outer, outer["network"]["config"]
 
 
 def lambda_payload(canary):
@@ -55,31 +49,27 @@ def lambda_payload(canary):
 
 def with_lambda(canary):
     def edit(config):
-        outer, _ = layers_of(config)
-        fit = layer_named(outer, "FitSequenceLength")
-        payload = lambda_payload(canary)
-        fit.update(module=payload["module"], class_name=payload["class_name"], registered_name=None,
-                   config={**payload["config"], "name": fit["config"]["name"]})
+        outer, _ = parts_of(config)
+        outer["network"] = lambda_payload(canary)
     return edit
 
 
 def with_foreign_module(config):
-    """The Dense kernel initializer comes from a module that creates the canary when imported."""
-    _, inner = layers_of(config)
-    layer_named(inner, "Dense")["config"]["kernel_initializer"] = {
-        "module": PAYLOAD_MODULE, "class_name": "Payload", "config": {}, "registered_name": None}
+    """The network's backbone is a class from a module that creates the canary when imported."""
+    _, network = parts_of(config)
+    network["backbone"] = {"module": PAYLOAD_MODULE, "class_name": "Payload", "config": {}, "registered_name": None}
 
 
 def with_foreign_function(config):
-    _, inner = layers_of(config)
-    layer_named(inner, "LSTM")["config"]["activation"] = {
+    outer, _ = parts_of(config)
+    outer["vectorizers"][0]["config"]["standardize"] = {
         "module": PAYLOAD_MODULE, "class_name": "function", "config": "activate", "registered_name": "function"}
 
 
 def with_vocabulary_path(target):
     def edit(config):
-        outer, _ = layers_of(config)
-        layer_named(outer, "TextVectorization")["config"]["vocabulary"] = target
+        outer, _ = parts_of(config)
+        outer["vectorizers"][0]["config"]["vocabulary"] = target
     return edit
 
 
@@ -152,8 +142,8 @@ def test_a_vocabulary_naming_a_file_is_refused(nlpkit_process, run_copy, tmp_pat
 
 def test_a_registered_name_claiming_nlpkit_from_another_module_is_refused(run_copy):
     def edit(config):
-        outer, _ = layers_of(config)
-        layer_named(outer, "FitSequenceLength")["module"] = PAYLOAD_MODULE
+        _, network = parts_of(config)
+        network["backbone"]["module"] = PAYLOAD_MODULE
     folder = tampered_copy(run_copy, edit)
     with pytest.raises(NlpkitError, match="not an nlpkit object"):
         SentimentClassifier.load(folder)

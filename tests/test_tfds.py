@@ -67,3 +67,12 @@ def test_the_cli_reports_an_unavailable_tfds_dataset_in_one_line(cli_runner):
 
     result = cli_runner("train", "sentiment", "--data", "tfds:no_such_dataset_here", "--out", "out")
     assert_one_line_error(result.exit_code, result.stderr, "tfds:no_such_dataset_here", "not available offline")
+
+
+def test_a_known_dataset_that_is_not_downloaded_is_one_line_in_a_real_process(nlpkit_process, tmp_path):
+    """TFDS logs a warning about the missing dataset folder before it raises; the user sees only the error."""
+    from conftest import assert_one_line_error
+
+    done = nlpkit_process("train", "sentiment", "--data", "tfds:imdb_reviews", "--out", "out",
+                          env={"TFDS_DATA_DIR": str(tmp_path / "empty")})
+    assert_one_line_error(done.returncode, done.stderr, "tfds:imdb_reviews", "not available offline")

@@ -18,14 +18,16 @@ import tensorflow as tf
 from conftest import assert_one_line_error
 from nlpkit.errors import NlpkitError
 from nlpkit.generation import search
-from nlpkit.seq2seq import StepDecoder, build_translator
+from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
-                                    grouped_split, id_rows, join_words, padded, read_pairs, words)
+                                    grouped_split, join_words, padded, read_pairs, words)
+from nlpkit.text.tokenization import id_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "translate" / "eng_fra.tsv"
-TINY = dict(units=16, embedding_dim=16, epochs=2, batch_size=32, max_tokens=400, max_length=12, bleu_sentences=20)
+TINY = dict(units=16, embedding_dim=16, epochs=2, batch_size=32, max_tokens=400, max_length=12, max_output_length=12,
+            bleu_sentences=20)
 TINY_CLI = ["--units", "16", "--embedding-dim", "16", "--epochs", "1", "--batch-size", "32", "--max-tokens", "400",
             "--max-length", "12", "--bleu-sentences", "10"]
 SENTENCES = ["I am cold.", "Go away!", "Who are you?"]
@@ -109,7 +111,7 @@ def test_words_keep_punctuation_and_elisions_and_join_back():
     assert join_words(["qui", "es-tu", "?"]) == "Qui es-tu?"
 
 
-# --- the network and its step decoder ----------------------------------------------------------------------
+# --- the network and its step ------------------------------------------------------------------------------
 
 SOURCE = np.array([[5, 7, 3, 9, 4, 2], [6, 2, 8, 0, 0, 0], [9, 0, 0, 0, 0, 0]], dtype="int32")
 TARGET = np.array([[2, 5, 6, 7, 8], [2, 9, 4, 0, 0], [2, 3, 0, 0, 0]], dtype="int32")
@@ -117,12 +119,12 @@ TARGET = np.array([[2, 5, 6, 7, 8], [2, 9, 4, 0, 0], [2, 3, 0, 0, 0]], dtype="in
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])
-def test_step_decoder_logits_equal_the_teacher_forced_network(cell, attention):
+def test_step_logits_equal_the_teacher_forced_network(cell, attention):
     keras.utils.set_random_seed(1)
     model = build_translator(12, 11, cell=cell, units=8, embedding_dim=6, layers=2, attention=attention,
-                             bidirectional=attention == "luong", dropout=0.2)
+                             bidirectional=attention == "luong", dropout=0.2, layer_norm=attention == "none")
     full = np.asarray(model([SOURCE, TARGET], training=False))
-    decoder = StepDecoder(model)
+    decoder = model  # the network itself offers the search interface: encode and step
     memory, memory_mask, states = decoder.encode(tf.constant(SOURCE))
     assert len(states) == 2 * (2 if cell == "lstm" else 1)
     for t in range(TARGET.shape[1]):
@@ -138,7 +140,7 @@ def test_step_decoder_logits_equal_the_teacher_forced_network(cell, attention):
 def test_attention_of_a_padded_source_sums_to_one_over_its_tokens_and_is_zero_on_padding(attention):
     keras.utils.set_random_seed(2)
     model = build_translator(12, 11, cell="lstm", units=8, embedding_dim=6, attention=attention)
-    decoder = StepDecoder(model)
+    decoder = model  # the network itself offers the search interface: encode and step
     memory, memory_mask, states = decoder.encode(tf.constant(SOURCE))
     np.testing.assert_array_equal(np.asarray(memory_mask), SOURCE != 0)
     for token in (START_ID, 5, 7):
@@ -151,10 +153,10 @@ def test_attention_of_a_padded_source_sums_to_one_over_its_tokens_and_is_zero_on
 
 def test_greedy_decoding_of_a_batch_equals_decoding_each_row_alone():
     keras.utils.set_random_seed(3)
-    decoder = StepDecoder(build_translator(12, 11, cell="gru", units=8, embedding_dim=6, attention="bahdanau"))
+    decoder = build_translator(12, 11, cell="gru", units=8, embedding_dim=6, attention="bahdanau")
 
     def greedy(ids):
-        return search.greedy_search(decoder.encode, decoder.step, ids, start_id=START_ID, end_id=END_ID, max_length=6)
+        return search.greedy_search(decoder.encode, decoder.step, ids, start_id=START_ID, end_id=END_ID, max_steps=6)
 
     batch = {k: np.asarray(v) for k, v in greedy(tf.constant(SOURCE)).items()}
     for row in range(len(SOURCE)):
@@ -228,7 +230,7 @@ def test_translations_report_unknown_words_truncation_and_attention(translator):
     (["Hi.", "   "], {}, "sentence 2 is empty"),
     (["Hi."], {"beam": 0}, "beam"),
     (["Hi."], {"n_best": 2}, "n_best"),
-    (["Hi."], {"max_length": 0}, "max_length"),
+    (["Hi."], {"max_output_length": 0}, "max_output_length"),
 ])
 def test_bad_translation_requests_are_refused(translator, sentences, options, message):
     with pytest.raises(NlpkitError, match=message):
@@ -236,9 +238,9 @@ def test_bad_translation_requests_are_refused(translator, sentences, options, me
 
 
 def test_beam_search_of_width_one_equals_greedy_and_n_best_is_sorted(translator):
-    steps = translator.decoder.steps
+    steps = translator.decoder.network
     ids = tf.constant(padded(id_rows(translator.source_vectorizer, SENTENCES), translator.max_length))
-    arguments = dict(start_id=START_ID, end_id=END_ID, max_length=10)
+    arguments = dict(start_id=START_ID, end_id=END_ID, max_steps=10)
     greedy = search.greedy_search(steps.encode, steps.step, ids, **arguments)
     beam_one = search.beam_search(steps.encode, steps.step, ids, beam_size=1, **arguments)
     np.testing.assert_array_equal(np.asarray(beam_one["tokens"])[:, 0], np.asarray(greedy["tokens"]))
@@ -271,7 +273,8 @@ def test_cli_round_trip_train_translate_evaluate(pairs_file, cli_runner, tmp_pat
 
     translated = cli_runner("translate", "--model", "model", "--attention-plot", "attention.png", input="Go.\nHi.\n")
     assert translated.exit_code == 0, translated.stderr
-    assert len(translated.stdout.splitlines()) == 2
+    lines = translated.stdout.splitlines()
+    assert lines[::2] == ["Go.", "Hi."] and all(line.startswith("  -> ") for line in lines[1::2])
     assert (tmp_path / "attention.png").stat().st_size > 1000
 
     write_lines(tmp_path / "held_out.tsv", ["Go.\tVa !", "Hi.\tSalut !", "Run!\tCours !"])
@@ -290,7 +293,7 @@ def test_cli_reports_unknown_words_and_cut_sentences_on_stderr(trained, cli_runn
     assert "sentence 1" in done.stderr and "'zyxwv'" in done.stderr
     assert "nlpkit: warning: 1 text(s) longer than 12 tokens were cut to 12 (their first ones are read)." \
         in done.stderr.splitlines()
-    assert len(done.stdout.splitlines()) == 2
+    assert len(done.stdout.splitlines()) == 4  # each source, then its translation
     as_json = cli_runner("translate", "--model", trained[0], "--json", "Go zyxwv.")
     assert as_json.stderr == "" and json.loads(as_json.stdout)["unknown_words"] == ["zyxwv"]
 
@@ -298,13 +301,36 @@ def test_cli_reports_unknown_words_and_cut_sentences_on_stderr(trained, cli_runn
 def test_cli_predict_translate_uses_the_same_translator(trained, cli_runner, translator):
     done = cli_runner("predict", "translate", "--model", trained[0], *SENTENCES)
     assert done.exit_code == 0, done.stderr
-    assert done.stdout.splitlines() == [r["translation"] for r in translator.translate(SENTENCES)]
+    expected = []
+    for sentence, result in zip(SENTENCES, translator.translate(SENTENCES)):
+        expected += [sentence, f"  -> {result['translation'] or '(empty translation)'}"]
+    assert done.stdout.splitlines() == expected
+    # `nlpkit translate` is the same command under the task's own verb.
+    assert cli_runner("translate", "--model", trained[0], *SENTENCES).stdout == done.stdout
+
+
+def test_cli_n_best_lists_each_translation_on_its_own_line_with_its_score(trained, cli_runner, translator):
+    done = cli_runner("translate", "--model", trained[0], "--beam", "3", "--n-best", "2", "I am cold.")
+    assert done.exit_code == 0, done.stderr
+    source, first, second = done.stdout.splitlines()
+    best = translator.translate(["I am cold."], beam=3, n_best=2)[0]["translations"]
+    assert source == "I am cold."
+    for line, item in zip((first, second), best):
+        assert line == f"  {best.index(item) + 1}. {item['translation'] or '(empty translation)'}  ({item['score']:.4f})"
+
+
+def test_cli_skips_blank_lines_of_a_file_with_one_warning(trained, cli_runner, tmp_path):
+    done = cli_runner("translate", "--model", trained[0], "--file", write_lines(tmp_path / "in.txt", ["Hi.", "", " "]))
+    assert done.exit_code == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if "blank" in line] == [
+        f"nlpkit: warning: {tmp_path / 'in.txt'}: skipped 2 blank line(s)."]
+    assert done.stdout.splitlines()[0] == "Hi." and len(done.stdout.splitlines()) == 2
 
 
 @pytest.mark.parametrize("case, make_args, fragments", [
     ("empty sentence", lambda run, tmp: ["translate", "--model", run, "Hi.", ""], ["argument 2", "empty"]),
-    ("empty line", lambda run, tmp: ["translate", "--model", run, "--file", write_lines(tmp / "in.txt", ["Hi.", ""])],
-     ["in.txt:2", "empty"]),
+    ("only blank lines", lambda run, tmp: ["translate", "--model", run, "--file", write_lines(tmp / "in.txt", ["", " "])],
+     ["in.txt", "no texts"]),
     ("not a model", lambda run, tmp: ["translate", "--model", tmp, "Hi."], ["not an nlpkit model folder"]),
     ("no tab", lambda run, tmp: ["train", "translate", "--out", tmp / "out",
                                  "--data", write_lines(tmp / "bad.tsv", ["Hi.\tSalut.", "Hello there"])],
@@ -322,5 +348,7 @@ def test_the_task_is_registered_with_translation_defaults():
     options = TranslateOptions()
     assert (options.attention, options.source_column, options.target_column) == ("bahdanau", "0", "1")
     assert options.time_budget is not None, "the default run is bounded in time"
-    with pytest.raises(NlpkitError, match="layer-norm"):
-        TranslateOptions(layer_norm=True).validate()
+    # Only the options that apply: no single forced choice of embedding, tokens or standardization.
+    for name in ("embedding", "tokens", "standardize", "vocabulary"):
+        assert not hasattr(options, name)
+    assert TranslateOptions(layer_norm=True).validate().layer_norm

@@ -8,10 +8,16 @@ import tensorflow as tf
 
 from conftest import SENTENCES, assert_one_line_error
 from nlpkit.errors import NlpkitError
-from nlpkit.runtime.runs import load_run, vectorizer_of
+from nlpkit.runtime.runs import load_run
 from nlpkit.tasks.chargen import NEWLINE, build_char_vectorizer
 from nlpkit.tasks.sentiment import SentimentTask
-from nlpkit.text.tokenization import build_vectorizer, read_vocabulary, write_vocabulary
+from nlpkit.text.tokenization import build_vectorizer, read_vocabulary, vocabulary_lines
+
+
+def write_vocabulary(tokens, path):
+    """The file `nlpkit vocabulary` writes (what users pass back with --vocabulary)."""
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(vocabulary_lines(tokens))
 
 CHAR_TEXT = "To be, or not to be:\nthat is the question.\n\tWhether 'tis nobler\\ in the mind \u2028 to suffer 😀\r"
 
@@ -75,13 +81,13 @@ def test_export_a_run_vocabulary_and_train_another_run_on_it(cli_runner, trained
     result = cli_runner("vocabulary", trained_run.folder)
     assert result.exit_code == 0, result.stderr
     (tmp_path / "vocab.txt").write_bytes(result.stdout_bytes)
-    original = vectorizer_of(load_run(trained_run.folder, "sentiment")[0]).get_vocabulary()
+    original = load_run(trained_run.folder, "sentiment")[0].vectorizer.get_vocabulary()
     assert read_vocabulary(tmp_path / "vocab.txt") == original[2:]
 
     options = dataclasses.replace(trained_run.options, out=str(tmp_path / "same-tokens"),
                                   vocabulary=str(tmp_path / "vocab.txt"), max_tokens=10, epochs=1)
     SentimentTask().train(options)
-    assert vectorizer_of(load_run(tmp_path / "same-tokens", "sentiment")[0]).get_vocabulary() == original
+    assert load_run(tmp_path / "same-tokens", "sentiment")[0].vectorizer.get_vocabulary() == original
 
 
 def test_train_with_a_bad_vocabulary_file_is_a_one_line_error(cli_runner, tiny_tsv, tmp_path):

@@ -141,13 +141,12 @@ class Seq2SeqLM(TaskModel):
     string_inputs = ("source", "target_prefix")
 
     def from_strings(self, texts, vectorizers, max_length):
-        """Source sentences (cut to `max_length` tokens) and target prefixes ("[start] je") ->
-        next-token probabilities at every prefix position."""
+        """Source sentences (cut to `max_length` tokens) and target prefixes ("[start] je") -> next-token
+        logits at every prefix position (as saved translation models always gave: decoders score with them)."""
         source, prefix = texts
         source_vectorizer, target_vectorizer = vectorizers
         source_ids = FitSequenceLength(max_length, name="fit_source_length")(source_vectorizer(source))
-        logits = self([source_ids, target_vectorizer(prefix)])
-        return keras.layers.Activation("softmax", name="probabilities")(logits)
+        return self([source_ids, target_vectorizer(prefix)])
 
     def get_config(self):
         return {"encoder": keras.saving.serialize_keras_object(self.encoder),

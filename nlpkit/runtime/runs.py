@@ -127,11 +127,11 @@ CONTROL_OPTIONS = ("out", "resume", "force")
 def run_identity(task, options, files):
     """The task, the options that shape the model and the SHA-256 of every input file, as plain JSON.
 
-    Two runs with equal identities train the same model; `nlpkit.checkpoint`
+    Two runs with equal identities train the same model; `nlpkit.runtime.checkpoint`
     resumes only a backup of an equal identity, and `same_run` tells whether a
     finished run need not be trained again.
     """
-    from nlpkit.checkpoint import file_digest
+    from nlpkit.runtime.checkpoint import file_digest
 
     chosen = {key: value for key, value in dataclasses.asdict(options).items() if key not in CONTROL_OPTIONS}
     identity = {"task": task, "nlpkit_version": nlpkit.__version__, "options": chosen,

@@ -18,7 +18,7 @@ what its stage makes):
 
 and, for using a saved run, `load(folder)` (a predictor with
 `.predict(texts, **PredictOptions)`) and `evaluate(predictor, data, options)`.
-It declares its options (`Options`, `PredictOptions`, `EvaluateOptions`,
+It declares its options (`TrainOptions`, `PredictOptions`, `EvaluateOptions`,
 composed from the parts in `nlpkit.options`), extra command verbs that are
 aliases of its predict (`aliases`), sample inputs (`examples`) and the
 smallest useful training options (`tiny_options`: for tests and demos).
@@ -66,12 +66,14 @@ class Task:
 
     name = ""
     summary = ""
-    Options = RunOptions
+    TrainOptions = RunOptions
     PredictOptions = NoOptions
     EvaluateOptions = EvaluationOptions
     aliases = ()
     examples = ()
     tiny_options = {}
+    # How a user gives the inputs of `predict` (for the CLI's messages).
+    input_hint = "texts as arguments, with --file, or on stdin"
     # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
     truncation = "their first ones are read"
 

@@ -27,7 +27,7 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
     epoch whose validation loss did not improve. Stops at once if the loss
     becomes NaN or infinite, and raises NlpkitError so that nothing is saved.
     `callbacks` run before the early stopping. With a `checkpoint`
-    (`nlpkit.checkpoint.Checkpoint`) every epoch is backed up and a backup left
+    (`nlpkit.runtime.checkpoint.Checkpoint`) every epoch is backed up and a backup left
     by a killed run is resumed. A shuffled training set (`pipeline.EpochShuffled`)
     is read in the order of each epoch's number, so a resumed epoch sees the
     batches an uninterrupted run would. Returns the history as a dict of lists,
@@ -101,7 +101,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.epoch_start = time.monotonic()
 
     def backup_state(self):
-        """The budget used so far, so that a resumed run goes on counting (see `nlpkit.checkpoint`)."""
+        """The budget used so far, so that a resumed run goes on counting (see `nlpkit.runtime.checkpoint`)."""
         return {"elapsed": time.monotonic() - self.start, "slowest": self.slowest}
 
     def restore_state(self, state):

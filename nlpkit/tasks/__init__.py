@@ -26,9 +26,15 @@ def register_task(cls):
     return cls
 
 
+_DISCOVERED = []
+
+
 def _discover():
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    """Imports every module of this package once (each registers its task)."""
+    if not _DISCOVERED:
+        for module in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{module.name}")
+        _DISCOVERED.append(True)
 
 
 def all_tasks():

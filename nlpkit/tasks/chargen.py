@@ -172,9 +172,10 @@ def bits_per_character(model, logs):
 class ChargenTask(LanguageModelTask):
     name = "chargen"
     summary = "Generate text: a character-level recurrent language model (bits per character, sampling)."
-    Options = ChargenOptions
+    TrainOptions = ChargenOptions
     PredictOptions = ChargenPredictOptions
     unit = "characters"
+    input_hint = "the text to start from with --seed TEXT or --seed-file PATH, as arguments, with --file or on stdin"
     examples = ("ROMEO:", "To be")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=100, epochs=1, batch_size=16, bptt=20, limit=8000,
                         time_budget=None)
@@ -245,7 +246,7 @@ class ChargenTask(LanguageModelTask):
         for number, seed in enumerate(seeds):
             rng_seed = None if options.rng_seed is None else (options.rng_seed + number) % 2 ** 31
             generation = predictor.generate(seed, **{**arguments, "rng_seed": rng_seed})
-            self.warn_seed(generation, predictor)
+            self.warn_seed(generation, predictor, as_json)
             if as_json:
                 for _ in generation:
                     pass
@@ -261,11 +262,13 @@ class ChargenTask(LanguageModelTask):
     def predict_arguments(self, options):
         return {name: getattr(options, name) for name in (f.name for f in dataclasses.fields(SamplingOptions))}
 
-    def warn_seed(self, generation, predictor):
+    def warn_seed(self, generation, predictor, as_json):
+        """Stderr lines for a seed cut to the model's maximum length, and (unless JSON lists them) for
+        seed characters the model never saw."""
         if generation.truncated:
             warning(f"the seed is {len(generation.seed):,} characters long; generation reads only its last "
                     f"{predictor.max_length:,}, the model's maximum length.")
-        if generation.unknown_characters:
+        if generation.unknown_characters and not as_json:
             shown = " ".join(map(repr, generation.unknown_characters))
             warning(f"seed characters the model never saw, read as unknown: {shown}")
 

@@ -106,7 +106,7 @@ def stream_report(model, batches, stream):
 class LanguageModelTask(Task):
     """The training hooks every language-model task shares: a `CausalLM` on `--bptt` windows."""
 
-    Options = LanguageModelOptions
+    TrainOptions = LanguageModelOptions
     aliases = ("generate",)
     truncation = "their last ones are read"
     unit = "tokens"  # what the windows are made of, for the model line

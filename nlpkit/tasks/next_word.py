@@ -184,7 +184,7 @@ def display_vocabulary(vectorizer):
 class NextWordTask(LanguageModelTask):
     name = "next-word"
     summary = "Predict the next word: a word-level recurrent language model (perplexity, top-k, completion)."
-    Options = NextWordOptions
+    TrainOptions = NextWordOptions
     PredictOptions = NextWordPredictOptions
     examples = ("the meaning of", "in the early")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=300, epochs=1, batch_size=16, bptt=10, limit=400)

@@ -75,7 +75,7 @@ def label_ids(data, classes):
 class SentimentTask(Task):
     name = "sentiment"
     summary = "Classify texts by sentiment (or any label): a many-to-one recurrent classifier."
-    Options = SentimentOptions
+    TrainOptions = SentimentOptions
     EvaluateOptions = SentimentEvaluateOptions
     examples = ("A wonderful, moving film.", "The battery died after one day.")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16, limit=240)

@@ -360,7 +360,7 @@ class Prepared:
 class TranslateTask(Task):
     name = "translate"
     summary = "Translate sentences: a recurrent encoder-decoder with attention (BLEU, chrF, beam search)."
-    Options = TranslateOptions
+    TrainOptions = TranslateOptions
     PredictOptions = TranslatePredictOptions
     EvaluateOptions = TranslateEvaluateOptions
     aliases = ("translate",)

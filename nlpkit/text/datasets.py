@@ -5,11 +5,13 @@ line of the first problem (bad UTF-8, a missing column, an empty text), so the
 CLI can report it in one line. Nothing here downloads anything.
 """
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -187,13 +189,26 @@ def open_tfds(name, split="train", data_dir=None):
     if ":" in name:
         name, split = name.split(":", 1)
     try:
-        features = tfds.builder(name, data_dir=data_dir).info.features
-        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
+        with quiet_logger("absl"):  # TFDS warns of a missing dataset before it raises: the error says it all
+            features = tfds.builder(name, data_dir=data_dir).info.features
+            dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises many types for "not available"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise NlpkitError(f"tfds:{name}: not available offline ({first_line}). "
                           "Download it once with `tfds build` or tfds.load(..., download=True).") from None
     return tfds.as_numpy(dataset), features, name, split
+
+
+@contextlib.contextmanager
+def quiet_logger(name):
+    """Only errors from the Python logger `name` for the duration."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def tfds_text(value):
