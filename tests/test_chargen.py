@@ -319,3 +319,23 @@ def test_generate_refuses_a_seed_file_that_is_not_utf8(cli_runner, trained, tmp_
     (tmp_path / "bad.txt").write_bytes(b"ROMEO\xed\xa0\x80:")
     result = cli_runner("generate", "--model", trained[0], "--seed-file", "bad.txt", "--length", "5")
     assert_one_line_error(result.exit_code, result.stderr, "bad.txt", "UTF-8")
+
+
+def test_generation_that_overflows_stops_with_one_line_naming_the_step(cli_runner, corpus, tmp_path):
+    """The case found in review: an IRNN with layer norm, trained stateful, whose ReLU state grows each step
+    until the scores are NaN. Here the growth is set directly (recurrent weights 1.3 I), so it is certain."""
+    trained = cli_runner("train", "chargen", "--data", corpus, "--out", "irnn", "--cell", "rnn", "--irnn",
+                         "--layer-norm", "--stateful", "--epochs", "1", "--learning-rate", "1e-4", *TINY_CLI)
+    assert trained.exit_code == 0, trained.stderr
+    model, _ = load_run(tmp_path / "irnn", "chargen")
+    layer = model.network.backbone.recurrent_layers[0]
+    kernel, recurrent, bias = layer.get_weights()
+    layer.set_weights([kernel, 1.3 * np.eye(len(recurrent), dtype="float32"), bias + 1.0])
+    model.save(tmp_path / "irnn" / "model.keras")
+
+    result = cli_runner("generate", "--model", "irnn", "--seed", "ROMEO:", "--length", "3000", "--temperature", "0")
+    line = assert_one_line_error(result.exit_code, result.stderr, "generation stopped at token", "overflowed",
+                                 "LSTM or a GRU")
+    step = int(line.split("token ")[1].split(":")[0])
+    assert 1 < step < 3000
+    assert result.stdout == "ROMEO:" + result.stdout[6:] and len(result.stdout) == len("ROMEO:") + step - 1

@@ -166,3 +166,14 @@ def test_model_with_custom_layers_saves_and_loads_in_safe_mode(tmp_path):
     again = keras.saving.load_model(tmp_path / "layers.keras", safe_mode=True)
     batch = np.array([[1, 2, 3, 4, 5], [5, 0, 0, 0, 0]])
     np.testing.assert_allclose(np.asarray(again(batch)), np.asarray(model(batch)), atol=1e-6)
+
+
+def test_the_training_pipeline_gives_a_text_without_tokens_one_unknown_token():
+    from nlpkit.text import pipeline
+    from nlpkit.text.tokenization import build_vectorizer
+
+    vectorizer = build_vectorizer(["good film", "bad film"], max_tokens=20)
+    rows = [ids.tolist() for ids, _ in pipeline.id_examples(vectorizer, ["!!!", "good film"], [0, 1], 5)
+            .as_numpy_iterator()]
+    assert rows[0] == [1]  # not [0]: a fully masked row would trip the cuDNN kernels on a GPU
+    assert all(any(token != 0 for token in row) for row in rows)

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from conftest import tiny_options
@@ -39,3 +41,22 @@ def test_lr_decay_lowers_the_learning_rate_after_an_epoch_without_improvement(tm
 def test_out_of_range_schedule_options_are_refused(tmp_path, tiny_tsv, field, value):
     with pytest.raises(NlpkitError, match=field):
         SentimentTask().train(tiny_options(tmp_path, tiny_tsv, **{field: value}))
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 40])
+def test_learning_curves_tick_whole_epochs_even_for_one_epoch(epochs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nlpkit.runtime.training import label_epochs
+
+    figure, axis = plt.subplots()
+    axis.plot(range(1, epochs + 1), np.linspace(1.0, 0.5, epochs), marker="o")
+    label_epochs(axis, epochs)
+    low, high = axis.get_xlim()
+    ticks = [tick for tick in axis.get_xticks() if low <= tick <= high]
+    plt.close(figure)
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+    assert 1 in ticks or epochs > 12

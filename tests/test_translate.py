@@ -269,6 +269,7 @@ def test_cli_round_trip_train_translate_evaluate(pairs_file, cli_runner, tmp_pat
                          "--out", "model", *TINY_CLI)
     assert trained.exit_code == 0, trained.stderr
     assert "validation BLEU" in trained.stdout and "chrF" in trained.stdout
+    assert "val_bleu" not in trained.stdout and "e+00" not in trained.stdout  # BLEU has its own epoch line
     assert (tmp_path / "model" / "model.keras").is_file()
 
     translated = cli_runner("translate", "--model", "model", "--attention-plot", "attention.png", input="Go.\nHi.\n")

@@ -145,14 +145,24 @@ class EpochMetrics(keras.callbacks.Callback):
             logs.update(values)
 
 
+def label_epochs(axis, epochs):
+    """Whole-number epoch ticks (every epoch when there are few), even for a one-epoch run."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_xlim(0.5, epochs + 0.5)
+    if epochs <= 12:
+        axis.set_xticks(range(1, epochs + 1))
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("epoch")
+
+
 def plot_history(history, path, title=""):
     """Saves the learning curves (every metric, train and validation) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from matplotlib.ticker import MaxNLocator
 
     names = [key for key in history if not key.startswith("val_")]
     best = None
@@ -166,8 +176,7 @@ def plot_history(history, path, title=""):
             axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         if best is not None:
             axis.axvline(best, color="gray", linestyle="--", linewidth=1, label="best (restored)")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("epoch")
+        label_epochs(axis, len(history[name]))
         axis.set_ylabel(name)
         axis.legend()
         axis.grid(alpha=0.3)

@@ -216,7 +216,8 @@ class ChargenTask(LanguageModelTask):
         lines = [f"data           {metrics['data']}"] if "data" in metrics else []
         lines += [
             f"characters     {metrics['tokens']:,} ({metrics['oov_tokens']:,} unseen in training)",
-            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per character (exact, every character counted)",
+            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per character (exact, every character counted; "
+            "Keras' val_loss averages per-batch means)",
             f"bits per char  {metrics['bits_per_character']:.4f}",
             f"perplexity     {metrics['perplexity']:.3f}",
             f"top-1 accuracy {metrics['top1_accuracy']:.4f}",

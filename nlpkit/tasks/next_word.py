@@ -230,7 +230,8 @@ class NextWordTask(LanguageModelTask):
             f"{100 * metrics['oov_rate']:.1f}%)",
             f"targets        {metrics['targets']:,}",
             f"perplexity     {metrics['perplexity']:.2f}",
-            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per token",
+            f"cross-entropy  {metrics['cross_entropy']:.4f} nats per token (exact, every target counted; Keras' "
+            "val_loss averages per-batch means)",
             f"top-1 accuracy {metrics['top1_accuracy']:.4f}",
             f"top-5 accuracy {metrics['top5_accuracy']:.4f}",
         ]
