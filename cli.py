@@ -361,8 +361,8 @@ def vocabulary(model_dir):
     another run on the same tokens with --vocabulary.
 
     \b
-        nlpkit vocabulary models/sentiment > vocab.txt
-        nlpkit train sentiment --vocabulary vocab.txt --out models/same-tokens
+        nlpkit vocabulary models/TASK > vocab.txt
+        nlpkit train TASK --vocabulary vocab.txt --out models/same-tokens
     """
     start_backend()
     from nlpkit.text.tokenization import vocabulary_lines

@@ -1,32 +1,28 @@
-"""Modules imported on first use, so that `nlpkit --help` never starts TensorFlow.
+"""Subpackages whose modules are imported on first use (PEP 562), so that `nlpkit --help` never starts TensorFlow.
 
-Task modules are read whenever the command line is built; what they train and
-run with (Keras, TensorFlow, nlpkit's models) is imported the first time one
-of its names is used:
-
-    models = lazy.module("nlpkit.models")   # nothing imported yet
-    models.TextClassifier(...)              # nlpkit.models (and Keras) imported here
-
-This is the standard library's `importlib.util.LazyLoader` recipe.
+A package's `__init__` assigns `submodules_on_demand(__name__, [...])` (or
+`names_on_demand`) to its `__getattr__`: `text.tokenization` then imports
+`nlpkit.text.tokenization` the first time it is read, and
+`models.build_classifier` imports `nlpkit.models.classifier`.
 """
 
-import importlib.util
-import sys
+import importlib
 
 
-def module(name):
-    """`name`, imported now if it already is, else on the first attribute access."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    lazy = importlib.util.module_from_spec(spec)
-    sys.modules[name] = lazy
-    loader.exec_module(lazy)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(module(parent), child, lazy)
-    return lazy
+def submodules_on_demand(package, names):
+    """A module `__getattr__` that imports `package.NAME` for each of `names` when it is first read."""
+    return names_on_demand(package, {name: None for name in names})
+
+
+def names_on_demand(package, sources):
+    """A module `__getattr__` for `sources` = {name: submodule}: reading `name` imports
+    `package.submodule` and returns its `name` (a submodule itself when `submodule` is None)."""
+
+    def __getattr__(name):
+        if name not in sources:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if sources[name] is None:
+            return importlib.import_module(f"{package}.{name}")
+        return getattr(importlib.import_module(f"{package}.{sources[name]}"), name)
+
+    return __getattr__

@@ -3,10 +3,11 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from conftest import (TINY_CLI, bundled_rows, cli_runner_with_separate_stderr, invoke, nlpkit_command,
+from conftest import (ROOT, TINY_CLI, bundled_rows, cli_runner_with_separate_stderr, invoke, nlpkit_command,
                       subprocess_env, write_bundled_slice, write_tsv)
 
 LABELS = {"negative", "positive"}
@@ -214,6 +215,29 @@ def test_help_as_a_real_process(nlpkit_process):
     assert done.returncode == 0
     assert "train" in done.stdout and "predict" in done.stdout and "evaluate" in done.stdout
     assert done.stderr == ""
+
+
+def test_no_help_starts_tensorflow(tmp_path):
+    """`--help` of every command answers without importing TensorFlow or Keras (a command imports them when
+    it runs)."""
+    script = ("import sys\n"
+              f"sys.path.insert(0, {str(ROOT)!r})\n"
+              "from cli import main\n"
+              "from nlpkit.tasks import all_tasks\n"
+              "helps = [[], ['train'], ['predict'], ['evaluate'], ['vocabulary']]\n"
+              "for name, task in all_tasks().items():\n"
+              "    helps += [['train', name], ['predict', name], ['evaluate', name], *[[v] for v in task.aliases]]\n"
+              "for args in helps:\n"
+              "    try:\n"
+              "        main([*args, '--help'])\n"
+              "    except SystemExit as done:\n"
+              "        assert done.code == 0, (args, done.code)\n"
+              "# Task modules name them lazily (nlpkit.lazy): only their insides show a real import.\n"
+              "heavy = sorted(name for name in ('tensorflow.python', 'keras.src') if name in sys.modules)\n"
+              "print(len(helps), 'helps, imported:', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].endswith("helps, imported: []")
 
 
 def test_train_predict_evaluate_as_real_processes(nlpkit_process, tmp_path):

@@ -240,3 +240,18 @@ def test_a_char_level_model_saves_and_reloads(tmp_path, tiny_tsv):
     assert " " in vocabulary and "G" in vocabulary  # characters, case kept
     (result,) = classifier.predict(["Great!"])
     assert result["tokens"] == 6 and result["label"] in ("negative", "positive")
+
+
+def test_a_run_saved_by_nlpkit_0_1_is_refused_with_how_to_retrain_it(run_copy, cli_runner):
+    """Runs made before the backbone and logit heads have no "format" in their manifest (and another model
+    layout): one line says so and gives the command that trains a new one in its place."""
+    manifest = run_copy / "manifest.json"
+    old = json.loads(manifest.read_text())
+    del old["format"]
+    old["nlpkit_version"] = "0.1.0"
+    manifest.write_text(json.dumps(old))
+    with pytest.raises(NlpkitError, match=r"made by nlpkit 0\.1\.0.*retrain it: nlpkit train sentiment --out"):
+        SentimentClassifier.load(run_copy)
+    result = cli_runner("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert f"nlpkit train sentiment --out {run_copy}" in result.stderr

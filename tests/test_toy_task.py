@@ -14,18 +14,12 @@ import types
 import numpy as np
 import pytest
 
-from nlpkit import lazy
+from nlpkit import models, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import FitOptions, LengthOption, RecurrentOptions, RunOptions
 from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import all_tasks, register_task
-from nlpkit.text import datasets
 from task_contract import TaskContract
-
-models = lazy.module("nlpkit.models")
-pipeline = lazy.module("nlpkit.text.pipeline")
-tokenization = lazy.module("nlpkit.text.tokenization")
-tf = lazy.module("tensorflow")
 
 PAIRS = "translate/eng_fra.tsv"
 CLASSES = ["question", "statement"]
@@ -38,8 +32,8 @@ class QuestionOptions(RunOptions, RecurrentOptions, LengthOption, FitOptions):
 
 def read_sentences(path, limit=None):
     """(texts without their final "?", label ids) from the first column of a pairs file."""
-    rows = datasets.read_filled_columns(path or datasets.bundled_data_dir() / PAIRS, ["0"], ("sentence",),
-                                        "no sentences in the file")[:limit]
+    path = path or text.datasets.bundled_data_dir() / PAIRS
+    rows = text.datasets.read_filled_columns(path, ["0"], ("sentence",), "no sentences in the file")[:limit]
     sentences = [values[0].strip() for _, values in rows]
     return [s.rstrip("?").strip() or s for s in sentences], np.array([0 if s.endswith("?") else 1 for s in sentences])
 
@@ -50,8 +44,8 @@ class QuestionTask(Task):
     summary = "Tell questions from statements (a toy task that lives in the tests)."
     TrainOptions = QuestionOptions
     examples = ("Are you cold", "You are cold")
-    tiny_options = dict(data=str(datasets.bundled_data_dir() / PAIRS), units=8, epochs=1, batch_size=32, limit=400,
-                        max_length=60)
+    tiny_options = dict(data=str(text.datasets.bundled_data_dir() / PAIRS), units=8, epochs=1, batch_size=32,
+                        limit=400, max_length=60)
 
     def read(self, run):
         texts, labels = read_sentences(run.options.data, run.options.limit)
@@ -59,7 +53,7 @@ class QuestionTask(Task):
         return types.SimpleNamespace(train=(texts[:cut], labels[:cut]), valid=(texts[cut:], labels[cut:]))
 
     def preprocess(self, run):
-        return tokenization.build_vectorizer(run.data.train[0], level="char", max_tokens=200)
+        return text.tokenization.build_vectorizer(run.data.train[0], level="char", max_tokens=200)
 
     def build(self, run):
         return models.build_classifier(run.preprocessor.vocabulary_size(), len(CLASSES),
@@ -68,11 +62,11 @@ class QuestionTask(Task):
 
     def batches(self, run):
         options = run.options
-        train, valid = (pipeline.id_examples(run.preprocessor, *split, options.max_length)
+        train, valid = (text.pipeline.id_examples(run.preprocessor, *split, options.max_length)
                         for split in (run.data.train, run.data.valid))
-        boundaries = pipeline.bucket_boundaries(pipeline.sequence_lengths(train))
-        return (pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed),
-                pipeline.bucketed_batches(valid, options.batch_size, boundaries))
+        boundaries = text.pipeline.bucket_boundaries(text.pipeline.sequence_lengths(train))
+        return (text.pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed),
+                text.pipeline.bucketed_batches(valid, options.batch_size, boundaries))
 
     def measure(self, run, valid_batches):
         return {"accuracy": float(run.model.evaluate(valid_batches, verbose=0, return_dict=True)["accuracy"])}
@@ -94,9 +88,9 @@ class QuestionPredictor(RunPredictor):
     task_name = QuestionTask.name
 
     def predict(self, texts):
-        texts = tokenization.check_texts(texts)
-        rows = tokenization.id_rows(self.model.vectorizer, texts)
-        probabilities = np.asarray(self.model(tf.constant(texts))) if texts else []
+        texts = text.tokenization.check_texts(texts)
+        rows = text.tokenization.id_rows(self.model.vectorizer, texts)
+        probabilities = np.asarray(self.model(text.tokenization.string_tensor(texts))) if texts else []
         return [{"label": CLASSES[int(np.argmax(row))], "probability": float(np.max(row)),
                  "truncated": len(ids) > self.max_length} for row, ids in zip(probabilities, rows)]
 

@@ -21,8 +21,8 @@ from nlpkit.generation import search
 from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
-                                    grouped_split, join_words, padded, read_pairs, words)
-from nlpkit.text.tokenization import id_rows
+                                    grouped_split, join_words, padded, read_pairs)
+from nlpkit.text.tokenization import id_rows, punctuated_words as words
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "translate" / "eng_fra.tsv"

@@ -11,15 +11,19 @@ nlpkit saves (probabilities out). The factories return compiled models:
     >>> model = build_classifier(vocab_size=5000, num_classes=2, cell="gru", bidirectional=True)
     >>> lm = build_language_model(vocab_size=10000, cell="lstm", layers=2, dropout=0.3, tie_weights=True)
     >>> translator = build_translator(8000, 9000, cell="gru", units=256, attention="bahdanau")
+
+The names are imported from their modules on first use (PEP 562), so that
+importing the package costs nothing until a model is needed: task modules
+import it when the command line is built, and `--help` never starts Keras.
 """
 
-from nlpkit.models.backbone import RecurrentBackbone
-from nlpkit.models.causal_lm import CausalLM, build_language_model
-from nlpkit.models.classifier import POOLINGS, TextClassifier, build_classifier
-from nlpkit.models.metrics import Perplexity
-from nlpkit.models.optimizers import make_optimizer
-from nlpkit.models.seq2seq_lm import ATTENTIONS, Seq2SeqLM, build_translator
-from nlpkit.models.task_model import TextModel
+from nlpkit.lazy import names_on_demand
 
-__all__ = ["ATTENTIONS", "POOLINGS", "CausalLM", "Perplexity", "RecurrentBackbone", "Seq2SeqLM", "TextClassifier", "TextModel",
-           "build_classifier", "build_language_model", "build_translator", "make_optimizer"]
+_SOURCES = {
+    "RecurrentBackbone": "backbone", "CausalLM": "causal_lm", "build_language_model": "causal_lm",
+    "POOLINGS": "classifier", "TextClassifier": "classifier", "build_classifier": "classifier",
+    "Perplexity": "metrics", "make_optimizer": "optimizers", "Seq2SeqLM": "seq2seq_lm",
+    "build_translator": "seq2seq_lm", "TextModel": "task_model",
+}
+__all__ = sorted(_SOURCES)
+__getattr__ = names_on_demand(__name__, _SOURCES)

@@ -6,3 +6,7 @@
     runs         run folders: written atomically, described by a manifest, loaded in safe mode
     safety       the inspection of a saved archive before Keras reads it
 """
+
+from nlpkit.lazy import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__, ["checkpoint", "runs", "safety", "task", "training"])

@@ -26,22 +26,18 @@ smallest useful training options (`tiny_options`: for tests and demos).
 test contract do the rest.
 
 This module is imported to build the command line, so what it trains with is
-imported lazily (`nlpkit.lazy`): `nlpkit --help` never starts TensorFlow.
+imported when first used (`nlpkit.lazy`): `nlpkit --help` never starts TensorFlow.
 """
 
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
-from nlpkit import lazy
+from nlpkit import models, runtime, text
 from nlpkit.options import EvaluationOptions, NoOptions, RunOptions
 from nlpkit.runtime import runs
-
-checkpoints = lazy.module("nlpkit.runtime.checkpoint")
-training = lazy.module("nlpkit.runtime.training")
-models = lazy.module("nlpkit.models")
-datasets = lazy.module("nlpkit.text.datasets")
 
 DEFAULT_MODELS_DIR = "models"
 
@@ -99,7 +95,7 @@ class Task:
         return files
 
     def bundled_folder(self):
-        return datasets.bundled_data_dir() / self.name.replace("-", "_")
+        return text.datasets.bundled_data_dir() / self.name.replace("-", "_")
 
     def bundled_files(self):
         """The files of the task's bundled corpus (`data/<task>/`), in name order (none without one)."""
@@ -124,7 +120,7 @@ class Task:
         destination = self.destination(options)
         runs.check_destination(destination)
         identity = identity or self.run_identity(options)
-        checkpoint = checkpoints.Checkpoint(destination, identity, resume=options.resume, force=options.force)
+        checkpoint = runtime.checkpoint.Checkpoint(destination, identity, resume=options.resume, force=options.force)
         return RunContext(options, destination, identity, checkpoint)
 
     def train(self, options, identity=None):
@@ -134,14 +130,15 @@ class Task:
         """
         run = self.begin(options, identity)
         run.data = self.read(run)
-        training.seed_everything(options.seed)
+        runtime.training.seed_everything(options.seed)
         run.preprocessor = self.preprocess(run)
         run.model = self.build(run)
         print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
         train_batches, valid_batches = self.batches(run)
-        run.history = training.fit(run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
-                                   callbacks=self.callbacks(run), epochs=options.epochs, patience=options.patience,
-                                   time_budget=options.time_budget, lr_decay=options.lr_decay)
+        run.history = runtime.training.fit(
+            run.model, train_batches, valid_batches, checkpoint=run.checkpoint, callbacks=self.callbacks(run),
+            epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
+            lr_decay=options.lr_decay)
         metrics = self.measure(run, valid_batches)
         folder = self.save(run, metrics)
         return {"validation": metrics, "folder": str(folder)}
@@ -175,6 +172,10 @@ class Task:
         spec = run.options.recurrent_spec()
         return f"{spec.layers}x{spec.units} {'bi' if spec.bidirectional else ''}{spec.cell}"
 
+    def epoch_metrics(self, measure, describe):
+        """A callback that adds `measure(model, logs)` to every epoch's logs and prints `describe(values)`."""
+        return runtime.training.EpochMetrics(measure, describe)
+
     def optimizer(self, options):
         """The Keras optimizer that the options (FitOptions) ask for."""
         return models.make_optimizer(options.optimizer, options.learning_rate, options.clipnorm)
@@ -188,7 +189,7 @@ class Task:
                             runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
             runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics})
             runs.write_json(folder.path(runs.HISTORY_FILE), run.history)
-            training.plot_history(run.history, folder.path(runs.CURVE_FILE),
+            runtime.training.plot_history(run.history, folder.path(runs.CURVE_FILE),
                                   title=f"nlpkit {self.name} ({options.cell})")
             folder.commit()
         run.checkpoint.discard()  # the run is saved: nothing left to resume
@@ -219,9 +220,9 @@ class Task:
         """The text the CLI prints for `texts`, piece by piece (a task that streams yields as it goes)."""
         results = predictor.predict(texts, **self.predict_arguments(options))
         self.warn(results, predictor)
-        for text, result in zip(texts, results):
-            yield (json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
-                   else self.format_prediction(text, result)) + "\n"
+        for given, result in zip(texts, results):
+            yield (json.dumps({"text": given, **result}, ensure_ascii=False) if as_json
+                   else self.format_prediction(given, result)) + "\n"
 
     def predict_arguments(self, options):
         """The keyword arguments of the predictor's `predict` that the PredictOptions set."""
@@ -237,8 +238,6 @@ class Task:
 
 def warning(message):
     """One `nlpkit: warning:` line on stderr."""
-    import sys
-
     print(f"nlpkit: warning: {message}", file=sys.stderr)
 
 

@@ -21,29 +21,19 @@ temperature / top-k / top-p). `nlpkit predict chargen` generates, and
 """
 
 import dataclasses
+import json
 import math
 import os
-import json
 import random
 
 import numpy as np
 
-from nlpkit import lazy
-from nlpkit.config import Options, option
+from nlpkit import generation, text
 from nlpkit.errors import NlpkitError
-from nlpkit.options import SamplingOptions
+from nlpkit.options import Options, SamplingOptions, option
 from nlpkit.runtime.task import warning
 from nlpkit.tasks import register_task
 from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
-from nlpkit.text import datasets
-from nlpkit.text.tokens import OOV_ID
-
-pipeline = lazy.module("nlpkit.text.pipeline")
-sampling = lazy.module("nlpkit.generation.sampling")
-sample_stats = lazy.module("nlpkit.generation.sample_stats")
-tokenization = lazy.module("nlpkit.text.tokenization")
-training = lazy.module("nlpkit.runtime.training")
-tf = lazy.module("tensorflow")
 
 BUNDLED = "chargen/tiny_shakespeare.txt"
 NEWLINE = "\n"
@@ -76,7 +66,7 @@ class ChargenOptions(LanguageModelOptions):
                             "(truncated backpropagation through time).")
 
     def check(self):
-        if self.data and str(self.data).startswith(datasets.TFDS_PREFIX):
+        if self.data and str(self.data).startswith(text.datasets.TFDS_PREFIX):
             raise NlpkitError("chargen reads a UTF-8 text file; --data tfds:... is not supported.")
 
 
@@ -109,48 +99,50 @@ class TextSpan:
 
     def describe(self):
         return {"source": self.path, "start": self.start, "end": self.end, "characters": len(self.text),
-                "fingerprint": datasets.fingerprint([self.text])}
+                "fingerprint": text.datasets.fingerprint([self.text])}
 
 
 def read_whole_text(path):
-    text = datasets.read_text(path)
-    if not text:
+    content = text.datasets.read_text(path)
+    if not content:
         raise NlpkitError(f"{path}: the text is empty.")
-    return text
+    return content
 
 
 def read_splits(options):
     """The training and validation texts (the bundled Tiny Shakespeare, 90/10, by default)."""
-    spec = options.data or datasets.bundled_data_dir() / BUNDLED
-    text = read_whole_text(spec)[:options.limit]
+    spec = options.data or text.datasets.bundled_data_dir() / BUNDLED
+    corpus = read_whole_text(spec)[:options.limit]
     path = os.path.abspath(spec)  # the manifest's path stays valid from any working folder
     if options.valid:
         valid = read_whole_text(options.valid)
-        return TextSpan(text, path, 0, len(text)), TextSpan(valid, os.path.abspath(options.valid), 0, len(valid))
-    cut = len(text) - max(1, int(round(len(text) * options.valid_fraction)))
-    if cut < 2 or len(text) - cut < 2:
-        raise NlpkitError(f"{path}: {len(text)} character(s) are too few to hold out a validation split; "
+        return TextSpan(corpus, path, 0, len(corpus)), TextSpan(valid, os.path.abspath(options.valid), 0, len(valid))
+    cut = len(corpus) - max(1, int(round(len(corpus) * options.valid_fraction)))
+    if cut < 2 or len(corpus) - cut < 2:
+        raise NlpkitError(f"{path}: {len(corpus)} character(s) are too few to hold out a validation split; "
                           "pass --valid FILE.")
-    return TextSpan(text[:cut], path, 0, cut), TextSpan(text[cut:], path, cut, len(text))
+    return TextSpan(corpus[:cut], path, 0, cut), TextSpan(corpus[cut:], path, cut, len(corpus))
 
 
 # --- vocabulary and character streams --------------------------------------------------------------
 
 
-def build_char_vectorizer(text, max_tokens, vocabulary_file=None):
-    """A character vectorizer (nothing standardized) with newline at id 2, learnt from `text`."""
-    vectorizer = tokenization.build_vectorizer(text.split(NEWLINE), level="char", max_tokens=max_tokens, standardize="none",
-                                               special_tokens=(NEWLINE,), vocabulary_file=vocabulary_file)
+def build_char_vectorizer(corpus, max_tokens, vocabulary_file=None):
+    """A character vectorizer (nothing standardized) with newline at id 2, learnt from the text `corpus`."""
+    vectorizer = text.tokenization.build_vectorizer(corpus.split(NEWLINE), level="char", max_tokens=max_tokens,
+                                                    standardize="none", special_tokens=(NEWLINE,),
+                                                    vocabulary_file=vocabulary_file)
     assert vectorizer.get_vocabulary()[NEWLINE_ID] == NEWLINE
     return vectorizer
 
 
-def char_stream(vectorizer, text):
-    """The ids of every character of `text`, in order; a text that does not end with a newline gets one."""
-    lines = text.split(NEWLINE)
+def char_stream(vectorizer, corpus):
+    """The ids of every character of the text `corpus`, in order; a text that does not end with a newline
+    gets one."""
+    lines = corpus.split(NEWLINE)
     if lines[-1] == "":
         lines.pop()
-    return pipeline.token_stream(vectorizer, lines, NEWLINE_ID)
+    return text.pipeline.token_stream(vectorizer, lines, NEWLINE_ID)
 
 
 def with_bits(report):
@@ -175,7 +167,8 @@ class ChargenTask(LanguageModelTask):
     TrainOptions = ChargenOptions
     PredictOptions = ChargenPredictOptions
     unit = "characters"
-    input_hint = "the text to start from with --seed TEXT or --seed-file PATH, as arguments, with --file or on stdin"
+    input_hint = ("the text to start from with --seed TEXT or --seed-file PATH, as arguments, with --file or "
+                  "on stdin")
     examples = ("ROMEO:", "To be")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=100, epochs=1, batch_size=16, bptt=20, limit=8000,
                         time_budget=None)
@@ -194,7 +187,7 @@ class ChargenTask(LanguageModelTask):
 
     def callbacks(self, run):
         describe = lambda values: f"validation {values['val_bpc']:.4f} bits per character" if values else "-"
-        return [*super().callbacks(run), training.EpochMetrics(bits_per_character, describe)]
+        return [*super().callbacks(run), self.epoch_metrics(bits_per_character, describe)]
 
     def measure(self, run, valid_batches):
         return with_bits(super().measure(run, valid_batches))
@@ -230,7 +223,7 @@ class ChargenTask(LanguageModelTask):
         if options.seed is not None and texts:
             raise NlpkitError("give the text to start from with --seed or as arguments, not both.")
         if options.seed_file is not None:
-            options.seed = datasets.read_text(options.seed_file)
+            options.seed = text.datasets.read_text(options.seed_file)
             if options.seed == "":
                 raise NlpkitError(f"{options.seed_file}: the seed is empty; give at least one character to "
                                   "start from.")
@@ -246,44 +239,44 @@ class ChargenTask(LanguageModelTask):
         all_samples = []
         for number, seed in enumerate(seeds):
             rng_seed = None if options.rng_seed is None else (options.rng_seed + number) % 2 ** 31
-            generation = predictor.generate(seed, **{**arguments, "rng_seed": rng_seed})
-            self.warn_seed(generation, predictor, as_json)
+            samples = predictor.generate(seed, **{**arguments, "rng_seed": rng_seed})
+            self.warn_seed(samples, predictor, as_json)
             if as_json:
-                for _ in generation:
+                for _ in samples:
                     pass
-                yield json.dumps({"text": seed, **generation.result()}, ensure_ascii=False) + "\n"
+                yield json.dumps({"text": seed, **samples.result()}, ensure_ascii=False) + "\n"
             else:
-                yield from streamed_samples(generation, seed, options.num_samples)
-            all_samples.extend(generation.samples)
+                yield from streamed_samples(samples, seed, options.num_samples)
+            all_samples.extend(samples.samples)
         if options.stats:
-            training_text = datasets.read_text(options.train_text) if options.train_text else None
+            training_text = text.datasets.read_text(options.train_text) if options.train_text else None
             measured = predictor.stats(all_samples, training_text)
-            yield "\n" + sample_stats.format_stats(measured, len(all_samples)) + "\n"
+            yield "\n" + generation.sample_stats.format_stats(measured, len(all_samples)) + "\n"
 
     def predict_arguments(self, options):
         return {name: getattr(options, name) for name in (f.name for f in dataclasses.fields(SamplingOptions))}
 
-    def warn_seed(self, generation, predictor, as_json):
+    def warn_seed(self, samples, predictor, as_json):
         """Stderr lines for a seed cut to the model's maximum length, and (unless JSON lists them) for
         seed characters the model never saw."""
-        if generation.truncated:
-            warning(f"the seed is {len(generation.seed):,} characters long; generation reads only its last "
+        if samples.truncated:
+            warning(f"the seed is {len(samples.seed):,} characters long; generation reads only its last "
                     f"{predictor.max_length:,}, the model's maximum length.")
-        if generation.unknown_characters and not as_json:
-            shown = " ".join(map(repr, generation.unknown_characters))
+        if samples.unknown_characters and not as_json:
+            shown = " ".join(map(repr, samples.unknown_characters))
             warning(f"seed characters the model never saw, read as unknown: {shown}")
 
 
-def streamed_samples(generation, seed, num_samples):
+def streamed_samples(samples, seed, num_samples):
     """Sample 1 piece by piece as it is generated; the other samples of the batch after it."""
-    ending = lambda text: "" if text.endswith("\n") else "\n"
+    ending = lambda written: "" if written.endswith("\n") else "\n"
     if num_samples > 1:
         yield "--- sample 1 ---\n"
     yield seed
-    for chunk in generation:
+    for chunk in samples:
         yield chunk[0]
-    yield ending(seed + generation.samples[0])
-    for number, sample in enumerate(generation.samples[1:], start=2):
+    yield ending(seed + samples.samples[0])
+    for number, sample in enumerate(samples.samples[1:], start=2):
         yield f"--- sample {number} ---\n{seed}{sample}{ending(seed + sample)}"
 
 
@@ -307,9 +300,9 @@ class Generation:
 
     def __iter__(self):
         for ids in self.chunks:
-            texts = ["".join(self.vocabulary[i] for i in row) for row in ids.tolist()]
-            self.samples = [done + text for done, text in zip(self.samples, texts)]
-            yield texts
+            pieces = ["".join(self.vocabulary[i] for i in row) for row in ids.tolist()]
+            self.samples = [done + piece for done, piece in zip(self.samples, pieces)]
+            yield pieces
 
     def result(self):
         """What was generated, as a dict: "samples" (continuations, seed not included),
@@ -327,13 +320,13 @@ class CharGenerator(LanguageModelRun):
         super().__init__(model, manifest)
         self.vocabulary = self.vectorizer.get_vocabulary()
 
-    def encode(self, text):
-        """The ids of `text`'s characters (unseen ones get the OOV id 1) and the unseen characters, in order."""
-        (ids,) = tokenization.id_rows(self.vectorizer, [text])
-        characters = list(text)
+    def encode(self, seed):
+        """The ids of `seed`'s characters (unseen ones get the OOV id 1) and the unseen characters, in order."""
+        (ids,) = text.tokenization.id_rows(self.vectorizer, [seed])
+        characters = list(seed)
         if len(ids) != len(characters):  # cannot happen for split="character" without standardization
             raise NlpkitError("the vectorizer did not read the text one character per id.")
-        unknown = list(dict.fromkeys(c for c, i in zip(characters, ids) if i == OOV_ID))
+        unknown = list(dict.fromkeys(c for c, i in zip(characters, ids) if i == text.tokens.OOV_ID))
         return ids, unknown
 
     def generate(self, seed, length=500, temperature=1.0, top_k=0, top_p=1.0, num_samples=1, rng_seed=None,
@@ -349,26 +342,26 @@ class CharGenerator(LanguageModelRun):
         """
         if not isinstance(seed, str) or seed == "":
             raise NlpkitError("the seed is empty: give at least one character to start from.")
-        (seed,) = tokenization.check_texts([seed], "seed", allow_blank=True)
+        (seed,) = text.tokenization.check_texts([seed], "seed", allow_blank=True)
         if rng_seed is None:
             rng_seed = random.SystemRandom().randrange(2 ** 31)
         ids, unknown = self.encode(seed[-self.max_length:])
-        chunks = sampling.generate(self.network, ids, length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                   num_samples=num_samples, rng_seed=rng_seed,
-                                   chunk_size=chunk_size or sampling.CHUNK_SIZE)
+        chunks = generation.sampling.generate(self.network, ids, length, temperature=temperature, top_k=top_k,
+                                              top_p=top_p, num_samples=num_samples, rng_seed=rng_seed,
+                                              chunk_size=chunk_size or generation.sampling.CHUNK_SIZE)
         return Generation(self.vocabulary, chunks, seed, unknown, rng_seed, num_samples,
                           truncated=len(seed) > self.max_length)
 
     def sample(self, seed, **options):
         """The finished samples of one seed, as `Generation.result()` gives them."""
-        generation = self.generate(seed, **options)
-        for _ in generation:
+        samples = self.generate(seed, **options)
+        for _ in samples:
             pass
-        return generation.result()
+        return samples.result()
 
     def predict(self, seeds, rng_seed=None, **options):
         """`sample` for each seed; seed i draws with `rng_seed + i` (its text depends only on that)."""
-        seeds = tokenization.check_texts(seeds, "seed", allow_blank=True)
+        seeds = text.tokenization.check_texts(seeds, "seed", allow_blank=True)
         return [self.sample(seed, rng_seed=None if rng_seed is None else (rng_seed + number) % 2 ** 31, **options)
                 for number, seed in enumerate(seeds)]
 
@@ -376,15 +369,17 @@ class CharGenerator(LanguageModelRun):
         """The training text named in the manifest if it is still there unchanged, else None."""
         train = self.manifest.get("data", {}).get("train", {})
         try:
-            text = datasets.read_text(train["source"])[train["start"]:train["end"]]
+            content = text.datasets.read_text(train["source"])[train["start"]:train["end"]]
         except (KeyError, TypeError, NlpkitError):
             return None
-        return text if datasets.fingerprint([text]) == train.get("fingerprint") else None
+        return content if text.datasets.fingerprint([content]) == train.get("fingerprint") else None
 
     def stats(self, samples, training_text=None):
         """`sample_stats` against `training_text` (default: the manifest's, when readable)."""
-        return sample_stats.sample_stats(samples, self.training_text() if training_text is None else training_text)
+        reference = self.training_text() if training_text is None else training_text
+        return generation.sample_stats.sample_stats(samples, reference)
 
-    def evaluate(self, text):
-        """Exact cross-entropy (nats, bits per character), perplexity and accuracy on `text`, read as in training."""
-        return with_bits(self.stream_report(char_stream(self.vectorizer, text)))
+    def evaluate(self, corpus):
+        """Exact cross-entropy (nats, bits per character), perplexity and accuracy on the text `corpus`, read as
+        in training."""
+        return with_bits(self.stream_report(char_stream(self.vectorizer, corpus)))

@@ -15,15 +15,10 @@ import math
 
 import numpy as np
 
-from nlpkit import lazy
-from nlpkit.config import check_range, option
-from nlpkit.options import EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions, VocabularyOptions
+from nlpkit import models, runtime, text
+from nlpkit.options import (EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions,
+                            VocabularyOptions, check_range, option)
 from nlpkit.runtime.task import RunPredictor, Task
-from nlpkit.text.word_vectors import embedding_arguments
-
-models = lazy.module("nlpkit.models")
-pipeline = lazy.module("nlpkit.text.pipeline")
-training = lazy.module("nlpkit.runtime.training")
 
 LAYOUT_OPTIONS = ("max_length", "bptt", "batch_size", "stateful")
 
@@ -55,10 +50,10 @@ class Streams:
 def stream_batches(stream, bptt, batch_size, stateful, shuffle_seed=None):
     """Batches of (inputs, targets, weights) windows of the stream, laid out for a stateful model or not."""
     if stateful:
-        inputs, targets = pipeline.batchified_windows(stream, bptt, batch_size)
-        return pipeline.window_batches(inputs, targets, batch_size)
-    inputs, targets = pipeline.independent_windows(stream, bptt)
-    return pipeline.window_batches(inputs, targets, batch_size, shuffle_seed=shuffle_seed)
+        inputs, targets = text.pipeline.batchified_windows(stream, bptt, batch_size)
+        return text.pipeline.window_batches(inputs, targets, batch_size)
+    inputs, targets = text.pipeline.independent_windows(stream, bptt)
+    return text.pipeline.window_batches(inputs, targets, batch_size, shuffle_seed=shuffle_seed)
 
 
 def stream_report(model, batches, stream):
@@ -113,10 +108,11 @@ class LanguageModelTask(Task):
 
     def build(self, run):
         options, streams = run.options, run.preprocessor
+        embedding = text.word_vectors.embedding_arguments(options, streams.vocabulary)
         return models.build_language_model(
-            len(streams.vocabulary), spec=options.recurrent_spec(),
-            **embedding_arguments(options, streams.vocabulary), tie_weights=getattr(options, "tie_weights", False),
-            stateful=options.stateful, batch_size=options.batch_size, optimizer=self.optimizer(options))
+            len(streams.vocabulary), spec=options.recurrent_spec(), **embedding,
+            tie_weights=getattr(options, "tie_weights", False), stateful=options.stateful,
+            batch_size=options.batch_size, optimizer=self.optimizer(options))
 
     def describe_model(self, run):
         options = run.options
@@ -131,7 +127,7 @@ class LanguageModelTask(Task):
                 stream_batches(streams.valid, *layout))
 
     def callbacks(self, run):
-        return [training.ResetStatesEachEpoch()] if run.options.stateful else []
+        return [runtime.training.ResetStatesEachEpoch()] if run.options.stateful else []
 
     def measure(self, run, valid_batches):
         options = run.options

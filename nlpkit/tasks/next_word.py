@@ -18,18 +18,11 @@ import random
 
 import numpy as np
 
-from nlpkit import lazy
-from nlpkit.config import Options, check_range, option
+from nlpkit import generation, text
 from nlpkit.errors import NlpkitError
-from nlpkit.options import STANDARDIZERS
+from nlpkit.options import STANDARDIZERS, Options, check_range, option
 from nlpkit.tasks import register_task
 from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
-from nlpkit.text import datasets
-
-generation = lazy.module("nlpkit.generation.sampling")
-pipeline = lazy.module("nlpkit.text.pipeline")
-tokenization = lazy.module("nlpkit.text.tokenization")
-tf = lazy.module("tensorflow")
 
 BUNDLED_TRAIN = "next_word/train.txt"
 BUNDLED_VALID = "next_word/valid.txt"
@@ -102,10 +95,10 @@ def read_corpus(spec, split="train", text_feature="text", limit=None):
     """The lines (the first `limit` ones) of a UTF-8 text file, or the texts of a TFDS split;
     a corpus without words is an error."""
     spec = str(spec)
-    if spec.startswith(datasets.TFDS_PREFIX):
-        corpus = load_tfds_corpus(spec[len(datasets.TFDS_PREFIX):], split, text_feature)
+    if spec.startswith(text.datasets.TFDS_PREFIX):
+        corpus = load_tfds_corpus(spec[len(text.datasets.TFDS_PREFIX):], split, text_feature)
     else:
-        lines = datasets.read_text(spec).split("\n")
+        lines = text.datasets.read_text(spec).split("\n")
         if lines and lines[-1] == "":
             lines.pop()  # the final newline ends the last line; it does not start a new one
         corpus = Corpus(lines, spec)
@@ -118,12 +111,12 @@ def read_corpus(spec, split="train", text_feature="text", limit=None):
 
 def load_tfds_corpus(name, split, text_feature):
     """The texts of a downloaded TFDS split, split into lines."""
-    examples, features, name, split = datasets.open_tfds(name, split)
+    examples, features, name, split = text.datasets.open_tfds(name, split)
     if text_feature not in features:
         raise NlpkitError(f"tfds:{name}: no feature {text_feature!r} (features: {', '.join(features)}).")
     lines = []
     for example in examples:
-        lines.extend(datasets.tfds_text(example[text_feature]).split("\n"))
+        lines.extend(text.datasets.tfds_text(example[text_feature]).split("\n"))
     return Corpus(lines, f"tfds:{name}:{split}")
 
 
@@ -140,7 +133,7 @@ def hold_out_tail(corpus, fraction):
 
 def read_splits(options):
     """The training and validation corpora the options ask for (the bundled WikiText-2 slice by default)."""
-    bundled = datasets.bundled_data_dir()
+    bundled = text.datasets.bundled_data_dir()
     train = read_corpus(options.data or bundled / BUNDLED_TRAIN, "train", options.text_feature, options.limit)
     if options.valid:
         return train, read_corpus(options.valid, "validation", options.text_feature)
@@ -163,14 +156,14 @@ def build_word_vectorizer(lines, max_tokens, standardize, vocabulary_file=None):
     `<unk>` is dropped from the learnt vocabulary, so that it and every word
     outside the vocabulary share one id instead of two.
     """
-    vectorizer = tokenization.build_vectorizer(lines, level="word", max_tokens=max_tokens + 1,
+    vectorizer = text.tokenization.build_vectorizer(lines, level="word", max_tokens=max_tokens + 1,
                                                standardize=standardize, special_tokens=(EOS,),
                                                vocabulary_file=vocabulary_file)
     if vocabulary_file is not None:
         return vectorizer  # a fixed vocabulary is taken as it is
     unk = corpus_unk(standardize)
     learnt = [token for token in vectorizer.get_vocabulary()[2:] if token != unk]
-    return tokenization.with_vocabulary(vectorizer, learnt[: max_tokens - 2])
+    return text.tokenization.with_vocabulary(vectorizer, learnt[: max_tokens - 2])
 
 
 def display_vocabulary(vectorizer):
@@ -198,8 +191,8 @@ class NextWordTask(LanguageModelTask):
         vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
         vocabulary = display_vocabulary(vectorizer)
         eos_id = vocabulary.index(EOS)
-        streams = Streams(vectorizer, vocabulary, pipeline.token_stream(vectorizer, train.lines, eos_id),
-                          pipeline.token_stream(vectorizer, valid.lines, eos_id))
+        streams = Streams(vectorizer, vocabulary, text.pipeline.token_stream(vectorizer, train.lines, eos_id),
+                          text.pipeline.token_stream(vectorizer, valid.lines, eos_id))
         print(f"data: {len(streams.train):,} training tokens ({np.sum(streams.train == 1):,} {UNK}), "
               f"{len(streams.valid):,} validation tokens ({np.sum(streams.valid == 1):,} {UNK}), "
               f"vocabulary {len(vocabulary):,}")
@@ -210,7 +203,7 @@ class NextWordTask(LanguageModelTask):
         streams = run.preprocessor
         return {"vocabulary_size": len(streams.vocabulary), "end_of_line": EOS, "unknown": UNK,
                 "data": {split: {"source": corpus.source, "lines": len(corpus.lines), "tokens": len(stream),
-                                 "fingerprint": datasets.fingerprint(corpus.lines)}
+                                 "fingerprint": text.datasets.fingerprint(corpus.lines)}
                          for split, corpus, stream in (("train", train, streams.train),
                                                        ("validation", valid, streams.valid))}}
 
@@ -268,7 +261,7 @@ class NextWordPredictor(LanguageModelRun):
         `max_length` words, of which only the last ones are read); with `complete` > 0 also
         "completion", the next `complete` words (greedy at temperature 0, else
         sampled; never <unk>; prompt i's sample depends only on `rng_seed` and i)."""
-        prompts = tokenization.check_texts(prompts, "prompt")
+        prompts = text.tokenization.check_texts(prompts, "prompt")
         NextWordPredictOptions(top_k, complete, temperature, rng_seed).validate()
         check_range("top_k", top_k, 1, len(self.vocabulary) - 1)
         if not prompts:
@@ -290,7 +283,7 @@ class NextWordPredictor(LanguageModelRun):
 
     def token_ids(self, texts):
         """Each text's token ids, unpadded."""
-        return tokenization.id_rows(self.vectorizer, texts)
+        return text.tokenization.id_rows(self.vectorizer, texts)
 
     def unknown_words(self, prompts):
         """For each prompt, its words that the vocabulary reads as <unk> (besides <unk> itself)."""
@@ -307,8 +300,9 @@ class NextWordPredictor(LanguageModelRun):
     def next_word_probabilities(self, prompts, contexts, batch_size):
         """(prompts, vocabulary) next-word probabilities from the saved raw-string model, batched."""
         rows = self.rows_per_call(contexts, batch_size)
-        return np.concatenate([np.asarray(self.model(tf.constant(prompts[start:start + rows]), training=False))
-                               for start in range(0, len(prompts), rows)])
+        batches = (text.tokenization.string_tensor(prompts[start:start + rows])
+                   for start in range(0, len(prompts), rows))
+        return np.concatenate([np.asarray(self.model(batch, training=False)) for batch in batches])
 
     def top_words(self, probabilities, k):
         """The k likeliest words (padding excluded), most likely first."""
@@ -327,11 +321,11 @@ class NextWordPredictor(LanguageModelRun):
         seeds = np.random.SeedSequence(rng_seed).generate_state(len(contexts)) % 2 ** 31
         completions = []
         for ids, seed in zip(contexts, seeds):
-            chunks = generation.generate(self.network, ids[-self.max_length:], steps, temperature=temperature,
+            chunks = generation.sampling.generate(self.network, ids[-self.max_length:], steps, temperature=temperature,
                                        rng_seed=int(seed), chunk_size=steps)
             completions.append([self.vocabulary[i] for i in np.concatenate(list(chunks), axis=1)[0]])
         return completions
 
     def evaluate(self, lines):
         """Exact perplexity, top-1/top-5 accuracy and OOV count on a corpus, read as in training."""
-        return self.stream_report(pipeline.token_stream(self.vectorizer, lines, self.eos_id))
+        return self.stream_report(text.pipeline.token_stream(self.vectorizer, lines, self.eos_id))

@@ -14,21 +14,13 @@ import types
 
 import numpy as np
 
-from nlpkit import lazy
-from nlpkit.config import Options, option
+from nlpkit import models, text
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
-                            RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions)
+                            Options, RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions, option)
 from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
-from nlpkit.text import datasets
-from nlpkit.text.word_vectors import embedding_arguments
-
-models = lazy.module("nlpkit.models")
-pipeline = lazy.module("nlpkit.text.pipeline")
-tokenization = lazy.module("nlpkit.text.tokenization")
-tf = lazy.module("tensorflow")
 
 BUNDLED = "sentiment/uci_sentences.tsv"
 
@@ -56,8 +48,8 @@ class SentimentEvaluateOptions(TextColumns, EvaluationOptions):
 
 
 def read_examples(spec, text_column, label_column, split="train", limit=None):
-    spec = spec or str(datasets.bundled_data_dir() / BUNDLED)
-    data = datasets.load_labeled(spec, text_column, label_column, split)
+    spec = spec or str(text.datasets.bundled_data_dir() / BUNDLED)
+    data = text.datasets.load_labeled(spec, text_column, label_column, split)
     return data if limit is None else data.subset(range(min(limit, len(data))))
 
 
@@ -86,7 +78,7 @@ class SentimentTask(Task):
         if options.valid:
             valid = read_examples(options.valid, options.text_column, options.label_column, "validation")
         else:
-            train, valid = datasets.holdout_split(train, options.valid_fraction, options.seed)
+            train, valid = text.datasets.holdout_split(train, options.valid_fraction, options.seed)
         classes = sorted(set(train.labels))
         if len(classes) < 2:
             raise NlpkitError(f"{train.source}: only one class ({classes[0]!r}) in the training data; "
@@ -97,26 +89,26 @@ class SentimentTask(Task):
 
     def preprocess(self, run):
         options = run.options
-        return tokenization.build_vectorizer(run.data.train.texts, level=options.tokens,
+        return text.tokenization.build_vectorizer(run.data.train.texts, level=options.tokens,
                                              max_tokens=options.max_tokens, standardize=options.standardize,
                                              vocabulary_file=options.vocabulary)
 
     def build(self, run):
         options = run.options
         vocabulary = run.preprocessor.get_vocabulary()
+        embedding = text.word_vectors.embedding_arguments(options, vocabulary)
         return models.build_classifier(len(vocabulary), len(run.data.classes), spec=options.recurrent_spec(),
-                                       pooling=options.pooling, **embedding_arguments(options, vocabulary),
-                                       optimizer=self.optimizer(options))
+                                       pooling=options.pooling, **embedding, optimizer=self.optimizer(options))
 
     def batches(self, run):
         options, data, vectorizer = run.options, run.data, run.preprocessor
-        train_ids = pipeline.id_examples(vectorizer, data.train.texts, data.y_train, options.max_length)
-        valid_ids = pipeline.id_examples(vectorizer, data.valid.texts, data.y_valid, options.max_length)
-        boundaries = pipeline.bucket_boundaries(pipeline.sequence_lengths(train_ids))
-        pipeline.sequence_lengths(valid_ids)  # fills the validation cache before training starts
-        train = pipeline.bucketed_batches(train_ids, options.batch_size, boundaries, shuffle_seed=options.seed,
+        train_ids = text.pipeline.id_examples(vectorizer, data.train.texts, data.y_train, options.max_length)
+        valid_ids = text.pipeline.id_examples(vectorizer, data.valid.texts, data.y_valid, options.max_length)
+        boundaries = text.pipeline.bucket_boundaries(text.pipeline.sequence_lengths(train_ids))
+        text.pipeline.sequence_lengths(valid_ids)  # fills the validation cache before training starts
+        train = text.pipeline.bucketed_batches(train_ids, options.batch_size, boundaries, shuffle_seed=options.seed,
                                           shuffle_size=len(data.train))
-        return train, pipeline.bucketed_batches(valid_ids, options.batch_size, boundaries)
+        return train, text.pipeline.bucketed_batches(valid_ids, options.batch_size, boundaries)
 
     def measure(self, run, valid_batches):
         """The classification report of the trained ids model over the validation batches."""
@@ -133,7 +125,7 @@ class SentimentTask(Task):
         data = run.data
         return {"classes": data.classes, "vocabulary_size": run.preprocessor.vocabulary_size(),
                 "data": {split: {"source": examples.source, "examples": len(examples),
-                                 "fingerprint": datasets.fingerprint(examples.texts, examples.labels)}
+                                 "fingerprint": text.datasets.fingerprint(examples.texts, examples.labels)}
                          for split, examples in (("train", data.train), ("validation", data.valid))}}
 
     def load(self, model_dir):
@@ -169,13 +161,14 @@ class SentimentClassifier(RunPredictor):
     def predict(self, texts, batch_size=256):
         """One dict per text: label, its probability, every class's probability,
         the token count (texts over `max_length` tokens are cut) and the OOV count."""
-        texts = tokenization.check_texts(texts)
+        texts = text.tokenization.check_texts(texts)
         if not texts:
             return []
-        lengths, unknown = tokenization.token_counts(self.vectorizer, texts, batch_size)
+        lengths, unknown = text.tokenization.token_counts(self.vectorizer, texts, batch_size)
         results = []
         for start in range(0, len(texts), batch_size):
-            probabilities = self.model(tf.constant(texts[start:start + batch_size]), training=False).numpy()
+            batch = text.tokenization.string_tensor(texts[start:start + batch_size])
+            probabilities = np.asarray(self.model(batch, training=False))
             for row in probabilities:
                 best = int(np.argmax(row))
                 results.append({

@@ -25,22 +25,13 @@ import warnings
 
 import numpy as np
 
-from nlpkit import lazy
-from nlpkit.config import Options, check_range, option
+from nlpkit import generation, models, text
 from nlpkit.errors import NlpkitError
-from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions, LengthOption,
-                            RecurrentOptions, RunOptions, VocabularySizeOption)
+from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
+                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_range,
+                            option)
 from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
-from nlpkit.text import datasets
-from nlpkit.text.tokens import END, OOV_ID, START
-
-models = lazy.module("nlpkit.models")
-pipeline = lazy.module("nlpkit.text.pipeline")
-search = lazy.module("nlpkit.generation.search")
-tokenization = lazy.module("nlpkit.text.tokenization")
-training = lazy.module("nlpkit.runtime.training")
-tf = lazy.module("tensorflow")
 
 BUNDLED = "translate/eng_fra.tsv"
 STANDARDIZE = "lower_and_split_punctuation"
@@ -89,7 +80,7 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
                                       "0 turns the per-epoch scores off.")
 
     def check(self):
-        if self.data and str(self.data).startswith(datasets.TFDS_PREFIX):
+        if self.data and str(self.data).startswith(text.datasets.TFDS_PREFIX):
             raise NlpkitError("translate reads sentence-pair files; --data tfds:... is not supported.")
         check_range("max_output_length", self.max_output_length, 1, 10_000)
         check_range("bleu_sentences", self.bleu_sentences, 0, 10_000_000)
@@ -105,7 +96,7 @@ class TranslatePredictOptions(Options):
                                        "PNG heatmap.")
 
     def check(self):
-        check_range("beam", self.beam, 1, search.MAX_BEAM)
+        check_range("beam", self.beam, 1, generation.search.MAX_BEAM)
         check_range("n_best", self.n_best, 1, self.beam)
         if self.max_output_length is not None:
             check_range("max_output_length", self.max_output_length, 1, 10_000)
@@ -116,7 +107,7 @@ class TranslateEvaluateOptions(PairColumns, EvaluationOptions):
     beam: int = option(1, "Beam width: 1 decodes greedily.")
 
     def check(self):
-        check_range("beam", self.beam, 1, search.MAX_BEAM)
+        check_range("beam", self.beam, 1, generation.search.MAX_BEAM)
 
 
 # --- reading sentence pairs ------------------------------------------------------------------------
@@ -142,10 +133,10 @@ class SentencePairs:
 def read_pairs(spec, source_column="0", target_column="1", limit=None):
     """Reads sentence pairs (the first `limit` ones); a line without the columns, an empty sentence or an
     empty file is an error."""
-    path = str(spec or datasets.bundled_data_dir() / BUNDLED)
-    if path.startswith(datasets.TFDS_PREFIX):
+    path = str(spec or text.datasets.bundled_data_dir() / BUNDLED)
+    if path.startswith(text.datasets.TFDS_PREFIX):
         raise NlpkitError("translate reads sentence-pair files; tfds:... is not supported.")
-    rows = datasets.read_filled_columns(path, [source_column, target_column],
+    rows = text.datasets.read_filled_columns(path, [source_column, target_column],
                                         ("source sentence", "target sentence"), "no sentence pairs in the file")
     rows = rows[:limit]
     return SentencePairs([s for _, (s, _) in rows], [t for _, (_, t) in rows], path, [n for n, _ in rows])
@@ -176,19 +167,14 @@ def read_splits(options):
 
 def build_vectorizers(pairs, max_tokens):
     """The source and target word vectorizers, learnt from the training pairs ([start]/[end] are ids 2/3)."""
-    source = tokenization.build_vectorizer(pairs.sources, level="word", max_tokens=max_tokens,
-                                           standardize=STANDARDIZE, name="source_vectorizer")
-    target = tokenization.build_vectorizer(pairs.targets, level="word", max_tokens=max_tokens,
-                                           standardize=STANDARDIZE, special_tokens=(START, END),
-                                           name="target_vectorizer")
-    assert target.get_vocabulary()[START_ID:END_ID + 1] == [START, END]
+    markers = (text.tokens.START, text.tokens.END)
+    source = text.tokenization.build_vectorizer(pairs.sources, level="word", max_tokens=max_tokens,
+                                                standardize=STANDARDIZE, name="source_vectorizer")
+    target = text.tokenization.build_vectorizer(pairs.targets, level="word", max_tokens=max_tokens,
+                                                standardize=STANDARDIZE, special_tokens=markers,
+                                                name="target_vectorizer")
+    assert target.get_vocabulary()[START_ID:END_ID + 1] == list(markers)
     return source, target
-
-
-def words(texts):
-    """The word tokens of each text, as the vectorizers see them."""
-    split = tf.strings.split(tokenization.lower_and_split_punctuation(tf.constant(list(texts))))
-    return [[token.decode("utf-8") for token in row] for row in split.to_list()]
 
 
 def padded(rows, max_length):
@@ -197,52 +183,16 @@ def padded(rows, max_length):
     width = max(1, min(max_length, max((len(row) for row in rows), default=1)))
     out = np.zeros((len(rows), width), "int32")
     for i, row in enumerate(rows):
-        out[i, :min(len(row), width)] = row[:width] if len(row) else [OOV_ID]
+        out[i, :min(len(row), width)] = row[:width] if len(row) else [text.tokens.OOV_ID]
     return out
 
 
 def join_words(tokens):
     """Turns output tokens into a sentence: elisions and punctuation re-attached, first letter capitalised."""
-    text = " ".join(tokens).replace("' ", "'")
-    text = re.sub(r" ([.,!?;:)»…])", r"\1", text)
-    text = re.sub(r"([(«¿¡]) ", r"\1", text)
-    return text[:1].upper() + text[1:]
-
-
-def teacher_forcing_examples(source_rows, target_rows, max_length, max_output_length):
-    """(source, [start]+target, target+[end]) id sequences as a cached `tf.data` dataset: sources cut to
-    `max_length` (an empty one is one OOV id), targets to `max_output_length`."""
-
-    def generate():
-        for source, target in zip(source_rows, target_rows):
-            source = source[:max_length] if len(source) else np.array([OOV_ID], "int32")
-            target = target[:max_output_length]
-            yield source, np.concatenate([[START_ID], target]), np.concatenate([target, [END_ID]])
-
-    spec = tf.TensorSpec((None,), tf.int32)
-    return tf.data.Dataset.from_generator(generate, output_signature=(spec, spec, spec)).cache()
-
-
-def example_lengths(source_rows, target_rows, max_length, max_output_length):
-    return np.array([max(min(len(s), max_length), min(len(t), max_output_length) + 1)
-                     for s, t in zip(source_rows, target_rows)])
-
-
-def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None):
-    """((source, target in), target out, weights) batches of similar length; padded targets weigh 0.
-
-    With `shuffle_seed`, epoch e's order is a pure function of (seed, e)
-    (`pipeline.EpochShuffled`), so a resumed run sees the batches an uninterrupted one would.
-    """
-
-    def batches(examples):
-        bucketed = examples.bucket_by_sequence_length(
-            element_length_func=lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
-            bucket_boundaries=list(boundaries), bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
-        return bucketed.map(lambda source, target_in, target_out: (
-            (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32")))
-
-    return pipeline.epoch_batches(examples, batches, shuffle_seed, shuffle_size or 10_000)
+    sentence = " ".join(tokens).replace("' ", "'")
+    sentence = re.sub(r" ([.,!?;:)»…])", r"\1", sentence)
+    sentence = re.sub(r"([(«¿¡]) ", r"\1", sentence)
+    return sentence[:1].upper() + sentence[1:]
 
 
 # --- decoding and scores ---------------------------------------------------------------------------
@@ -265,9 +215,9 @@ class Decoder:
     def _decode(self, source_ids, *, beam, n_best, max_steps):
         arguments = dict(start_id=START_ID, end_id=END_ID, max_steps=int(max_steps))
         if beam > 1 or n_best > 1:  # both searches return NumPy arrays
-            return search.beam_search(self.network.encode, self.network.step, source_ids, beam_size=beam,
+            return generation.search.beam_search(self.network.encode, self.network.step, source_ids, beam_size=beam,
                                       n_best=n_best, **arguments)
-        out = search.greedy_search(self.network.encode, self.network.step, source_ids, **arguments)
+        out = generation.search.greedy_search(self.network.encode, self.network.step, source_ids, **arguments)
         return {"tokens": out["tokens"][:, None], "lengths": out["lengths"][:, None],
                 "scores": out["scores"][:, None], "attention": out["attention"]}
 
@@ -375,8 +325,8 @@ class TranslateTask(Task):
         options = run.options
         train, valid = run.data
         source_vectorizer, target_vectorizer = build_vectorizers(train, options.max_tokens)
-        rows = {name: (tokenization.id_rows(source_vectorizer, pairs.sources),
-                       tokenization.id_rows(target_vectorizer, pairs.targets))
+        rows = {name: (text.tokenization.id_rows(source_vectorizer, pairs.sources),
+                       text.tokenization.id_rows(target_vectorizer, pairs.targets))
                 for name, pairs in (("train", train), ("valid", valid))}
         target_vocabulary = target_vectorizer.get_vocabulary()
         print(f"data: {len(train):,} training pairs ({len(set(train.sources)):,} source sentences), "
@@ -395,14 +345,14 @@ class TranslateTask(Task):
         return f"{super().describe_model(run)} encoder, {run.options.attention} attention"
 
     def batches(self, run):
-        options, rows = run.options, run.preprocessor.rows
+        options, rows, pipeline = run.options, run.preprocessor.rows, text.pipeline
         lengths = (options.max_length, options.max_output_length)
-        boundaries = pipeline.bucket_boundaries(example_lengths(*rows["train"], *lengths))
-        train = teacher_forcing_batches(teacher_forcing_examples(*rows["train"], *lengths), options.batch_size,
-                                        boundaries, shuffle_seed=options.seed, shuffle_size=len(run.data[0]))
-        valid = teacher_forcing_batches(teacher_forcing_examples(*rows["valid"], *lengths), options.batch_size,
-                                        boundaries)
-        return train, valid
+        boundaries = pipeline.bucket_boundaries(pipeline.example_lengths(*rows["train"], *lengths))
+        train, valid = (pipeline.teacher_forcing_examples(*rows[split], *lengths, START_ID, END_ID)
+                        for split in ("train", "valid"))
+        return (pipeline.teacher_forcing_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed,
+                                                 shuffle_size=len(run.data[0])),
+                pipeline.teacher_forcing_batches(valid, options.batch_size, boundaries))
 
     def callbacks(self, run):
         options, prepared = run.options, run.preprocessor
@@ -422,7 +372,7 @@ class TranslateTask(Task):
             return (f"validation BLEU {values['val_bleu']:.2f}, chrF {values['val_chrf']:.2f} "
                     f"(greedy, {len(references)} pairs)")
 
-        return [training.EpochMetrics(measure, describe)]
+        return [self.epoch_metrics(measure, describe)]
 
     def measure(self, run, valid_batches):
         options, history = run.options, run.history
@@ -446,7 +396,7 @@ class TranslateTask(Task):
         return {"vocabulary_size": {"source": prepared.source_vectorizer.vocabulary_size(),
                                     "target": len(prepared.target_vocabulary)},
                 "data": {split: {"source": pairs.source, "pairs": len(pairs),
-                                 "fingerprint": datasets.fingerprint(pairs.sources, pairs.targets)}
+                                 "fingerprint": text.datasets.fingerprint(pairs.sources, pairs.targets)}
                          for split, pairs in zip(("train", "validation"), run.data)}}
 
     def load(self, model_dir):
@@ -498,10 +448,10 @@ class TranslateTask(Task):
         self.warn(results, predictor)
         if options.attention_plot:
             plot_attention(results[0]["attention"], options.attention_plot, title=texts[0][:60])
-        for text, result in zip(texts, results):
+        for sentence, result in zip(texts, results):
             result = {key: value for key, value in result.items() if key != "attention"}
-            yield (json.dumps({"text": text, **result}, ensure_ascii=False) if as_json
-                   else self.format_prediction(text, result)) + "\n"
+            yield (json.dumps({"text": sentence, **result}, ensure_ascii=False) if as_json
+                   else self.format_prediction(sentence, result)) + "\n"
 
 
 class Translator(RunPredictor):
@@ -518,7 +468,7 @@ class Translator(RunPredictor):
         self.decoder = Decoder(model.network)
 
     def _check(self, sentences, beam, n_best, max_output_length):
-        if not tokenization.check_texts(sentences, "sentence"):
+        if not text.tokenization.check_texts(sentences, "sentence"):
             raise NlpkitError("no sentences to translate.")
         TranslatePredictOptions(beam, n_best, max_output_length).validate()
 
@@ -528,8 +478,8 @@ class Translator(RunPredictor):
         tokens). Greedy scores are summed log-probabilities; beam scores are length-normalised.
         With `attention=True`, also "attention": source and output tokens and the weights of the best one."""
         self._check(sentences, beam, n_best, max_output_length)
-        source_words = words(sentences)
-        rows = tokenization.id_rows(self.source_vectorizer, sentences)
+        source_words = text.tokenization.punctuated_words(sentences)
+        rows = text.tokenization.id_rows(self.source_vectorizer, sentences)
         decoded = translate_rows(self.decoder, rows, self.target_vocabulary, beam=beam, n_best=n_best,
                                  max_steps=max_output_length or self.max_output_length,
                                  source_max_length=self.max_length)
@@ -537,7 +487,8 @@ class Translator(RunPredictor):
         for tokens, row, (hypotheses, weights) in zip(source_words, rows, decoded):
             translations = [{"translation": join_words(output), "score": score} for output, score in hypotheses]
             result = {**translations[0], "translations": translations,
-                      "unknown_words": list(dict.fromkeys(w for w, i in zip(tokens, row) if i == OOV_ID)),
+                      "unknown_words": list(dict.fromkeys(w for w, i in zip(tokens, row)
+                                                          if i == text.tokens.OOV_ID)),
                       "tokens": len(row), "truncated": len(row) > self.max_length}
             if attention:
                 result["attention"] = {"source": tokens[:self.max_length] or [""], "output": hypotheses[0][0],
@@ -553,6 +504,6 @@ class Translator(RunPredictor):
     def score(self, sources, references, beam=1):
         """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references`."""
         self._check(sources, beam, 1, None)
-        rows = [row[:self.max_length] for row in tokenization.id_rows(self.source_vectorizer, sources)]
+        rows = [row[:self.max_length] for row in text.tokenization.id_rows(self.source_vectorizer, sources)]
         return score_pairs(self.decoder, self.target_vocabulary, rows, references, max_length=self.max_length,
                            max_output_length=self.max_output_length, beam=beam)

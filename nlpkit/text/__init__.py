@@ -4,4 +4,11 @@
     tokenization   word and character vectorizers on TextVectorization; vocabulary files
     word_vectors   GloVe / word2vec text files as embedding matrices
     pipeline       vectorize once, shuffle with a seed, bucket by length, token streams and windows
+    tokens         the id conventions: 0 padding, 1 out-of-vocabulary, then a task's markers
+
+Submodules are imported when first used (`nlpkit.lazy`): reading data costs no TensorFlow.
 """
+
+from nlpkit.lazy import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__, ["datasets", "pipeline", "tokenization", "tokens", "word_vectors"])

@@ -5,6 +5,10 @@ sequences and cached, so tokenization happens once per run. Batches are then
 formed from texts of similar length (`bucket_by_sequence_length`), which cuts
 the padding the recurrent layers would otherwise step through.
 
+Sequence-to-sequence models read pairs of id rows as teacher-forcing
+examples: the source, the target after a start id, and the target followed by
+an end id as what to predict, bucketed by the longer side.
+
 Language models read a corpus as one token stream instead: every line's tokens
 followed by an end-of-line token, cut into windows of `bptt` tokens whose
 targets are the same tokens shifted by one. Windows are either independent
@@ -128,6 +132,43 @@ class EpochShuffled:
 def epoch_shuffled(dataset):
     """The `EpochShuffled` behind a training dataset, or None for a dataset in a fixed order."""
     return getattr(dataset, "epoch_shuffled", None)
+
+
+def teacher_forcing_examples(source_rows, target_rows, max_length, max_output_length, start_id, end_id):
+    """(source, [start]+target, target+[end]) id sequences as a cached `tf.data` dataset: sources cut to
+    `max_length` (an empty one is one OOV id), targets to `max_output_length`."""
+
+    def generate():
+        for source, target in zip(source_rows, target_rows):
+            source = source[:max_length] if len(source) else np.array([OOV_ID], "int32")
+            target = target[:max_output_length]
+            yield source, np.concatenate([[start_id], target]), np.concatenate([target, [end_id]])
+
+    spec = tf.TensorSpec((None,), tf.int32)
+    return tf.data.Dataset.from_generator(generate, output_signature=(spec, spec, spec)).cache()
+
+
+def example_lengths(source_rows, target_rows, max_length, max_output_length):
+    """The length of each teacher-forcing example (the longer of its source and target in), for bucketing."""
+    return np.array([max(min(len(s), max_length), min(len(t), max_output_length) + 1)
+                     for s, t in zip(source_rows, target_rows)])
+
+
+def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None):
+    """((source, target in), target out, weights) batches of similar length; padded targets weigh 0.
+
+    With `shuffle_seed`, epoch e's order is a pure function of (seed, e)
+    (`pipeline.EpochShuffled`), so a resumed run sees the batches an uninterrupted one would.
+    """
+
+    def batches(examples):
+        bucketed = examples.bucket_by_sequence_length(
+            element_length_func=lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
+            bucket_boundaries=list(boundaries), bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+        return bucketed.map(lambda source, target_in, target_out: (
+            (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32")))
+
+    return epoch_batches(examples, batches, shuffle_seed, shuffle_size or 10_000)
 
 
 def token_stream(vectorizer, lines, eos_id, batch_size=1024):

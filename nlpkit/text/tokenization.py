@@ -126,6 +126,17 @@ def with_vocabulary(vectorizer, tokens):
 
 
 
+def string_tensor(texts):
+    """A batch of raw texts as the string tensor a saved model takes."""
+    return tf.constant(list(texts))
+
+
+def punctuated_words(texts):
+    """The word tokens of each text as `lower_and_split_punctuation` makes them (lists of str)."""
+    split = tf.strings.split(lower_and_split_punctuation(string_tensor(texts)))
+    return [[token.decode("utf-8") for token in row] for row in split.to_list()]
+
+
 def id_rows(vectorizer, texts, batch_size=1024):
     """Each text's token ids without the padding (a list of int32 arrays): vectorize in batches, strip zeros."""
     rows = []
