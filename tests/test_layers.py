@@ -177,3 +177,36 @@ def test_the_training_pipeline_gives_a_text_without_tokens_one_unknown_token():
             .as_numpy_iterator()]
     assert rows[0] == [1]  # not [0]: a fully masked row would trip the cuDNN kernels on a GPU
     assert all(any(token != 0 for token in row) for row in rows)
+
+
+class KerasLayerHarness(__import__("keras.src.testing", fromlist=["TestCase"]).TestCase):
+    """Keras' own layer test (`run_layer_test`: build, config round trip, symbolic and eager calls, masking,
+    training, saving) on every custom layer, as Keras runs it on its own."""
+
+    def test_one_hot_embedding(self):
+        self.run_layer_test(OneHotEmbedding, init_kwargs={"vocab_size": 7}, input_data=IDS,
+                            expected_output_shape=(2, 5, 7), expected_num_trainable_weights=0,
+                            supports_masking=True, run_mixed_precision_check=False)
+
+    def test_fit_sequence_length(self):
+        self.run_layer_test(FitSequenceLength, init_kwargs={"max_length": 3}, input_data=IDS,
+                            expected_output_shape=(2, 3), expected_num_trainable_weights=0,
+                            run_training_check=False, run_mixed_precision_check=False)
+
+    def test_keep_last_tokens(self):
+        self.run_layer_test(nlpkit_layers.KeepLastTokens, init_kwargs={"max_length": 2}, input_data=IDS,
+                            expected_output_shape=(2, 2), expected_num_trainable_weights=0,
+                            run_training_check=False, run_mixed_precision_check=False)
+
+    def test_masked_global_max_pooling(self):
+        self.run_layer_test(MaskedGlobalMaxPooling1D, init_kwargs={}, input_data=SEQUENCE,
+                            expected_output_shape=(2, 3), expected_num_trainable_weights=0)
+
+    def test_output_bias(self):
+        self.run_layer_test(nlpkit_layers.OutputBias, init_kwargs={}, input_data=SEQUENCE[:, 0],
+                            expected_output_shape=(2, 3), expected_num_trainable_weights=1)
+
+    def test_padding_mask(self):
+        self.run_layer_test(nlpkit_layers.PaddingMask, init_kwargs={}, input_data=IDS, expected_output_shape=(2, 5),
+                            expected_output_dtype="bool", expected_num_trainable_weights=0,
+                            run_training_check=False, run_mixed_precision_check=False)

@@ -62,7 +62,11 @@ class _SequenceLengthLayer(keras.layers.Layer):
         self.max_length = int(max_length)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], None)
+        time = input_shape[1]
+        return (input_shape[0], None if time is None else max(1, min(time, self.max_length)))
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(self.compute_output_shape(ids.shape), dtype=ids.dtype)
 
     def get_config(self):
         return {**super().get_config(), "max_length": self.max_length}
@@ -189,5 +193,5 @@ class PaddingMask(keras.layers.Layer):
     def compute_mask(self, ids, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="bool")
