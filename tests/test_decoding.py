@@ -17,7 +17,7 @@ from nlpkit.generation.sample_stats import distinct_n, longest_copy, repetition_
 from nlpkit.generation.sampling import filter_logits, generate, pick, sampler
 from nlpkit.models import CausalLM, RecurrentBackbone, build_language_model
 from nlpkit.options import RecurrentSpec, SamplingOptions
-from nlpkit.text.tokens import RESERVED_IDS as BANNED_IDS
+from nlpkit.text.tokens import RESERVED_IDS
 
 VOCAB = 23
 IDS = np.random.default_rng(0).integers(1, VOCAB, size=(3, 9))
@@ -115,8 +115,8 @@ def test_top_k_keeps_exactly_k_candidates_the_likeliest_and_never_padding_or_oov
     logits = np.round(np.asarray(logits, "float32"), 1)  # rounding makes ties frequent
     keep = kept(logits[None], top_k=k)[0]
     assert keep.sum() == k
-    assert not keep[list(BANNED_IDS)].any()
-    allowed = np.delete(logits, BANNED_IDS)
+    assert not keep[list(RESERVED_IDS)].any()
+    allowed = np.delete(logits, RESERVED_IDS)
     assert logits[keep].min() >= np.sort(allowed)[::-1][k - 1]
 
 
@@ -127,7 +127,7 @@ def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(logits, p, temperatur
     logits = np.asarray(logits, "float32")
     keep = kept(logits[None], temperature=temperature, top_p=p)[0]
     allowed = np.ones(VOCAB, bool)
-    allowed[list(BANNED_IDS)] = False
+    allowed[list(RESERVED_IDS)] = False
     scaled = np.where(allowed, logits / temperature, -np.inf).astype("float64")
     probabilities = np.exp(scaled - scaled.max())
     probabilities /= probabilities.sum()
@@ -191,7 +191,7 @@ def test_greedy_generation_is_the_full_models_argmax(lm):
     ids = list(seed)
     for _ in range(12):  # re-run the full model on the growing text
         logits = np.array(lm(np.array([ids]))[0, -1])
-        logits[list(BANNED_IDS)] = -np.inf
+        logits[list(RESERVED_IDS)] = -np.inf
         ids.append(int(np.argmax(logits)))
     assert greedy[0].tolist() == ids[len(seed):]
 

@@ -208,7 +208,7 @@ def test_pretrained_without_a_matrix_raises_nlpkit_error():
         build_classifier(VOCAB, 2, units=4, embedding="pretrained")
 
 
-# --- with_vectorizer: the saved, string-in model ---------------------------------------------
+# --- TextModel: the saved, string-in model ---------------------------------------------------
 
 TEXTS = ["good phone great sound", "bad battery", "awful awful screen", "great value good price"]
 

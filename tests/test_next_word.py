@@ -147,7 +147,7 @@ def test_language_model_outputs_a_distribution_per_step_and_trains(cell):
     assert not [l for l in model._flatten_layers() if isinstance(l, keras.layers.Lambda)]
     recurrent = model.backbone.recurrent_layers
     assert len(recurrent) == 2 and all(l.return_sequences and not l.stateful for l in recurrent)
-    if cell != "rnn":  # the recurrent_stack defaults that keep the cuDNN kernel usable
+    if cell != "rnn":  # the backbone defaults that keep the cuDNN kernel usable
         assert all(l.activation is keras.activations.tanh and l.recurrent_dropout == 0 and not l.unroll
                    for l in recurrent)
 

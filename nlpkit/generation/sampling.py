@@ -31,7 +31,9 @@ depend on how many samples are drawn with it.
 
 A model whose scores stop being finite (a ReLU SimpleRNN's state can grow
 without bound and overflow) ends generation with an NlpkitError that names
-the step, after the tokens made before it.
+the step, after the tokens made before it. The loop itself checks nothing per
+token (at batch 1 every op counts); a chunk whose final states are not finite
+is decoded again with a check at every step, which finds the exact step.
 
     >>> for chunk in generate(lm, seed_ids=[5, 9, 3], length=200, temperature=0.8, top_p=0.95, rng_seed=1):
     ...     print(chunk.shape)  # (num_samples, up to chunk_size) int32 ids
@@ -58,6 +60,7 @@ class Sampler:
         self.vocabulary_size = model.backbone.vocabulary_size
         self._prime = tf.function(self._prime_loop, reduce_retracing=True)
         self._sample = tf.function(self._sample_loop, reduce_retracing=True)
+        self._sample_checked = tf.function(self._checked_sample_loop, reduce_retracing=True)
 
     def _prime_loop(self, ids, states):
         """The states after every column of `ids` (batch, time), in one while_loop."""
@@ -69,34 +72,49 @@ class Sampler:
         return states
 
     def _sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
-        """Up to `steps` tokens after `token`, each fed back in: (ids (batch, <= steps), last token, states,
-        the first step whose scores were not finite or -1). Stops at such a step."""
+        """`steps` tokens after `token`, each fed back in: (ids (batch, steps), last token, states, and
+        whether the final states are finite numbers). Nothing but the step and the pick runs per token."""
+
+        def body(t, token, states, outputs):
+            logits, states = self.model.step(token, states)
+            token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
+            return t + 1, token, states, outputs.write(t, token)
+
+        outputs = tf.TensorArray("int32", size=steps)
+        _, token, states, outputs = tf.while_loop(lambda t, *_: t < steps, body,
+                                                  (tf.constant(0), token, states, outputs))
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(state)) for state in states])
+        return tf.transpose(outputs.stack()), token, states, finite
+
+    def _checked_sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
+        """`_sample_loop` that checks every step's scores and stops at the first that is not finite:
+        (ids (batch, <= steps), that step or -1). Run again over a chunk whose states overflowed."""
 
         def body(t, token, states, outputs, overflow):
             logits, states = self.model.step(token, states)
-            logits = tf.cast(logits, "float32")
-            finite = tf.reduce_all(tf.math.is_finite(logits))
-            overflow = tf.where(finite, overflow, first_step + t)
+            overflow = tf.where(tf.reduce_all(tf.math.is_finite(logits)), overflow, first_step + t)
             token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
             return t + 1, token, states, outputs.write(t, token), overflow
 
         outputs = tf.TensorArray("int32", size=0, dynamic_size=True)
-        _, token, states, outputs, overflow = tf.while_loop(
+        _, _, _, outputs, overflow = tf.while_loop(
             lambda t, *rest: (t < steps) & (rest[-1] < 0), body,
             (tf.constant(0), token, states, outputs, tf.constant(-1)))
-        return tf.transpose(outputs.stack()), token, states, overflow
+        return tf.transpose(outputs.stack()), overflow
 
     def prime(self, ids):
         """The recurrent states after reading `ids` (batch, time) from zeros."""
         ids = tf.convert_to_tensor(np.asarray(ids, dtype="int32"))
         return self._prime(ids, self.model.backbone.initial_state(ids.shape[0]))
 
-    def sample(self, token, states, first_step, steps, rng_seed, temperature=1.0, top_k=0, top_p=1.0):
-        """One compiled call: up to `steps` picked tokens after `token` (batch,), from step `first_step`."""
-        return self._sample(tf.convert_to_tensor(token, "int32"), states, tf.constant(first_step, "int32"),
-                            tf.constant(steps, "int32"), tf.constant(rng_seed, "int64"),
-                            tf.constant(temperature, "float32"), tf.constant(top_k, "int32"),
-                            tf.constant(top_p, "float32"))
+    def sample(self, token, states, first_step, steps, rng_seed, temperature=1.0, top_k=0, top_p=1.0,
+               checked=False):
+        """One compiled call: `steps` picked tokens after `token` (batch,), from step `first_step`
+        (`_sample_loop`; with `checked`, `_checked_sample_loop`)."""
+        loop = self._sample_checked if checked else self._sample
+        return loop(tf.convert_to_tensor(token, "int32"), states, tf.constant(first_step, "int32"),
+                    tf.constant(steps, "int32"), tf.constant(rng_seed, "int64"), tf.constant(temperature, "float32"),
+                    tf.constant(top_k, "int32"), tf.constant(top_p, "float32"))
 
 
 # --- picking the next token ------------------------------------------------------------------------
@@ -199,15 +217,16 @@ def _chunks(loops, seed_ids, options, rng_seed, chunk_size):
     done = 0
     while done < options.length:
         steps = min(chunk_size, options.length - done)
-        ids, token, states, overflow = loops.sample(token, states, done, steps, rng_seed, options.temperature,
-                                                   options.top_k, options.top_p)
-        overflow = int(overflow)
-        if overflow >= 0:
+        arguments = (done, steps, rng_seed, options.temperature, options.top_k, options.top_p)
+        ids, next_token, next_states, finite = loops.sample(token, states, *arguments)
+        if not bool(finite):  # the states overflowed in this chunk: find the step, keep what came before it
+            ids, overflow = loops.sample(token, states, *arguments, checked=True)
+            overflow = int(overflow) if int(overflow) >= 0 else done + steps  # only the last states overflowed
             if overflow > done:
                 yield np.asarray(ids)[:, :overflow - done]
             raise NlpkitError(
-                f"generation stopped at token {overflow + 1}: the model's scores are no longer finite numbers "
-                "(its recurrent state overflowed). A ReLU SimpleRNN (--irnn or --activation relu) can grow its "
-                "state without bound: generate fewer tokens, or train a tanh SimpleRNN, an LSTM or a GRU.")
-        done += steps
+                f"generation stopped at token {overflow + 1}: the model's scores are no longer finite "
+                "numbers (its recurrent state overflowed). A ReLU SimpleRNN (--irnn or --activation relu) can "
+                "grow its state without bound: generate fewer tokens, or train a tanh SimpleRNN, an LSTM or a GRU.")
+        token, states, done = next_token, next_states, done + steps
         yield np.asarray(ids)

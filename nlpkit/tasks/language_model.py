@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from nlpkit import models, runtime, text
+from nlpkit.errors import NlpkitError
 from nlpkit.options import (EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions,
                             VocabularyOptions, check_range, option)
 from nlpkit.runtime.task import RunPredictor, Task
@@ -32,9 +33,14 @@ class LanguageModelOptions(RunOptions, RecurrentOptions, EmbeddingOptions, Vocab
                            "(truncated backpropagation through time).")
     stateful: bool = option(False, "Carry the recurrent state from each window to the next one of the same "
                                    "sub-stream (reset every epoch). Otherwise windows are independent and shuffled.")
+    tie_weights: bool = option(False, "Share the input embedding matrix with the output layer (Press & Wolf 2017); "
+                                      "a projection is added when --units differs from --embedding-dim.")
 
     def check(self):
         check_range("bptt", self.bptt, 1, 100_000)
+        if self.tie_weights and self.embedding == "onehot":
+            raise NlpkitError("--tie-weights shares the embedding matrix with the output layer, "
+                              "but --embedding onehot has no matrix to share.")
 
 
 @dataclasses.dataclass
@@ -111,13 +117,13 @@ class LanguageModelTask(Task):
         embedding = text.word_vectors.embedding_arguments(options, streams.vocabulary)
         return models.build_language_model(
             len(streams.vocabulary), spec=options.recurrent_spec(), **embedding,
-            tie_weights=getattr(options, "tie_weights", False), stateful=options.stateful,
+            tie_weights=options.tie_weights, stateful=options.stateful,
             batch_size=options.batch_size, optimizer=self.optimizer(options))
 
     def describe_model(self, run):
         options = run.options
         reading = "stateful sub-streams" if options.stateful else "independent windows"
-        tied = ", tied embedding" if getattr(options, "tie_weights", False) else ""
+        tied = ", tied embedding" if options.tie_weights else ""
         return f"{super().describe_model(run)}{tied}, {reading} of {options.bptt} {self.unit}"
 
     def batches(self, run):

@@ -53,14 +53,7 @@ class NextWordOptions(LanguageModelOptions):
     max_tokens: int = option(10000, "Largest vocabulary, padding, <unk> and <eos> included; rarer words become <unk>.")
     max_length: int = option(200, "Longest prompt context when predicting: a longer prompt keeps its last N words.")
     batch_size: int = option(32, "Windows per batch (with --stateful: the number of parallel sub-streams).")
-    tie_weights: bool = option(False, "Share the input embedding matrix with the output layer (Press & Wolf 2017); "
-                                      "a projection is added when --units differs from --embedding-dim.")
     text_feature: str = option("text", "TFDS feature holding the text, for --data tfds:NAME.")
-
-    def check(self):
-        if self.tie_weights and self.embedding == "onehot":
-            raise NlpkitError("--tie-weights shares the embedding matrix with the output layer, "
-                              "but --embedding onehot has no matrix to share.")
 
 
 @dataclasses.dataclass
