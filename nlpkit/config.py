@@ -66,15 +66,6 @@ def check_range(name, value, low=None, high=None, *, low_open=False, high_open=F
         raise OptionError(name, f"{value!r}; expected a value in {span}.")
 
 
-def from_dict(cls, values):
-    """Builds `cls` from a mapping, refusing keys that `cls` does not define."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise NlpkitError(f"Unknown option(s) for {cls.__name__}: {', '.join(unknown)}.")
-    return cls(**values)
-
-
 class Options:
     """Base of every options dataclass: `validate()` checks the choices, then runs the `check`
     method of every class in the hierarchy that defines one (each option part checks its own fields)."""
