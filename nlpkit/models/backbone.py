@@ -27,6 +27,7 @@ import keras
 from keras import ops
 
 from nlpkit.errors import NlpkitError
+from nlpkit.models import declared
 from nlpkit.models.layers import OneHotEmbedding
 from nlpkit.options import RecurrentSpec
 from nlpkit.serialization import serializable
@@ -240,6 +241,31 @@ class RecurrentBackbone(keras.layers.Layer):
         for layer in self.recurrent_layers:
             if layer.stateful:
                 layer.reset_state()
+
+    @classmethod
+    def declared_weights(cls, config, build_config=None):
+        """How many numbers `from_config(config)` holds once built, from the config alone
+        (`nlpkit.models.declared`): the embedding matrix, each recurrent layer, each layer norm."""
+        owner = "RecurrentBackbone"
+        spec = declared.recurrent_spec(config, owner)
+        kind = config.get("embedding")
+        if kind not in EMBEDDINGS:
+            raise NlpkitError(f"{owner}: embedding is {kind!r} in config.json; expected one of {', '.join(EMBEDDINGS)}.")
+        if kind == "none":
+            shape = (build_config or {}).get("input_shape") or [None]
+            width = declared.integer({"input width": shape[-1]}, "input width", 1, declared.MAX_WIDTH, owner)
+            total = 0
+        else:
+            vocabulary = declared.integer(config, "vocabulary_size", 3, declared.MAX_VOCABULARY, owner)
+            dim = declared.integer(config, "embedding_dim", 1, declared.MAX_WIDTH, owner)
+            width = vocabulary if kind == "onehot" else dim
+            total = 0 if kind == "onehot" else vocabulary * dim
+        directions = 2 if spec.bidirectional else 1
+        for _ in range(spec.layers):
+            total += directions * declared.recurrent_weights(spec.cell, spec.units, width)
+            width = directions * spec.units
+            total += 2 * width if spec.layer_norm else 0
+        return total
 
     def get_config(self):
         return {

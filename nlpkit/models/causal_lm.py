@@ -6,6 +6,7 @@
 import keras
 
 from nlpkit.errors import NlpkitError
+from nlpkit.models import declared
 from nlpkit.models.backbone import load_embedding_matrix, token_backbone
 from nlpkit.models.layers import KeepLastTokens, LastStep, OutputBias
 from nlpkit.models.metrics import Perplexity
@@ -94,6 +95,17 @@ class CausalLM(TaskModel):
     def inference_copy(self):
         """A stateless copy (any batch size) with the same weights and no optimizer."""
         return self.with_state(False)
+
+    @classmethod
+    def declared_weights(cls, config, build_config=None):
+        """The output layer's numbers, from the config alone (the backbone declares its own)."""
+        backbone = declared.nested(config, "backbone", "CausalLM")
+        vocabulary = declared.integer(backbone, "vocabulary_size", 3, declared.MAX_VOCABULARY, "CausalLM")
+        units = declared.recurrent_spec(backbone, "CausalLM").units
+        if not backbone.get("tie_weights"):
+            return units * vocabulary + vocabulary
+        dim = declared.integer(backbone, "embedding_dim", 1, declared.MAX_WIDTH, "CausalLM")
+        return (0 if dim == units else units * dim + dim) + vocabulary
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name,

@@ -6,6 +6,7 @@
 import keras
 
 from nlpkit.errors import NlpkitError
+from nlpkit.models import declared
 from nlpkit.models.backbone import load_embedding_matrix, token_backbone
 from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, PaddingMask
 from nlpkit.models.optimizers import optimizer_of
@@ -62,6 +63,14 @@ class TextClassifier(TaskModel):
         """Texts cut to their first `max_length` tokens -> class probabilities."""
         ids = FitSequenceLength(max_length, name="fit_length")(vectorizers[0](texts[0]))
         return keras.layers.Activation("softmax", name="probabilities")(self(ids))
+
+    @classmethod
+    def declared_weights(cls, config, build_config=None):
+        """The class-logit layer's numbers, from the config alone (the backbone declares its own)."""
+        spec = declared.recurrent_spec(declared.nested(config, "backbone", "TextClassifier"), "TextClassifier")
+        classes = declared.integer(config, "num_classes", 2, declared.MAX_VOCABULARY, "TextClassifier")
+        features = spec.units * (2 if spec.bidirectional else 1)
+        return features * classes + classes
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "num_classes": self.num_classes,

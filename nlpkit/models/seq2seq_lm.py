@@ -40,6 +40,7 @@ import keras
 from keras import ops
 
 from nlpkit.errors import NlpkitError
+from nlpkit.models import declared
 from nlpkit.models.backbone import RecurrentBackbone
 from nlpkit.models.layers import FitSequenceLength, PaddingMask
 from nlpkit.models.optimizers import optimizer_of
@@ -147,6 +148,26 @@ class Seq2SeqLM(TaskModel):
         source_vectorizer, target_vectorizer = vectorizers
         source_ids = FitSequenceLength(max_length, name="fit_source_length")(source_vectorizer(source))
         return self([source_ids, target_vectorizer(prefix)])
+
+    @classmethod
+    def declared_weights(cls, config, build_config=None):
+        """The attention and output layers' numbers, from the config alone (the backbones declare their own)."""
+        owner = "Seq2SeqLM"
+        encoder = declared.recurrent_spec(declared.nested(config, "encoder", owner), owner)
+        decoder_config = declared.nested(config, "decoder", owner)
+        units = declared.recurrent_spec(decoder_config, owner).units
+        vocabulary = declared.integer(decoder_config, "vocabulary_size", 3, declared.MAX_VOCABULARY, owner)
+        memory = encoder.units * (2 if encoder.bidirectional else 1)
+        attention = config.get("attention")
+        if attention not in ATTENTIONS:
+            raise NlpkitError(f"{owner}: attention is {attention!r} in config.json; expected one of "
+                              f"{', '.join(ATTENTIONS)}.")
+        total = units * vocabulary + vocabulary
+        if attention != "none":
+            total += memory * units + (memory + units) * units + units  # keys; attentional layer
+        if attention == "bahdanau":
+            total += units * units + units  # the query projection; the additive score's scale
+        return total
 
     def get_config(self):
         return {"encoder": keras.saving.serialize_keras_object(self.encoder),

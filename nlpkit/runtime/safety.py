@@ -1,51 +1,108 @@
-"""Inspects a `.keras` archive before Keras sees it, so that a tampered model file never runs code.
+"""Inspects a `.keras` archive before Keras sees it: no code runs, and loading stays bounded.
 
-Keras' `safe_mode` refuses pickled lambdas, but a config.json may still name
-any importable module and function (`{"module": "os", "class_name":
-"function", "config": "system"}`), and a vectorizer may point its vocabulary
-at a file anywhere on disk. nlpkit models are made only of Keras' own layers
-and nlpkit's registered ones, with inline vocabularies, so anything else is
-refused here, from the zip's listing and config.json alone: nothing is
-imported, extracted or executed. `nlpkit.runtime.runs.load_run` calls this first and
-then loads with `safe_mode=True`.
+Keras' `safe_mode` refuses pickled lambdas, and recent Keras versions refuse
+some more (zip bombs, HDF5 links, `get_file`), but what they refuse changes
+from version to version. nlpkit's own check does not depend on it: every
+archive nlpkit loads passes this inspection first, which reads the zip's
+listing, config.json and the HDF5 file's structure (never its data) and
+refuses, in one line:
+
+- members other than the three Keras writes for an nlpkit model (no assets:
+  nlpkit keeps its vocabularies inline), members larger than `MAX_MEMBER_BYTES`,
+  or compressed more than `MAX_COMPRESSION` times (a decompression bomb);
+- a config.json nested deeper than `nlpkit.safe_json.MAX_DEPTH`, or naming any
+  class but the few Keras classes nlpkit saves (`KERAS_CLASSES`) and nlpkit's
+  registered objects; code of any kind; a vocabulary read from a file;
+- a config whose layers declare more than `MAX_WEIGHTS` numbers (Keras would
+  allocate them before reading a weight), or a weights file that does not hold
+  exactly what the config declares (within `SLACK` for Keras' own small state);
+- HDF5 soft or external links, external or virtual datasets, filtered
+  (compressed) datasets, and datasets that are not plain numbers.
+
+What this bounds. Every number a model declares is present in its weights file
+(uncompressed, as Keras writes it), so building and loading a model that passes
+holds at most about three copies of the weights file in memory (the file read
+into memory, the variables, and a transient copy) on top of TensorFlow itself;
+the weights file is at most `MAX_COMPRESSION` times its compressed size plus
+1 MiB. Nothing is extracted to disk, except that Keras writes the weights file
+to a temporary folder when it judges memory short. Measured figures are in
+BENCHMARKS.md ("Loading bounds").
+
+`nlpkit.runtime.runs.load_run` calls `inspect_archive` first and then loads
+with `safe_mode=True`.
 """
 
-import json
 import zipfile
 from pathlib import PurePosixPath, PureWindowsPath
 
+from nlpkit import safe_json
 from nlpkit.errors import NlpkitError
 from nlpkit.serialization import registered_objects
 
 CONFIG_FILE = "config.json"
-MAX_CONFIG_BYTES = 64 * 2 ** 20
-# Keras' markers for serialized tensors and plain values: they name no module.
-VALUE_MARKERS = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__typespec__", "__slice__",
-                 "__ellipsis__"}
-# Code, never found in an nlpkit model.
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+MIB = 2 ** 20
+# The largest each member may be once uncompressed.
+MAX_MEMBER_BYTES = {METADATA_FILE: MIB, CONFIG_FILE: 64 * MIB, WEIGHTS_FILE: 4096 * MIB}
+# Keras stores members uncompressed; a zip tool's deflate shrinks trained weights ~1.1x, a bomb 1,000x.
+MAX_COMPRESSION = 10
+# 500 million numbers: 2 GB of float32, far beyond any recurrent model nlpkit trains on a laptop.
+MAX_WEIGHTS = 500_000_000
+# What a weights file may hold beyond the declared layers: Keras' seed-generator and optimizer-free state.
+SLACK = 10_000
+MAX_HDF5_OBJECTS = 10_000
+MAX_HDF5_DEPTH = 32
+# The only classes of Keras itself an nlpkit model names: its vectorizers and their dtype policies.
+KERAS_CLASSES = {("keras.layers", "TextVectorization"), ("keras", "DTypePolicy"), ("keras", "FloatDTypePolicy")}
+# Code, never found in an nlpkit model (named here for a clearer message than "not allowed").
 CODE_MARKERS = {"Lambda", "__lambda__", "function", "__function__", "TFSMLayer"}
 
 
 def inspect_archive(path):
-    """Refuses (NlpkitError, one line) an archive that is not a zip, has unsafe member paths,
-    or whose config.json names code outside Keras and nlpkit or a vocabulary file."""
+    """Refuses (NlpkitError, one line) an archive that is not a zip, has unexpected or oversized members,
+    names anything but nlpkit's and a few Keras classes, or whose weights do not match its config."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            for name in names:
-                check_member_path(path, name)
-            if CONFIG_FILE not in names:
-                raise NlpkitError(f"{path}: cannot be loaded (no {CONFIG_FILE} in the archive).")
-            if archive.getinfo(CONFIG_FILE).file_size > MAX_CONFIG_BYTES:
-                raise NlpkitError(f"{path}: cannot be loaded ({CONFIG_FILE} is implausibly large).")
-            raw = archive.read(CONFIG_FILE)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
+            check_members(path, archive)
+            config = safe_json.loads(archive.read(CONFIG_FILE), f"{path}: {CONFIG_FILE}")
+            check_config(path, config)
+            declared = declared_weights(path, config)
+            stored = stored_weights(path, archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as error:
         raise NlpkitError(f"{path}: cannot be loaded (not a valid .keras archive: {error}).") from None
-    try:
-        config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise NlpkitError(f"{path}: cannot be loaded ({CONFIG_FILE} is not valid JSON: {error}).") from None
-    check_config(path, config)
+    if stored < declared:
+        raise NlpkitError(f"{path}: refused: its config.json declares {declared:,} weights but "
+                          f"{WEIGHTS_FILE} holds only {stored:,}.")
+    if stored > declared + declared // 100 + SLACK:
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} holds {stored:,} numbers, more than the "
+                          f"{declared:,} weights its config.json declares.")
+
+
+# --- the zip ---------------------------------------------------------------------------------------
+
+
+def check_members(path, archive):
+    """Exactly config.json, the weights and (optionally) metadata.json, each within its size and compression."""
+    names = archive.namelist()
+    for name in names:
+        check_member_path(path, name)
+    if len(set(names)) != len(names):
+        raise NlpkitError(f"{path}: refused: the archive holds two members of the same name.")
+    unexpected = sorted(set(names) - set(MAX_MEMBER_BYTES))
+    if unexpected:
+        raise NlpkitError(f"{path}: refused: unexpected member {unexpected[0]!r} (an nlpkit model holds only "
+                          f"{', '.join(sorted(MAX_MEMBER_BYTES))}).")
+    for required in (CONFIG_FILE, WEIGHTS_FILE):
+        if required not in names:
+            raise NlpkitError(f"{path}: cannot be loaded (no {required} in the archive).")
+    for info in archive.infolist():
+        if info.file_size > MAX_MEMBER_BYTES[info.filename]:
+            raise NlpkitError(f"{path}: refused: {info.filename} is {info.file_size:,} bytes uncompressed; "
+                              f"nlpkit loads at most {MAX_MEMBER_BYTES[info.filename]:,}.")
+        if info.file_size > MAX_COMPRESSION * info.compress_size + MIB:
+            raise NlpkitError(f"{path}: refused: {info.filename} inflates from {info.compress_size:,} to "
+                              f"{info.file_size:,} bytes (a decompression bomb).")
 
 
 def check_member_path(path, name):
@@ -57,16 +114,42 @@ def check_member_path(path, name):
         raise NlpkitError(f"{path}: refused: the archive holds a member outside itself ({name!r}).")
 
 
-def check_config(path, config):
-    """Walks every object in config.json: each must be Keras' own or nlpkit's, with no code and no file paths."""
-    allowed = allowed_custom_objects()
+# --- config.json ----------------------------------------------------------------------------------
+
+
+def serialized_objects(config):
+    """Every dict in `config` that names a class, module or registered object (Keras' serialized objects)."""
     stack = [config]
     while stack:
         node = stack.pop()
         if isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict):
-            check_object(path, node, allowed)
+            if {"class_name", "module", "registered_name"} & node.keys():
+                yield node
+            stack.extend(node.values())
+
+
+def check_config(path, config):
+    """Each object in config.json must be one nlpkit registered or one of `KERAS_CLASSES`;
+    no code, no vocabulary files."""
+    allowed = allowed_custom_objects()
+    for node in serialized_objects(config):
+        check_object(path, node, allowed)
+    for node in _dicts(config):
+        if isinstance(node.get("vocabulary"), str):
+            raise NlpkitError(f"{path}: refused: a vocabulary names a file ({node['vocabulary']!r}) instead of "
+                              "holding its tokens.")
+
+
+def _dicts(config):
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            yield node
             stack.extend(node.values())
 
 
@@ -76,32 +159,85 @@ def allowed_custom_objects():
 
 
 def check_object(path, node, allowed):
-    class_name = node.get("class_name")
-    module = node.get("module")
-    registered = node.get("registered_name")
-    if isinstance(node.get("vocabulary"), str):
-        raise NlpkitError(f"{path}: refused: a vocabulary names a file ({node['vocabulary']!r}) instead of "
-                          "holding its tokens.")
-    if "class_name" not in node and "module" not in node and "registered_name" not in node:
-        return
+    class_name, module, registered = node.get("class_name"), node.get("module"), node.get("registered_name")
     if class_name == "function" and module == "builtins" and node.get("config") in allowed:
         return  # how Keras names a registered function, e.g. an nlpkit standardizer: looked up, not imported
     if class_name in CODE_MARKERS:
         raise NlpkitError(f"{path}: refused: the model holds code ({class_name!r} object), which nlpkit models never do.")
-    if not isinstance(class_name, str):
-        raise NlpkitError(f"{path}: refused: an object without a class name in {CONFIG_FILE}.")
-    if module is None:
-        if class_name in VALUE_MARKERS and registered is None:
-            return
-        raise NlpkitError(f"{path}: refused: {class_name!r} names no module in {CONFIG_FILE}.")
-    if not isinstance(module, str):
-        raise NlpkitError(f"{path}: refused: a module name that is not a string ({module!r}).")
-    if registered is not None and str(registered).startswith("nlpkit>"):
+    if not isinstance(class_name, str) or not isinstance(module, str):
+        raise NlpkitError(f"{path}: refused: an object without a class and module name in {CONFIG_FILE}.")
+    if isinstance(registered, str) and registered.startswith("nlpkit>"):
         if allowed.get(registered) != module:
             raise NlpkitError(f"{path}: refused: {registered!r} from module {module!r} is not an nlpkit object.")
         return
-    if module != "keras" and not module.startswith("keras."):
-        raise NlpkitError(f"{path}: refused: {CONFIG_FILE} names module {module!r}, "
-                          "outside Keras and nlpkit's registered objects.")
-    if registered is not None and registered != class_name:
-        raise NlpkitError(f"{path}: refused: {CONFIG_FILE} names the unregistered object {registered!r}.")
+    if (module, class_name) not in KERAS_CLASSES or registered not in (None, class_name):
+        raise NlpkitError(f"{path}: refused: {CONFIG_FILE} names {class_name!r} from module {module!r}, which nlpkit "
+                          "models never hold (only nlpkit's registered objects and Keras' TextVectorization).")
+
+
+def declared_weights(path, config):
+    """How many numbers the model's layers will hold, from config.json alone; refuses more than MAX_WEIGHTS."""
+    objects = registered_objects()
+    total = 0
+    for node in serialized_objects(config):
+        owner = objects.get(node.get("registered_name"))
+        if owner is not None and hasattr(owner, "declared_weights"):
+            try:
+                total += owner.declared_weights(node.get("config") or {}, node.get("build_config"))
+            except NlpkitError as error:
+                raise NlpkitError(f"{path}: refused: {error}") from None
+        if total > MAX_WEIGHTS:
+            raise NlpkitError(f"{path}: refused: its config.json declares more than {MAX_WEIGHTS:,} weights "
+                              "(nlpkit's bound for a model it loads).")
+    return total
+
+
+# --- the weights file -----------------------------------------------------------------------------
+
+
+def stored_weights(path, archive):
+    """How many numbers the HDF5 weights file holds, read from its structure only; refuses links,
+    external, virtual or filtered datasets and anything that is not plain numbers."""
+    import h5py
+
+    try:
+        with archive.open(WEIGHTS_FILE) as member, h5py.File(member, "r") as weights:
+            return _hdf5_numbers(path, weights, depth=0, seen=[0])
+    except (OSError, ValueError, KeyError) as error:
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} is not a readable HDF5 file "
+                          f"({' '.join(str(error).split())[:200]}).") from None
+
+
+def _hdf5_numbers(path, group, depth, seen):
+    import h5py
+
+    if depth > MAX_HDF5_DEPTH:
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} nests groups more than {MAX_HDF5_DEPTH} deep.")
+    total = 0
+    for name in group:
+        seen[0] += 1
+        if seen[0] > MAX_HDF5_OBJECTS:
+            raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} holds more than {MAX_HDF5_OBJECTS:,} objects.")
+        link = group.get(name, getlink=True)
+        where = f"{group.name.rstrip('/')}/{name}"
+        if not isinstance(link, h5py.HardLink):
+            raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} holds a {type(link).__name__} at {where!r}; "
+                              "Keras never writes links.")
+        item = group[name]
+        if isinstance(item, h5py.Group):
+            total += _hdf5_numbers(path, item, depth + 1, seen)
+        else:
+            total += _dataset_numbers(path, item, where)
+    return total
+
+
+def _dataset_numbers(path, dataset, where):
+    """The element count of a plain, internal, unfiltered numeric dataset."""
+    if dataset.external or dataset.is_virtual:
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} dataset {where!r} keeps its data outside the file.")
+    if dataset.id.get_create_plist().get_nfilters():
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} dataset {where!r} is compressed or filtered; "
+                          "Keras writes plain datasets.")
+    if dataset.dtype.kind not in "fiub" or dataset.dtype.itemsize > 8:
+        raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} dataset {where!r} holds {dataset.dtype}, not numbers.")
+    return int(dataset.size)

@@ -1,0 +1,264 @@
+"""Bounded loading: archives that would exhaust memory or disk, or that only a recent Keras refuses,
+are refused by nlpkit's own inspection (`nlpkit.runtime.safety`) before Keras reads anything.
+
+Each attack is built from a real saved run. Most cases call `inspect_archive`
+directly: that nlpkit itself refuses them is the point (whatever Keras version
+is installed); a few go through `nlpkit predict` in a real process.
+"""
+
+import json
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from nlpkit import models
+from nlpkit.errors import NlpkitError
+from nlpkit.runtime import safety
+from test_safe_loading import parts_of, rewrite_archive
+
+WEIGHTS = "model.weights.h5"
+
+
+def members_of(model_file):
+    with zipfile.ZipFile(model_file) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write_members(model_file, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(model_file, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def refused(model_file, *fragments):
+    with pytest.raises(NlpkitError) as caught:
+        safety.inspect_archive(model_file)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def edit_weights(model_file, tmp_path, edit):
+    """Rewrites the archive's HDF5 weights file after `edit(h5py.File)`."""
+    members = members_of(model_file)
+    local = tmp_path / "weights.h5"
+    local.write_bytes(members[WEIGHTS])
+    with h5py.File(local, "r+") as weights:
+        edit(weights)
+    members[WEIGHTS] = local.read_bytes()
+    write_members(model_file, members)
+
+
+def first_dataset(weights):
+    found = []
+    weights.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+    return found[0]
+
+
+# --- resource exhaustion ----------------------------------------------------------------------------
+
+
+def test_a_weights_bomb_is_refused_before_it_is_inflated(run_copy):
+    model_file = run_copy / "model.keras"
+    members = members_of(model_file)
+    members[WEIGHTS] = members[WEIGHTS] + bytes(64 * 2 ** 20)  # deflates to ~64 KB
+    write_members(model_file, members, zipfile.ZIP_DEFLATED)
+    refused(model_file, WEIGHTS, "decompression bomb")
+
+
+def test_a_member_larger_than_its_bound_is_refused(run_copy, monkeypatch):
+    model_file = run_copy / "model.keras"
+    monkeypatch.setitem(safety.MAX_MEMBER_BYTES, safety.CONFIG_FILE, 1000)
+    refused(model_file, "config.json", "nlpkit loads at most 1,000")
+
+
+@pytest.mark.parametrize("vocabulary, dim, fragment", [
+    (200_000_000, 64, "vocabulary_size is 200000000"),
+    (9_000_000, 100, "declares more than 500,000,000 weights"),
+])
+def test_a_huge_declared_layer_is_refused_before_keras_builds_it(run_copy, vocabulary, dim, fragment):
+    def huge_embedding(config):
+        _, network = parts_of(config)
+        network["backbone"]["config"].update(vocabulary_size=vocabulary, embedding_dim=dim)
+    rewrite_archive(run_copy / "model.keras", huge_embedding)
+    refused(run_copy / "model.keras", fragment)
+
+
+def test_a_layer_larger_than_its_weights_file_is_refused(run_copy):
+    def wider(config):
+        _, network = parts_of(config)
+        network["backbone"]["config"]["spec"]["units"] *= 4
+    rewrite_archive(run_copy / "model.keras", wider)
+    refused(run_copy / "model.keras", "declares", "holds only")
+
+
+def test_a_weights_file_with_numbers_no_layer_declares_is_refused(run_copy, tmp_path):
+    edit_weights(run_copy / "model.keras", tmp_path,
+                 lambda weights: weights.create_dataset("hidden", data=np.zeros(100_000, "float32")))
+    refused(run_copy / "model.keras", "more than the")
+
+
+@pytest.mark.parametrize("value", ["abc", -5, 2.5, None, True, [64]])
+def test_a_declared_size_of_the_wrong_type_is_refused(run_copy, value):
+    def edit(config):
+        _, network = parts_of(config)
+        network["backbone"]["config"]["embedding_dim"] = value
+    rewrite_archive(run_copy / "model.keras", edit)
+    refused(run_copy / "model.keras", "embedding_dim")
+
+
+def test_assets_are_refused_so_nothing_is_extracted(run_copy):
+    """The asset bomb: Keras extracts every assets/ member to a temporary folder on each load."""
+    rewrite_archive(run_copy / "model.keras", extra_members=[("assets/vocabulary.txt", b"x" * 1000)])
+    refused(run_copy / "model.keras", "unexpected member 'assets/vocabulary.txt'")
+
+
+def test_duplicate_members_are_refused(run_copy):
+    model_file = run_copy / "model.keras"
+    with zipfile.ZipFile(model_file, "a") as archive:
+        with pytest.warns(UserWarning):
+            archive.writestr("config.json", b"{}")
+    refused(model_file, "two members of the same name")
+
+
+@pytest.mark.parametrize("member", ["config.json", "metadata.json"])
+def test_deep_nesting_is_one_line(run_copy, member):
+    model_file = run_copy / "model.keras"
+    members = members_of(model_file)
+    members[member] = b"[" * 150_000 + b"]" * 150_000
+    write_members(model_file, members)
+    if member == "config.json":
+        refused(model_file, "nested 150000 deep")
+    else:  # metadata.json: Keras does not read it; over a MiB it is refused by size
+        members[member] = b"[" * 600_000 + b"]" * 600_000
+        write_members(model_file, members)
+        refused(model_file, "metadata.json", "nlpkit loads at most")
+
+
+def test_deep_nesting_through_predict_is_one_line(nlpkit_process, run_copy):
+    members = members_of(run_copy / "model.keras")
+    members["config.json"] = b"{\"a\":" * 120_000 + b"1" + b"}" * 120_000
+    write_members(run_copy / "model.keras", members)
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert_one_line_error(done.returncode, done.stderr, "config.json", "nested")
+
+
+# --- safety that does not depend on Keras' own checks -----------------------------------------------
+
+
+def keras_object(module, class_name, config):
+    return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
+
+
+@pytest.mark.parametrize("payload", [
+    keras_object("keras.utils", "get_file", {"origin": "http://127.0.0.1:9/x", "fname": "/tmp/x"}),
+    keras_object("keras.src.utils.file_utils", "get_file", {"origin": "http://127.0.0.1:9/x"}),
+    keras_object("keras.config", "enable_unsafe_deserialization", {}),
+    {"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization",
+     "registered_name": "function"},
+    keras_object("keras.layers", "Embedding", {"input_dim": 200_000_000, "output_dim": 64}),
+    keras_object("keras.layers", "TFSMLayer", {"filepath": "/tmp"}),
+], ids=["get_file", "src_get_file", "unsafe_class", "unsafe_function", "raw_embedding", "tfsm"])
+def test_keras_objects_nlpkit_never_saves_are_refused_by_nlpkit_itself(run_copy, payload):
+    def edit(config):
+        _, network = parts_of(config)
+        network["backbone"] = payload
+    rewrite_archive(run_copy / "model.keras", edit)
+    refused(run_copy / "model.keras", "refused")
+
+
+def test_keras_get_file_is_refused_through_predict(nlpkit_process, run_copy):
+    def edit(config):
+        outer, _ = parts_of(config)
+        outer["vectorizers"][0] = keras_object("keras.utils", "get_file", {"origin": "http://127.0.0.1:9/x"})
+    rewrite_archive(run_copy / "model.keras", edit)
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert_one_line_error(done.returncode, done.stderr, "'get_file' from module 'keras.utils'", "never hold")
+
+
+@pytest.mark.parametrize("make_link", [
+    lambda weights, name: weights.__setitem__("extra", h5py.SoftLink("/" + name)),
+    lambda weights, name: weights.__setitem__("extra", h5py.ExternalLink("/etc/hostname", "/x")),
+], ids=["soft_link", "external_link"])
+def test_hdf5_links_are_refused_with_the_reason(run_copy, tmp_path, make_link):
+    edit_weights(run_copy / "model.keras", tmp_path, lambda weights: make_link(weights, first_dataset(weights)))
+    message = refused(run_copy / "model.keras", "Link", "Keras never writes links")
+    assert not message.endswith(":")
+
+
+def test_hdf5_external_datasets_are_refused(run_copy, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(bytes(400))
+    edit_weights(run_copy / "model.keras", tmp_path, lambda weights: weights.create_dataset(
+        "extra", shape=(100,), dtype="float32", external=[(str(outside), 0, 400)]))
+    refused(run_copy / "model.keras", "outside the file")
+
+
+def test_hdf5_compressed_datasets_are_refused(run_copy, tmp_path):
+    """A gzip-filtered dataset is another decompression bomb, inside the HDF5 file."""
+    edit_weights(run_copy / "model.keras", tmp_path, lambda weights: weights.create_dataset(
+        "extra", data=np.zeros(1000, "float32"), compression="gzip"))
+    refused(run_copy / "model.keras", "compressed or filtered")
+
+
+def test_hdf5_string_datasets_are_refused(run_copy, tmp_path):
+    edit_weights(run_copy / "model.keras", tmp_path,
+                 lambda weights: weights.create_dataset("extra", data=np.array([b"abc"])))
+    refused(run_copy / "model.keras", "not numbers")
+
+
+def test_a_weights_file_that_is_not_hdf5_is_one_line(run_copy):
+    members = members_of(run_copy / "model.keras")
+    members[WEIGHTS] = b"not an HDF5 file" * 100
+    write_members(run_copy / "model.keras", members)
+    refused(run_copy / "model.keras", "not a readable HDF5 file")
+
+
+# --- what nlpkit builds is what the inspection expects ----------------------------------------------
+
+
+VARIANTS = {
+    "classifier_lstm": lambda: models.build_classifier(50, 3, cell="lstm", units=6, embedding_dim=5),
+    "classifier_bigru_norm_mean": lambda: models.build_classifier(
+        50, 2, cell="gru", units=6, embedding_dim=5, bidirectional=True, layers=2, layer_norm=True, pooling="mean",
+        dropout=0.2),
+    "classifier_onehot_irnn": lambda: models.build_classifier(
+        20, 2, cell="rnn", irnn=True, units=4, embedding="onehot"),
+    "lm_gru_tied": lambda: models.build_language_model(40, cell="gru", units=6, embedding_dim=5, tie_weights=True),
+    "lm_lstm_tied_same_size": lambda: models.build_language_model(40, units=5, embedding_dim=5, tie_weights=True),
+    "lm_rnn_two_layers": lambda: models.build_language_model(40, cell="rnn", units=6, layers=2, dropout=0.1),
+    "translator_bahdanau": lambda: models.build_translator(30, 40, units=6, embedding_dim=5, attention="bahdanau"),
+    "translator_luong_bi": lambda: models.build_translator(30, 40, cell="gru", units=6, embedding_dim=5,
+                                                           attention="luong", bidirectional=True, layers=2),
+    "translator_plain": lambda: models.build_translator(30, 40, cell="rnn", units=6, embedding_dim=5,
+                                                        attention="none"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_declared_weights_equal_what_keras_saves(tmp_path, variant):
+    """Golden: the count computed from config.json alone is exactly what the weights file holds."""
+    model = VARIANTS[variant]()
+    model.save(tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+        stored = safety.stored_weights(tmp_path / "model.keras", archive)
+    declared = safety.declared_weights(tmp_path / "model.keras", config)
+    optimizer_state = sum(int(np.prod(variable.shape)) for variable in model.optimizer.variables)
+    assert declared == model.count_params()
+    assert stored == declared + optimizer_state  # the factories compile: Keras saves the step and learning rate
+
+
+def test_the_keras_classes_allowed_are_only_what_nlpkit_saves(trained_run):
+    with zipfile.ZipFile(trained_run.folder / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    keras_named = {(node["module"], node["class_name"]) for node in safety.serialized_objects(config)
+                   if not str(node.get("registered_name")).startswith("nlpkit>") and node["module"] != "builtins"}
+    assert keras_named <= safety.KERAS_CLASSES
+    assert keras.__version__  # the inspection above never imported anything the config names
