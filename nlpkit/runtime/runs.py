@@ -2,23 +2,22 @@
 
 A run folder holds `model.keras` (the vocabulary inside), `manifest.json`,
 `metrics.json`, `history.json` and `learning_curve.png`. It is written to a
-temporary sibling folder and renamed into place only when complete, so a failed
-or interrupted run never leaves a broken model where a good one was.
+temporary sibling folder and swapped into place only when complete, by one
+process at a time (`nlpkit.runtime.run_writer`), so a failed or interrupted run
+never leaves a broken model, or none, where a good one was.
 """
 
 import dataclasses
 import datetime
 import json
-import os
 import platform
-import shutil
-import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
 
 import nlpkit
 from nlpkit.errors import NlpkitError
+from nlpkit.runtime.run_writer import RunWriter, lock_destination, recover, saved_size  # noqa: F401 (run folders)
 from nlpkit.runtime.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
@@ -68,56 +67,6 @@ def check_destination(destination):
         raise NlpkitError(f"{destination}: exists and is not a folder.")
     if destination.is_dir() and any(destination.iterdir()) and not is_run_folder(destination):
         raise NlpkitError(f"{destination}: refusing to replace a folder that is not an nlpkit model.")
-
-
-def _make_private_folder_public(folder):
-    """`mkdtemp` makes 0700 folders; a committed run gets the permissions the umask allows."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-
-
-class RunWriter:
-    """Collects a run's files in a temporary folder, then swaps it into place.
-
-        with RunWriter("models/sentiment") as run:
-            model.save(run.path(MODEL_FILE))
-            run.commit()
-
-    Leaving the block without `commit()` (an exception, Ctrl-C) deletes the
-    temporary folder and leaves any existing run untouched. The destination must
-    be empty, missing, or an earlier nlpkit run: nothing else is ever replaced.
-    """
-
-    def __init__(self, destination):
-        self.destination = Path(destination)
-        check_destination(self.destination)
-        self.destination.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = None
-
-    def __enter__(self):
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.tmp-", dir=self.destination.parent))
-        _make_private_folder_public(self.folder)
-        return self
-
-    def path(self, name):
-        return str(self.folder / name)
-
-    def commit(self):
-        """Moves the finished run into place, replacing the previous one."""
-        old = None
-        if self.destination.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.old-", dir=self.destination.parent))
-            os.replace(self.destination, old / "run")
-        os.replace(self.folder, self.destination)
-        self.folder = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def __exit__(self, *exc):
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        return False
 
 
 # Options that say how to run, not what to train: they do not make a run different.
