@@ -19,6 +19,9 @@ kept: a damaged latest backup falls back to the one before it, and nothing
 that fails its checksums is loaded. A backup of a run with other options or
 data is refused (`--force` discards it); the backup is deleted once the run
 folder is saved, or when the loss becomes NaN (there is nothing to resume).
+A backup that cannot be written (a full disk, a read-only one, no permission)
+ends the run in one line and leaves no part behind; the room is checked before
+the weights file is written, as HDF5 does not survive a full disk.
 """
 
 import hashlib
@@ -34,6 +37,7 @@ import keras
 import numpy as np
 
 from nlpkit.errors import NlpkitError
+from nlpkit.runtime.run_writer import require_room, saved_size, write_errors
 
 IDENTITY_FILE = "identity.json"
 WEIGHTS_FILE = "weights.weights.h5"
@@ -193,14 +197,33 @@ class Checkpoint:
         return BackupEachEpoch(self, callbacks, restored)
 
     def save(self, epoch, model, state, best_weights):
-        """Writes the backup of `epoch` completed epochs atomically, then keeps only the newest two."""
+        """Writes the backup of `epoch` completed epochs atomically, then keeps only the newest two.
+
+        No room, a read-only disk or a permission problem is one NlpkitError line; a backup
+        written in part is removed (earlier epochs stay, to resume from).
+        """
+        weights = saved_size(model)  # with the optimizer's state; the best weights without
+        require_room(self.folder, weights + saved_size(model, optimizer=False), f"the backup of epoch {epoch}",
+                     largest=weights)  # before HDF5 meets a full disk, which it does not survive
+        temporary = self.folder / f".epoch-{epoch:04d}.tmp"
+        try:
+            with write_errors(self.folder, f"the backup of epoch {epoch}"):
+                self._write(epoch, temporary, model, state, best_weights)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            if not self._epoch_folders():
+                self.discard()
+            raise
+        for old in self._epoch_folders()[KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _write(self, epoch, temporary, model, state, best_weights):
         self.folder.mkdir(parents=True, exist_ok=True)
         identity = self.folder / IDENTITY_FILE
         if not identity.exists():
             _write_json(self.folder / f".{IDENTITY_FILE}.tmp", self.identity)
             os.replace(self.folder / f".{IDENTITY_FILE}.tmp", identity)
         final = self.folder / f"epoch-{epoch:04d}"
-        temporary = self.folder / f".epoch-{epoch:04d}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
         model.save_weights(temporary / WEIGHTS_FILE)
@@ -215,8 +238,6 @@ class Checkpoint:
         _write_json(temporary / CHECKSUMS_FILE, {name: file_digest(temporary / name) for name in names})
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
-        for old in self._epoch_folders()[KEEP:]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def seed_states(model):

@@ -45,7 +45,7 @@ DEFAULT_MODELS_DIR = "models"
 @dataclasses.dataclass
 class RunContext:
     """One training run as it goes: its options, where it goes, its identity and epoch backups,
-    then what each stage made."""
+    then what each stage made. `lock` keeps other processes from writing the same destination."""
 
     options: object
     destination: Path
@@ -55,6 +55,7 @@ class RunContext:
     preprocessor: object = None
     model: object = None
     history: dict = None
+    lock: object = None
 
 
 class Task:
@@ -114,14 +115,22 @@ class Task:
     # --- training: the fixed sequence --------------------------------------------------------------
 
     def begin(self, options, identity=None):
-        """Checks the options and the destination before any work starts, and opens the run context
-        with its epoch backups (resuming a matching interrupted run; refusing another one's backup)."""
+        """Checks the options and the destination before any work starts, locks the destination (one
+        line names the process that is writing it, if one is), and opens the run context with its epoch
+        backups (resuming a matching interrupted run; refusing another one's backup). `train` releases
+        the lock when the run is saved or has failed."""
         options.validate()
         destination = self.destination(options)
         runs.check_destination(destination)
-        identity = identity or self.run_identity(options)
-        checkpoint = runtime.checkpoint.Checkpoint(destination, identity, resume=options.resume, force=options.force)
-        return RunContext(options, destination, identity, checkpoint)
+        lock = runs.lock_destination(destination)
+        try:
+            identity = identity or self.run_identity(options)
+            checkpoint = runtime.checkpoint.Checkpoint(destination, identity, resume=options.resume,
+                                                       force=options.force)
+        except BaseException:
+            lock.release()
+            raise
+        return RunContext(options, destination, identity, checkpoint, lock=lock)
 
     def train(self, options, identity=None):
         """Trains on `options`, writes the run folder, and returns {"validation": metrics, "folder": path}.
@@ -129,18 +138,19 @@ class Task:
         `identity` (from `run_identity`) saves hashing the input files again when the caller has it.
         """
         run = self.begin(options, identity)
-        run.data = self.read(run)
-        runtime.training.seed_everything(options.seed)
-        run.preprocessor = self.preprocess(run)
-        run.model = self.build(run)
-        print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
-        train_batches, valid_batches = self.batches(run)
-        run.history = runtime.training.fit(
-            run.model, train_batches, valid_batches, checkpoint=run.checkpoint, callbacks=self.callbacks(run),
-            epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
-            lr_decay=options.lr_decay)
-        metrics = self.measure(run, valid_batches)
-        folder = self.save(run, metrics)
+        with run.lock:
+            run.data = self.read(run)
+            runtime.training.seed_everything(options.seed)
+            run.preprocessor = self.preprocess(run)
+            run.model = self.build(run)
+            print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
+            train_batches, valid_batches = self.batches(run)
+            run.history = runtime.training.fit(
+                run.model, train_batches, valid_batches, checkpoint=run.checkpoint, callbacks=self.callbacks(run),
+                epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
+                lr_decay=options.lr_decay)
+            metrics = self.measure(run, valid_batches)
+            folder = self.save(run, metrics)
         return {"validation": metrics, "folder": str(folder)}
 
     def read(self, run):
@@ -183,8 +193,10 @@ class Task:
     def save(self, run, metrics):
         """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
         options = run.options
-        with runs.RunWriter(run.destination) as folder:
-            self.saved_model(run).save(folder.path(runs.MODEL_FILE))
+        with runs.RunWriter(run.destination, lock=run.lock) as folder:
+            model = self.saved_model(run)
+            folder.require_room(runs.saved_size(model))
+            model.save(folder.path(runs.MODEL_FILE))
             runs.write_json(folder.path(runs.MANIFEST_FILE),
                             runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
             runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics})
