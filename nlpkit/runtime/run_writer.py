@@ -116,7 +116,11 @@ class DestinationLock:
                     self.handle = handle
                 else:  # its holder deleted the file as we opened it: lock the file now at that path
                     handle.close()
-            _write_note(self.handle)
+            try:
+                _write_note(self.handle)
+            except BaseException:
+                self.release()
+                raise
         return self
 
     def release(self):
