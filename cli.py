@@ -127,7 +127,7 @@ def read_lines(texts, file, hint):
     if file is None and sys.stdin.isatty():
         raise click.UsageError(f"give {hint}")
     name = file or "<stdin>"
-    raw = datasets.read_bytes(file) if file else sys.stdin.buffer.read()
+    raw = datasets.read_bytes(file) if file else datasets.read_stream(sys.stdin.buffer, name)
     lines = datasets.decode_utf8(raw, name).split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -8,12 +8,20 @@ raises `OptionError`, which names the argument the way the caller wrote it:
 
 This module imports nothing heavy: `nlpkit --help` reads every task's options
 without starting TensorFlow.
+
+Limits that protect memory (the size of a data file, of one of its lines, of
+a model) have defaults a user may raise through an environment variable;
+`limit_from_env` reads one.
 """
 
 import dataclasses
 import math
+import os
+import re
 
 from nlpkit.errors import NlpkitError
+
+_MULTIPLIERS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 
 
 class OptionError(NlpkitError):
@@ -64,6 +72,27 @@ def check_range(name, value, low=None, high=None, *, low_open=False, high_open=F
         hi = ")" if high_open else "]"
         span = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
         raise OptionError(name, f"{value!r}; expected a value in {span}.")
+
+
+def limit_from_env(variable, default):
+    """The positive whole number in the environment variable `variable` (a K, M, G or T suffix
+    multiplies it by 1024, 1024², ...: "4G"), or `default` when it is unset or empty."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:I?B)?", text.upper())
+    if not match or int(match[1]) == 0:
+        raise NlpkitError(f"{variable}={text!r}: expected a positive whole number, optionally with a K, M, G or "
+                          "T suffix (such as 4G).")
+    return int(match[1]) * _MULTIPLIERS[match[2]]
+
+
+def size_suffixed(number):
+    """`number` with the largest K/M/G/T suffix that divides it evenly: 4294967296 -> "4G"."""
+    for suffix in ("T", "G", "M", "K"):
+        if number % _MULTIPLIERS[suffix] == 0:
+            return f"{number // _MULTIPLIERS[suffix]}{suffix}"
+    return str(number)
 
 
 class Options:

@@ -3,6 +3,13 @@
 Every reader checks what it reads and raises `NlpkitError` naming the file and
 line of the first problem (bad UTF-8, a missing column, an empty text), so the
 CLI can report it in one line. Nothing here downloads anything.
+
+Reading is bounded, so that no input can exhaust memory: a data file must be a
+regular file (a device such as /dev/zero, a named pipe or a socket may never
+end), of at most NLPKIT_MAX_INPUT_BYTES (default 1 GiB), with no line longer
+than NLPKIT_MAX_LINE_BYTES (default 1 MiB); at most one byte past the limit
+is ever read. The same limits apply to standard input (`read_stream`). A
+JSONL line is parsed with a nesting limit (`nlpkit.safe_json`).
 """
 
 import contextlib
@@ -13,13 +20,24 @@ import io
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
+from nlpkit import safe_json
+from nlpkit.config import limit_from_env, size_suffixed
 from nlpkit.errors import NlpkitError, at
 
 TFDS_PREFIX = "tfds:"
+# A real corpus fits: WikiText-103 (0.5 GB) and enwik9 (10^9 bytes) are under 1 GiB, and reading a file
+# takes several times its size in memory (bytes, text, lines, token ids).
+MAX_INPUT_BYTES = 2 ** 30
+# The longest line, a review or paragraph, of the usual corpora is a few kilobytes.
+MAX_LINE_BYTES = 2 ** 20
+INPUT_BYTES_VARIABLE = "NLPKIT_MAX_INPUT_BYTES"
+LINE_BYTES_VARIABLE = "NLPKIT_MAX_LINE_BYTES"
+READ_CHUNK = 2 ** 20
 
 
 @dataclasses.dataclass
@@ -48,18 +66,139 @@ def bundled_data_dir():
     raise NlpkitError("The bundled data/ folder was not found; pass --data PATH (or set NLPKIT_DATA).")
 
 
-def read_bytes(path):
-    """The whole file's bytes; a missing file, a folder or an unreadable file is an NlpkitError."""
-    path = str(path)
-    if os.path.isdir(path):
+NOT_REGULAR = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def input_limit():
+    """The most bytes nlpkit reads from one data file or stream ($NLPKIT_MAX_INPUT_BYTES, default 1 GiB)."""
+    return limit_from_env(INPUT_BYTES_VARIABLE, MAX_INPUT_BYTES)
+
+
+def line_limit():
+    """The most bytes of one line of a data file ($NLPKIT_MAX_LINE_BYTES, default 1 MiB)."""
+    return limit_from_env(LINE_BYTES_VARIABLE, MAX_LINE_BYTES)
+
+
+def check_regular(path, mode):
+    """NlpkitError unless the stat `mode` of `path` is a regular file's."""
+    if stat.S_ISDIR(mode):
         raise NlpkitError(f"{path}: is a folder, not a file.")
+    for test, kind in NOT_REGULAR:
+        if test(mode):
+            raise NlpkitError(f"{path}: is {kind}, not a regular file; nlpkit reads data only from regular files "
+                              "(a device, pipe or socket may never end).")
+    if not stat.S_ISREG(mode):
+        raise NlpkitError(f"{path}: is not a regular file; nlpkit reads data only from regular files.")
+
+
+@contextlib.contextmanager
+def open_regular(path):
+    """The regular file at `path`, opened for reading in binary; anything else is an NlpkitError.
+
+    The kind is checked before opening (opening a named pipe would wait for a
+    writer) and again on the open file (it may have been replaced in between).
+    """
+    path = str(path)
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        check_regular(path, os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise NlpkitError(f"{path}: file not found.") from None
     except OSError as error:
         raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        check_regular(path, os.fstat(descriptor).st_mode)
+        try:
+            yield handle
+        except OSError as error:
+            raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
+
+
+def read_bytes(path):
+    """The whole file's bytes, read within the input and line limits (see the module docstring).
+
+    A missing or unreadable file, a folder, anything but a regular file, a file
+    over the input limit or a line over the line limit is an NlpkitError
+    naming the file (and the line).
+    """
+    path = str(path)
+    with open_regular(path) as handle:
+        raw = read_capped(handle, path, os.fstat(handle.fileno()).st_size)
+    check_line_lengths(raw, path)
+    return raw
+
+
+def read_stream(stream, name):
+    """The bytes of a binary stream such as standard input, checked as `read_bytes` checks a file."""
+    raw = read_capped(stream, name)
+    check_line_lengths(raw, name)
+    return raw
+
+
+def read_capped(handle, name, expected=0):
+    """Every byte of `handle`, never reading more than one byte past the input limit: more is an
+    NlpkitError naming `name`. `expected` (a file's size) lets a regular file be read in one call."""
+    limit = input_limit()
+    if expected > limit:
+        raise input_too_large(name, limit, expected)
+    parts, wanted = [], limit + 1
+    while wanted > 0:
+        part = handle.read(min(wanted, max(expected + 1, READ_CHUNK)))
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    if wanted <= 0:
+        raise input_too_large(name, limit)
+    return b"".join(parts)
+
+
+def input_too_large(name, limit, size=None):
+    amount = f"{size:,} bytes" if size is not None else f"more than {limit:,} bytes"
+    suggested = size_suffixed(2 ** max(size or 0, limit).bit_length())
+    return NlpkitError(f"{name}: {amount}, over the limit of {limit:,} bytes per input; to read it, raise the "
+                       f"limit with the environment variable {INPUT_BYTES_VARIABLE} (such as "
+                       f"{INPUT_BYTES_VARIABLE}={suggested}).")
+
+
+def line_too_long(name, number, limit):
+    return NlpkitError(f"{at(name, number)}: a line longer than {limit:,} bytes, the limit per line; to read it, "
+                       f"raise the limit with the environment variable {LINE_BYTES_VARIABLE} (such as "
+                       f"{LINE_BYTES_VARIABLE}={size_suffixed(2 ** limit.bit_length())}).")
+
+
+def check_line_lengths(raw, name):
+    """NlpkitError naming `name`:line at the first line of `raw` longer than the line limit.
+
+    Any line over the limit holds a whole aligned window of half the limit
+    without a newline, so only such windows are looked at closely: a few
+    C-speed searches per window, however many lines there are.
+    """
+    limit = line_limit()
+    step = max(1, limit // 2)
+    for window in range(0, len(raw) - step + 1, step):
+        if raw.find(b"\n", window, window + step) == -1:
+            start = raw.rfind(b"\n", 0, window) + 1
+            end = raw.find(b"\n", window + step)
+            if (len(raw) if end == -1 else end) - start > limit:
+                raise line_too_long(name, raw.count(b"\n", 0, start) + 1, limit)
+
+
+def stream_lines(path):
+    """(line number, line without its newline) of a regular file, as bytes, one line at a time: memory
+    holds one line however long the file is; a line over the line limit is an NlpkitError."""
+    limit = line_limit()
+    with open_regular(path) as handle:
+        for number, line in enumerate(iter(lambda: handle.readline(limit + 1), b""), start=1):
+            line = line.removesuffix(b"\n")
+            if len(line) > limit:
+                raise line_too_long(path, number, limit)
+            yield number, line
 
 
 def read_text(path):
@@ -103,10 +242,7 @@ def _read_jsonl(text, path, columns):
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise NlpkitError(f"{at(path, number)}: not valid JSON ({error.msg}).") from None
+        record = safe_json.loads(line, at(path, number))
         if not isinstance(record, dict):
             raise NlpkitError(f"{at(path, number)}: expected a JSON object per line.")
         missing = [c for c in columns if c not in record]

@@ -5,11 +5,10 @@ GloVe/word2vec text vectors can start a learned embedding and be frozen or
 fine-tuned (`--embedding FILE`, `--freeze-embedding`).
 """
 
-import os
-
 import numpy as np
 
 from nlpkit.errors import NlpkitError, at
+from nlpkit.text.datasets import stream_lines
 
 ONEHOT_WARN_SIZE = 5000
 
@@ -34,29 +33,23 @@ def load_word_vectors(path, vocabulary, *, seed=0):
     small random ones, and padding gets zeros. Returns the matrix and how many
     vocabulary words were found. A word2vec header line ("count dim") is skipped.
     """
-    if not os.path.isfile(path):
-        raise NlpkitError(f"{path}: word-vector file not found.")
     index = {word: i for i, word in enumerate(vocabulary) if i >= 2}
     vectors, dim = {}, None
-    try:
-        with open(path, encoding="utf-8-sig") as lines:
-            for number, line in enumerate(lines, start=1):
-                parts = line.rstrip("\n").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    continue
-                if len(parts) < 2:
-                    raise NlpkitError(f"{at(path, number)}: expected a word followed by numbers.")
-                if dim is None:
-                    dim = len(parts) - 1
-                if len(parts) - 1 != dim:
-                    raise NlpkitError(f"{at(path, number)}: {len(parts) - 1} numbers where earlier lines have {dim}.")
-                if parts[0] in index:
-                    try:
-                        vectors[parts[0]] = np.asarray(parts[1:], dtype="float32")
-                    except ValueError:
-                        raise NlpkitError(f"{at(path, number)}: the vector has a value that is not a number.") from None
-    except UnicodeDecodeError as error:
-        raise NlpkitError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    for number, line in text_lines(path):
+        parts = line.rstrip("\r\n").rstrip(" ").split(" ")
+        if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            continue
+        if len(parts) < 2:
+            raise NlpkitError(f"{at(path, number)}: expected a word followed by numbers.")
+        if dim is None:
+            dim = len(parts) - 1
+        if len(parts) - 1 != dim:
+            raise NlpkitError(f"{at(path, number)}: {len(parts) - 1} numbers where earlier lines have {dim}.")
+        if parts[0] in index:
+            try:
+                vectors[parts[0]] = np.asarray(parts[1:], dtype="float32")
+            except ValueError:
+                raise NlpkitError(f"{at(path, number)}: the vector has a value that is not a number.") from None
     if dim is None:
         raise NlpkitError(f"{path}: the word-vector file is empty.")
     rng = np.random.default_rng(seed)
@@ -65,3 +58,14 @@ def load_word_vectors(path, vocabulary, *, seed=0):
     for word, vector in vectors.items():
         matrix[index[word]] = vector
     return matrix, len(vectors)
+
+
+def text_lines(path):
+    """(number, line) of a UTF-8 text file, one at a time: a GloVe file can be gigabytes, so it is
+    streamed (`nlpkit.text.datasets.stream_lines`: a regular file, each line within the line limit)."""
+    for number, raw in stream_lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise NlpkitError(f"{at(path, number)}: not UTF-8 text (byte 0x{raw[error.start]:02x}).") from None
+        yield number, line.removeprefix("\ufeff") if number == 1 else line
