@@ -15,6 +15,12 @@ does not apply, nor one with a single forced choice. `validate()` runs every
 part's `check`. `RecurrentSpec` is what the recurrent options describe: the
 one object that reaches the model code (`nlpkit.models.RecurrentBackbone`).
 
+Each option has a sane range, and a task's options also check, before
+anything is built, the size of the model they describe (`check_model_size`):
+its parameters are counted from the options (embedding, recurrent layers,
+output layer), and a model over `parameter_limit()` is refused in one line
+naming the options to lower, instead of failing deep inside TensorFlow.
+
 Lengths have four meanings in nlpkit, with four names:
   - `max_length` (`--max-length`): the longest input in tokens; a longer one is
     cut (classifiers and translation keep its first tokens, language models
@@ -29,7 +35,7 @@ Lengths have four meanings in nlpkit, with four names:
 import dataclasses
 import os
 
-from nlpkit.config import Options, check_choice, check_range, option
+from nlpkit.config import Options, check_choice, check_range, limit_from_env, option
 from nlpkit.errors import NlpkitError
 
 CELLS = ("rnn", "lstm", "gru")
@@ -39,6 +45,11 @@ LEVELS = ("word", "char")
 STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
 ATTENTIONS = ("none", "luong", "bahdanau")
 MAX_LENGTH = 100_000  # the longest input any task reads, in tokens: memory stays bounded
+MAX_PARAMETERS = 500_000_000  # 8 GB to train in float32 with Adam
+PARAMETERS_VARIABLE = "NLPKIT_MAX_PARAMETERS"
+BYTES_PER_PARAMETER = 16  # float32 weight, its gradient, and Adam's two moments
+# Per cell: weight matrices (one per gate) and bias vectors per gate (Keras' GRU has two: reset_after).
+GATES = {"rnn": (1, 1), "lstm": (4, 1), "gru": (3, 2)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +93,50 @@ class RecurrentSpec:
 
     def get_config(self):
         return dataclasses.asdict(self)
+
+
+def recurrent_parameters(spec, inputs):
+    """The weights of the recurrent stack `spec` reading `inputs` numbers per step: per layer and direction,
+    gates x units x (inputs + units + biases), plus the layer norm's scale and offset."""
+    gates, biases = GATES[spec.cell]
+    directions = 2 if spec.bidirectional else 1
+    total = 0
+    for _ in range(spec.layers):
+        total += directions * gates * spec.units * (inputs + spec.units + biases)
+        inputs = directions * spec.units
+        total += 2 * inputs if spec.layer_norm else 0
+    return total
+
+
+def embedding_parameters(options, vocabulary):
+    """(weights, width per token) of the input embedding of `vocabulary` ids that `options` ask for:
+    a one-hot input has no weights and is as wide as the vocabulary."""
+    if getattr(options, "embedding", "learned") == "onehot":
+        return 0, vocabulary
+    return vocabulary * options.embedding_dim, options.embedding_dim
+
+
+def parameter_limit():
+    """The most parameters a model may have: $NLPKIT_MAX_PARAMETERS, else MAX_PARAMETERS or as many as
+    the machine's memory can train (BYTES_PER_PARAMETER each), whichever is less."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        memory = MAX_PARAMETERS * BYTES_PER_PARAMETER
+    return limit_from_env(PARAMETERS_VARIABLE, min(MAX_PARAMETERS, memory // BYTES_PER_PARAMETER))
+
+
+def check_model_size(parts):
+    """NlpkitError if the model whose parameter counts by part are `parts` ({"embedding": n, ...})
+    is over `parameter_limit()`; the message names the largest part and the options to lower."""
+    total, limit = sum(parts.values()), parameter_limit()
+    if total > limit:
+        largest = max(parts, key=parts.get)
+        raise NlpkitError(
+            f"the model would have {total:,} parameters ({parts[largest]:,} in its {largest}), over the limit of "
+            f"{limit:,} (training takes about {BYTES_PER_PARAMETER} bytes per parameter); lower --units, --layers, "
+            f"--embedding-dim or --max-tokens, or raise the limit with the environment variable "
+            f"{PARAMETERS_VARIABLE}.")
 
 
 @dataclasses.dataclass
@@ -206,7 +261,8 @@ class VocabularyOptions(VocabularySizeOption):
 
     def check(self):
         if self.vocabulary is not None and not os.path.isfile(self.vocabulary):
-            raise NlpkitError(f"{self.vocabulary}: --vocabulary file not found.")
+            problem = "is not a regular file" if os.path.exists(self.vocabulary) else "file not found"
+            raise NlpkitError(f"{self.vocabulary}: --vocabulary {problem}.")
 
 
 @dataclasses.dataclass

@@ -18,7 +18,8 @@ import numpy as np
 from nlpkit import models, runtime, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions,
-                            VocabularyOptions, check_range, option)
+                            VocabularyOptions, check_model_size, check_range, embedding_parameters, option,
+                            recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task
 
 LAYOUT_OPTIONS = ("max_length", "bptt", "batch_size", "stateful")
@@ -41,6 +42,18 @@ class LanguageModelOptions(RunOptions, RecurrentOptions, EmbeddingOptions, Vocab
         if self.tie_weights and self.embedding == "onehot":
             raise NlpkitError("--tie-weights shares the embedding matrix with the output layer, "
                               "but --embedding onehot has no matrix to share.")
+        embedding, width = embedding_parameters(self, self.max_tokens)
+        check_model_size({"embedding": embedding,
+                          "recurrent layers": recurrent_parameters(self.recurrent_spec(), width),
+                          "output layer": self.output_parameters()})
+
+    def output_parameters(self):
+        """The next-token layer's weights: a bias per token, and a (units, vocabulary) kernel unless tied
+        to the embedding (then only a projection from --units to --embedding-dim, where they differ)."""
+        if not self.tie_weights:
+            return (self.units + 1) * self.max_tokens
+        projection = 0 if self.units == self.embedding_dim else (self.units + 1) * self.embedding_dim
+        return projection + self.max_tokens
 
 
 @dataclasses.dataclass

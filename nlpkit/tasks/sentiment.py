@@ -18,7 +18,8 @@ from nlpkit import models, text
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
-                            Options, RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions, option)
+                            Options, RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions, check_model_size,
+                            embedding_parameters, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
 
@@ -40,6 +41,11 @@ class SentimentOptions(TextColumns, RunOptions, RecurrentOptions, BidirectionalO
     pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic "
                                   "many-to-one), or the mean or max over all non-padded steps.",
                           choices=("last", "mean", "max"))
+
+    def check(self):
+        embedding, width = embedding_parameters(self, self.max_tokens)
+        check_model_size({"embedding": embedding,
+                          "recurrent layers": recurrent_parameters(self.recurrent_spec(), width)})
 
 
 @dataclasses.dataclass

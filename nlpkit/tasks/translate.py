@@ -28,8 +28,8 @@ import numpy as np
 from nlpkit import generation, models, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
-                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_range,
-                            option)
+                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_model_size,
+                            check_range, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
 
@@ -84,6 +84,24 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
             raise NlpkitError("translate reads sentence-pair files; --data tfds:... is not supported.")
         check_range("max_output_length", self.max_output_length, 1, 10_000)
         check_range("bleu_sentences", self.bleu_sentences, 0, 10_000_000)
+        spec = self.recurrent_spec()
+        check_model_size({
+            "embeddings": 2 * self.max_tokens * self.embedding_dim,
+            "recurrent layers": (recurrent_parameters(spec, self.embedding_dim)
+                                 + recurrent_parameters(dataclasses.replace(spec, bidirectional=False),
+                                                        self.embedding_dim)),
+            "attention": self.attention_parameters(),
+            "output layer": (self.units + 1) * self.max_tokens,
+        })
+
+    def attention_parameters(self):
+        """Keys over the encoder outputs, the attentional layer over [context; state], and Bahdanau's
+        query and scale (Luong's scaled dot product has no weights of its own)."""
+        if self.attention == "none":
+            return 0
+        memory = self.units * (2 if self.bidirectional else 1)
+        weights = memory * self.units + (memory + self.units + 1) * self.units
+        return weights + (self.units * self.units + self.units if self.attention == "bahdanau" else 0)
 
 
 @dataclasses.dataclass
