@@ -11,14 +11,17 @@ option dataclasses become its click options, and the verbs it declares are
 its predict command under another name, with the very same options. This file
 names no task. User mistakes (`NlpkitError`, bad options) are reported here,
 in one place, as one line on stderr with exit code 2; an option is named by
-its flag (`--dropout`). TensorFlow is imported only once a command runs, so
-every `--help` answers at once.
+its flag (`--dropout`). Running out of memory is reported the same way, as a
+last resort (the option checks and the input limits are there to prevent it).
+TensorFlow is imported only once a command runs, so every `--help` answers
+at once.
 """
 
 import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 
 import click
@@ -80,9 +83,26 @@ class App(click.Group):
             fail("interrupted; nothing was saved.", code=130)
         except click.ClickException as error:
             fail(error.format_message(), code=error.exit_code)
+        except Exception as error:
+            if not out_of_memory(error):
+                raise
+            fail(f"out of memory{allocation(error)}; lower --units, --layers, --batch-size, --max-length or "
+                 "--max-tokens, or give less data.")
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def out_of_memory(error):
+    """Whether `error` says memory ran out: Python's MemoryError, or TensorFlow's ResourceExhaustedError,
+    known by its class name (importing TensorFlow to name the class would slow every `--help`)."""
+    return any(cls.__name__ in ("MemoryError", "ResourceExhaustedError") for cls in type(error).__mro__)
+
+
+def allocation(error):
+    """The tensor shape that TensorFlow's OOM message names, as a note for the error line ("" if none)."""
+    found = re.search(r"shape ?\[([\d, ]+)\]", str(error))
+    return f" (a tensor of shape [{', '.join(found[1].replace(' ', '').split(','))}] did not fit)" if found else ""
 
 
 def fail(message, code=2):
