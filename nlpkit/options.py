@@ -35,7 +35,7 @@ Lengths have four meanings in nlpkit, with four names:
 import dataclasses
 import os
 
-from nlpkit.config import Options, check_choice, check_range, limit_from_env, option
+from nlpkit.config import Options, check_choice, check_range, checking_this_machine, limit_from_env, option
 from nlpkit.errors import NlpkitError
 
 CELLS = ("rnn", "lstm", "gru")
@@ -108,6 +108,24 @@ def recurrent_parameters(spec, inputs):
     return total
 
 
+def output_parameters(units, vocabulary, tied_dim=None):
+    """The weights of a next-token layer over `vocabulary` ids reading `units` features: a bias per token,
+    and a (units, vocabulary) kernel, or, tied to an embedding of `tied_dim`, a projection to it where the
+    sizes differ."""
+    if tied_dim is None:
+        return (units + 1) * vocabulary
+    return (0 if units == tied_dim else (units + 1) * tied_dim) + vocabulary
+
+
+def attention_parameters(kind, memory, units):
+    """Keys over the encoder's `memory`-wide outputs, the attentional layer over [context; state], and
+    Bahdanau's query and scale (Luong's scaled dot product has no weights of its own)."""
+    if kind == "none":
+        return 0
+    weights = memory * units + (memory + units + 1) * units
+    return weights + (units * units + units if kind == "bahdanau" else 0)
+
+
 def embedding_parameters(options, vocabulary):
     """(weights, width per token) of the input embedding of `vocabulary` ids that `options` ask for:
     a one-hot input has no weights and is as wide as the vocabulary."""
@@ -129,6 +147,8 @@ def parameter_limit():
 def check_model_size(parts):
     """NlpkitError if the model whose parameter counts by part are `parts` ({"embedding": n, ...})
     is over `parameter_limit()`; the message names the largest part and the options to lower."""
+    if not checking_this_machine():
+        return
     total, limit = sum(parts.values()), parameter_limit()
     if total > limit:
         largest = max(parts, key=parts.get)
@@ -233,7 +253,8 @@ class EmbeddingOptions(EmbeddingSizeOption):
     freeze_embedding: bool = option(False, "Keep pretrained word vectors fixed instead of fine-tuning them.")
 
     def check(self):
-        if self.embedding not in ("learned", "onehot") and not os.path.isfile(self.embedding):
+        on_this_machine = checking_this_machine()
+        if self.embedding not in ("learned", "onehot") and on_this_machine and not os.path.isfile(self.embedding):
             raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing "
                               "word-vector file.")
 
@@ -260,7 +281,7 @@ class VocabularyOptions(VocabularySizeOption):
                                    "writes it): use these tokens instead of learning them from the data.")
 
     def check(self):
-        if self.vocabulary is not None and not os.path.isfile(self.vocabulary):
+        if self.vocabulary is not None and checking_this_machine() and not os.path.isfile(self.vocabulary):
             problem = "is not a regular file" if os.path.exists(self.vocabulary) else "file not found"
             raise NlpkitError(f"{self.vocabulary}: --vocabulary {problem}.")
 

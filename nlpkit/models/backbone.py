@@ -29,7 +29,7 @@ from keras import ops
 from nlpkit.errors import NlpkitError
 from nlpkit.models import declared
 from nlpkit.models.layers import OneHotEmbedding
-from nlpkit.options import RecurrentSpec
+from nlpkit.options import RecurrentSpec, recurrent_parameters
 from nlpkit.serialization import serializable
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -250,7 +250,8 @@ class RecurrentBackbone(keras.layers.Layer):
         spec = declared.recurrent_spec(config, owner)
         kind = config.get("embedding")
         if kind not in EMBEDDINGS:
-            raise NlpkitError(f"{owner}: embedding is {kind!r} in config.json; expected one of {', '.join(EMBEDDINGS)}.")
+            raise NlpkitError(f"{owner}: embedding is {kind!r} in config.json; expected one of "
+                              f"{', '.join(EMBEDDINGS)}.")
         if kind == "none":
             shape = (build_config or {}).get("input_shape") or [None]
             width = declared.integer({"input width": shape[-1]}, "input width", 1, declared.MAX_WIDTH, owner)
@@ -260,12 +261,7 @@ class RecurrentBackbone(keras.layers.Layer):
             dim = declared.integer(config, "embedding_dim", 1, declared.MAX_WIDTH, owner)
             width = vocabulary if kind == "onehot" else dim
             total = 0 if kind == "onehot" else vocabulary * dim
-        directions = 2 if spec.bidirectional else 1
-        for _ in range(spec.layers):
-            total += directions * declared.recurrent_weights(spec.cell, spec.units, width)
-            width = directions * spec.units
-            total += 2 * width if spec.layer_norm else 0
-        return total
+        return total + recurrent_parameters(spec, width)
 
     def get_config(self):
         return {

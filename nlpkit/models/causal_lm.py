@@ -12,7 +12,7 @@ from nlpkit.models.layers import KeepLastTokens, LastStep, OutputBias
 from nlpkit.models.metrics import Perplexity
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
-from nlpkit.options import RecurrentSpec
+from nlpkit.options import RecurrentSpec, output_parameters
 from nlpkit.serialization import serializable
 
 
@@ -102,10 +102,10 @@ class CausalLM(TaskModel):
         backbone = declared.nested(config, "backbone", "CausalLM")
         vocabulary = declared.integer(backbone, "vocabulary_size", 3, declared.MAX_VOCABULARY, "CausalLM")
         units = declared.recurrent_spec(backbone, "CausalLM").units
-        if not backbone.get("tie_weights"):
-            return units * vocabulary + vocabulary
-        dim = declared.integer(backbone, "embedding_dim", 1, declared.MAX_WIDTH, "CausalLM")
-        return (0 if dim == units else units * dim + dim) + vocabulary
+        tied_dim = None
+        if backbone.get("tie_weights"):
+            tied_dim = declared.integer(backbone, "embedding_dim", 1, declared.MAX_WIDTH, "CausalLM")
+        return output_parameters(units, vocabulary, tied_dim)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name,

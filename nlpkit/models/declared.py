@@ -31,12 +31,6 @@ def nested(config, key, owner):
     return value["config"]
 
 
-def recurrent_weights(cell, units, inputs):
-    """Weights of one direction of a Keras SimpleRNN / LSTM / GRU layer (GRU: reset_after, two biases)."""
-    gates, biases = {"rnn": (1, 1), "lstm": (4, 1), "gru": (3, 2)}[cell]
-    return gates * units * (inputs + units + biases)
-
-
 def recurrent_spec(config, owner):
     """The `RecurrentSpec` under config["spec"], checked as the options check it (units, layers, ...)."""
     fields = config.get("spec") if isinstance(config, dict) else None

@@ -45,7 +45,7 @@ from nlpkit.models.backbone import RecurrentBackbone
 from nlpkit.models.layers import FitSequenceLength, PaddingMask
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
-from nlpkit.options import ATTENTIONS, RecurrentSpec
+from nlpkit.options import ATTENTIONS, RecurrentSpec, attention_parameters, output_parameters
 from nlpkit.serialization import serializable
 
 
@@ -141,6 +141,9 @@ class Seq2SeqLM(TaskModel):
 
     string_inputs = ("source", "target_prefix")
 
+    def input_vocabulary_sizes(self):
+        return [self.encoder.vocabulary_size, self.decoder.vocabulary_size]
+
     def from_strings(self, texts, vectorizers, max_length):
         """Source sentences (cut to `max_length` tokens) and target prefixes ("[start] je") -> next-token
         logits at every prefix position (as saved translation models always gave: decoders score with them)."""
@@ -162,12 +165,7 @@ class Seq2SeqLM(TaskModel):
         if attention not in ATTENTIONS:
             raise NlpkitError(f"{owner}: attention is {attention!r} in config.json; expected one of "
                               f"{', '.join(ATTENTIONS)}.")
-        total = units * vocabulary + vocabulary
-        if attention != "none":
-            total += memory * units + (memory + units) * units + units  # keys; attentional layer
-        if attention == "bahdanau":
-            total += units * units + units  # the query projection; the additive score's scale
-        return total
+        return output_parameters(units, vocabulary) + attention_parameters(attention, memory, units)
 
     def get_config(self):
         return {"encoder": keras.saving.serialize_keras_object(self.encoder),

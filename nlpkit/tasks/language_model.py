@@ -19,7 +19,7 @@ from nlpkit import models, runtime, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions,
                             VocabularyOptions, check_model_size, check_range, embedding_parameters, option,
-                            recurrent_parameters)
+                            output_parameters, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task
 
 LAYOUT_OPTIONS = ("max_length", "bptt", "batch_size", "stateful")
@@ -50,10 +50,7 @@ class LanguageModelOptions(RunOptions, RecurrentOptions, EmbeddingOptions, Vocab
     def output_parameters(self):
         """The next-token layer's weights: a bias per token, and a (units, vocabulary) kernel unless tied
         to the embedding (then only a projection from --units to --embedding-dim, where they differ)."""
-        if not self.tie_weights:
-            return (self.units + 1) * self.max_tokens
-        projection = 0 if self.units == self.embedding_dim else (self.units + 1) * self.embedding_dim
-        return projection + self.max_tokens
+        return output_parameters(self.units, self.max_tokens, self.embedding_dim if self.tie_weights else None)
 
 
 @dataclasses.dataclass

@@ -28,8 +28,8 @@ import numpy as np
 from nlpkit import generation, models, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
-                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_model_size,
-                            check_range, option, recurrent_parameters)
+                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption,
+                            attention_parameters, check_model_size, check_range, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
 
@@ -97,11 +97,7 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
     def attention_parameters(self):
         """Keys over the encoder outputs, the attentional layer over [context; state], and Bahdanau's
         query and scale (Luong's scaled dot product has no weights of its own)."""
-        if self.attention == "none":
-            return 0
-        memory = self.units * (2 if self.bidirectional else 1)
-        weights = memory * self.units + (memory + self.units + 1) * self.units
-        return weights + (self.units * self.units + self.units if self.attention == "bahdanau" else 0)
+        return attention_parameters(self.attention, self.units * (2 if self.bidirectional else 1), self.units)
 
 
 @dataclasses.dataclass
