@@ -14,6 +14,8 @@ a model) have defaults a user may raise through an environment variable;
 `limit_from_env` reads one.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import os
@@ -109,3 +111,23 @@ class Options:
 
     def values(self):
         return dataclasses.asdict(self)
+
+
+_RECORDED = contextvars.ContextVar("nlpkit_checking_recorded_options", default=False)
+
+
+def checking_this_machine():
+    """False inside `recorded_options()`: checks of the files options name, and of whether this machine can
+    train the model they describe, are then skipped."""
+    return not _RECORDED.get()
+
+
+@contextlib.contextmanager
+def recorded_options():
+    """Validates a saved run's recorded options: their values only. Its files may since have moved, and the
+    model was trained elsewhere (loading it is bounded by `nlpkit.runtime.safety`, not by training's limit)."""
+    token = _RECORDED.set(True)
+    try:
+        yield
+    finally:
+        _RECORDED.reset(token)

@@ -262,3 +262,65 @@ def test_the_keras_classes_allowed_are_only_what_nlpkit_saves(trained_run):
                    if not str(node.get("registered_name")).startswith("nlpkit>") and node["module"] != "builtins"}
     assert keras_named <= safety.KERAS_CLASSES
     assert keras.__version__  # the inspection above never imported anything the config names
+
+
+# --- manifest.json ----------------------------------------------------------------------------------
+
+
+def edit_manifest(folder, edit):
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (lambda m: m["options"].update(max_length=1_000_000_000), ["max_length", "1000000000"]),
+    (lambda m: m["options"].update(max_length="abc"), ["max_length", "expected a number"]),
+    (lambda m: m["options"].update(units=-3), ["units"]),
+    (lambda m: m["options"].update(dropout=float("nan")), ["nan"]),
+    (lambda m: m["options"].update(learning_rate=1e300 * 1e300), ["inf"]),
+    (lambda m: m["options"].update(extra_option=1), ["'extra_option'"]),
+    (lambda m: m.update(options=[1, 2]), ["'options' is not a mapping"]),
+    (lambda m: m.update(classes=[]), ["classes must be a list of 2"]),
+    (lambda m: m.update(classes=["positive", "positive"]), ["classes must be"]),
+    (lambda m: m.update(classes=["negative", "neutral", "positive"]), ["3 classes", "2 outputs"]),
+    (lambda m: m["data"]["train"].update(examples=10 ** 30), ["data.train.examples", "not a sane number"]),
+], ids=["huge_max_length", "text_max_length", "negative_units", "nan_dropout", "infinite_rate", "unknown_option",
+        "options_list", "no_classes", "repeated_classes", "classes_unlike_model", "huge_count"])
+def test_manifest_values_are_checked_before_use(run_copy, edit, fragments):
+    from nlpkit.tasks.sentiment import SentimentClassifier
+
+    edit_manifest(run_copy, edit)
+    with pytest.raises(NlpkitError) as caught:
+        SentimentClassifier.load(run_copy)
+    assert "\n" not in str(caught.value)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_a_huge_manifest_length_through_predict_is_one_line(nlpkit_process, run_copy):
+    edit_manifest(run_copy, lambda m: m["options"].update(max_length=1_000_000_000))
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert_one_line_error(done.returncode, done.stderr, "manifest.json", "max_length", "1000000000")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"[" * 150_000 + b"]" * 150_000, "nested 150000 deep"),
+    (b'{"task": "sentiment", "x": "' + b"a" * (2 ** 20) + b'"}', "larger than 1,048,576 bytes"),
+    (b'{"task": "sentiment", "format": 2, "options": {"max_length": NaN}}', "not a sane number"),
+    (b"\xff\xfe{}", "not valid UTF-8"),
+], ids=["deep", "huge", "nan_literal", "not_utf8"])
+def test_a_malformed_manifest_is_one_line(nlpkit_process, run_copy, content, fragment):
+    (run_copy / "manifest.json").write_bytes(content)
+    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert_one_line_error(done.returncode, done.stderr, "manifest.json", fragment)
+
+
+def test_recorded_options_naming_moved_files_still_load(run_copy, tmp_path):
+    """The manifest's values are checked, not whether the files it names still exist."""
+    from nlpkit.tasks.sentiment import SentimentClassifier
+
+    edit_manifest(run_copy, lambda m: m["options"].update(data=str(tmp_path / "gone.tsv"),
+                                                          vocabulary=str(tmp_path / "gone.txt")))
+    assert SentimentClassifier.load(run_copy).predict(["A fine film."])[0]["label"] in ("negative", "positive")

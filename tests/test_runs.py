@@ -147,7 +147,7 @@ def test_load_run_returns_the_model_and_manifest(trained_run):
     ("missing", "no such model folder"),
     ("empty", "no manifest.json"),
     ("random-files", "no manifest.json"),
-    ("bad-json", "cannot be read as JSON"),
+    ("bad-json", "not valid JSON"),
     ("not-a-manifest", "not an nlpkit manifest"),
     ("other-task", "holds a next-word model, not a sentiment model"),
     ("no-model", "no model.keras"),

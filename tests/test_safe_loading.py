@@ -164,7 +164,8 @@ def test_a_function_is_accepted_only_by_an_nlpkit_registered_name(tmp_path, name
     from nlpkit.runtime.safety import check_config
 
     config = {"module": "keras.layers", "class_name": "TextVectorization", "registered_name": None,
-              "config": {"standardize": {"module": "builtins", "class_name": "function", "config": name,
+              "config": {"split": "whitespace", "vocabulary": ["good"],
+                         "standardize": {"module": "builtins", "class_name": "function", "config": name,
                                          "registered_name": "function"}}}
     if allowed:
         check_config(tmp_path / "model.keras", config)

@@ -43,6 +43,10 @@ class TaskModel(keras.Model):
 
     string_inputs = ("text",)
 
+    def input_vocabulary_sizes(self):
+        """How many ids each string input's embedding takes, in `string_inputs` order."""
+        return [self.backbone.vocabulary_size]
+
     def from_strings(self, texts, vectorizers, max_length):
         """The graph from raw-string inputs to probabilities, for `TextModel`."""
         raise NotImplementedError

@@ -18,6 +18,7 @@ from pathlib import Path
 import nlpkit
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.run_writer import RunWriter, lock_destination, recover, saved_size  # noqa: F401 (run folders)
+from nlpkit.runtime import manifests
 from nlpkit.runtime.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
@@ -43,14 +44,6 @@ def write_json(path, value):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise NlpkitError(f"{path}: cannot be read as JSON ({error}).") from None
 
 
 def is_run_folder(path):
@@ -94,7 +87,7 @@ def same_run(folder, identity):
     if not path.is_file() or not (Path(folder) / MODEL_FILE).is_file():
         return False
     try:
-        info = read_json(path)
+        info = manifests.read_manifest_file(path)
     except NlpkitError:
         return False
     return isinstance(info, dict) and info.get("identity") == identity
@@ -116,11 +109,12 @@ def manifest(task, options, **extra):
 def read_manifest(model_dir, task=None):
     """The manifest of the run folder `model_dir` (of a `task` run, if given), checked before anything is loaded."""
     folder = Path(model_dir)
+    recover(folder)  # a run a killed save had set aside, put back
     if not folder.is_dir():
         raise NlpkitError(f"{folder}: no such model folder (train one with `nlpkit train {task or 'TASK'}`).")
     if not is_run_folder(folder):
         raise NlpkitError(f"{folder}: not an nlpkit model folder (no {MANIFEST_FILE}).")
-    info = read_json(folder / MANIFEST_FILE)
+    info = manifests.read_manifest_file(folder / MANIFEST_FILE)
     if not isinstance(info, dict) or "task" not in info:
         raise NlpkitError(f"{folder / MANIFEST_FILE}: not an nlpkit manifest.")
     if task is not None and info["task"] != task:
@@ -130,20 +124,9 @@ def read_manifest(model_dir, task=None):
 
 def load_run(model_dir, task, required=()):
     """Loads a run folder's model (inspected by `nlpkit.runtime.safety`, then safe mode on) and manifest,
-    checking it is a `task` model.
-
-    `required` names manifest entries the caller needs, dotted for nested ones
-    ("options.max_length"); a manifest without them is refused.
-    """
+    checking it is a `task` model (`checked_manifest`)."""
     folder = Path(model_dir)
-    info = read_manifest(folder, task)
-    if info.get("format", 1) != FORMAT:
-        raise NlpkitError(f"{folder}: made by nlpkit {info.get('nlpkit_version', '0.1')}, whose models this "
-                          f"version cannot run; retrain it: nlpkit train {task} --out {folder} "
-                          "(its manifest.json lists the options it had).")
-    for entry in required:
-        if not _has_entry(info, entry.split(".")):
-            raise NlpkitError(f"{folder / MANIFEST_FILE}: incomplete manifest, no {entry!r}.")
+    info = checked_manifest(folder, task, required)
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
@@ -160,6 +143,34 @@ def load_run(model_dir, task, required=()):
     return model, info
 
 
+def checked_manifest(model_dir, task, required=()):
+    """The manifest of a `task` run of this nlpkit format, its values checked (`nlpkit.runtime.manifests`).
+
+    `required` names manifest entries the caller needs, dotted for nested ones
+    ("options.max_length"); a manifest without them is refused.
+    """
+    folder = Path(model_dir)
+    info = read_manifest(folder, task)
+    if info.get("format", 1) != FORMAT:
+        raise NlpkitError(f"{folder}: made by nlpkit {info.get('nlpkit_version', '0.1')}, whose models this "
+                          f"version cannot run; retrain it: nlpkit train {task} --out {folder} "
+                          "(its manifest.json lists the options it had).")
+    _check_manifest_values(info, folder / MANIFEST_FILE, task)
+    for entry in required:
+        if not _has_entry(info, entry.split(".")):
+            raise NlpkitError(f"{folder / MANIFEST_FILE}: incomplete manifest, no {entry!r}.")
+    return info
+
+
+def _check_manifest_values(info, path, task_name):
+    """Types and ranges of the manifest's values (`nlpkit.runtime.manifests`), for a registered task."""
+    from nlpkit.tasks import all_tasks
+
+    task = all_tasks().get(task_name)
+    if task is not None:
+        manifests.check_manifest(info, path, task)
+
+
 def _has_entry(mapping, keys):
     for key in keys:
         if not isinstance(mapping, dict) or key not in mapping:
@@ -169,8 +180,10 @@ def _has_entry(mapping, keys):
 
 
 def _first_line(error):
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+    """The error's whole message on one line (Keras often gives the reason on its second line), at most 300
+    characters."""
+    text = " ".join(str(error).split())
+    return (text or type(error).__name__)[:300]
 
 
 def _check_vectorizers(model, model_file):
@@ -179,10 +192,15 @@ def _check_vectorizers(model, model_file):
 
     if not isinstance(model, TextModel):
         raise NlpkitError(f"{model_file}: not an nlpkit text model ({type(model).__name__}).")
-    for vectorizer in model.vectorizers:
+    embedded = model.network.input_vocabulary_sizes()
+    if len(embedded) != len(model.vectorizers):
+        raise NlpkitError(f"{model_file}: {len(model.vectorizers)} vectorizers for {len(embedded)} text inputs.")
+    for vectorizer, embedding_size in zip(model.vectorizers, embedded):
         try:
             size = vectorizer.vocabulary_size()
         except Exception as error:  # an uninitialised lookup table
             raise NlpkitError(f"{model_file}: its vocabulary cannot be read ({_first_line(error)}).") from None
         if size <= 2:
             raise NlpkitError(f"{model_file}: the model holds no vocabulary.")
+        if size > embedding_size:
+            raise NlpkitError(f"{model_file}: a vocabulary of {size:,} ids for an embedding of {embedding_size:,}.")

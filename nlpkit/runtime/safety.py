@@ -37,6 +37,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from nlpkit import safe_json
 from nlpkit.errors import NlpkitError
+from nlpkit.options import MAX_PARAMETERS
 from nlpkit.serialization import registered_objects
 
 CONFIG_FILE = "config.json"
@@ -47,14 +48,18 @@ MIB = 2 ** 20
 MAX_MEMBER_BYTES = {METADATA_FILE: MIB, CONFIG_FILE: 64 * MIB, WEIGHTS_FILE: 4096 * MIB}
 # Keras stores members uncompressed; a zip tool's deflate shrinks trained weights ~1.1x, a bomb 1,000x.
 MAX_COMPRESSION = 10
-# 500 million numbers: 2 GB of float32, far beyond any recurrent model nlpkit trains on a laptop.
-MAX_WEIGHTS = 500_000_000
+# The most numbers a loaded model may hold: as many as nlpkit trains at most (2 GB of float32).
+MAX_WEIGHTS = MAX_PARAMETERS
 # What a weights file may hold beyond the declared layers: Keras' seed-generator and optimizer-free state.
 SLACK = 10_000
 MAX_HDF5_OBJECTS = 10_000
 MAX_HDF5_DEPTH = 32
 # The only classes of Keras itself an nlpkit model names: its vectorizers and their dtype policies.
 KERAS_CLASSES = {("keras.layers", "TextVectorization"), ("keras", "DTypePolicy"), ("keras", "FloatDTypePolicy")}
+# What every nlpkit vectorizer is: anything else would give its network ids of another shape.
+VECTORIZER_SETTINGS = {"output_mode": "int", "ngrams": None, "output_sequence_length": None,
+                       "pad_to_max_tokens": False, "sparse": False, "ragged": False, "idf_weights": None,
+                       "encoding": "utf-8"}
 # Code, never found in an nlpkit model (named here for a clearer message than "not allowed").
 CODE_MARKERS = {"Lambda", "__lambda__", "function", "__function__", "TFSMLayer"}
 
@@ -132,25 +137,10 @@ def serialized_objects(config):
 
 def check_config(path, config):
     """Each object in config.json must be one nlpkit registered or one of `KERAS_CLASSES`;
-    no code, no vocabulary files."""
+    no code; vectorizers as nlpkit makes them, with no vocabulary files."""
     allowed = allowed_custom_objects()
     for node in serialized_objects(config):
         check_object(path, node, allowed)
-    for node in _dicts(config):
-        if isinstance(node.get("vocabulary"), str):
-            raise NlpkitError(f"{path}: refused: a vocabulary names a file ({node['vocabulary']!r}) instead of "
-                              "holding its tokens.")
-
-
-def _dicts(config):
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
 
 
 def allowed_custom_objects():
@@ -160,10 +150,13 @@ def allowed_custom_objects():
 
 def check_object(path, node, allowed):
     class_name, module, registered = node.get("class_name"), node.get("module"), node.get("registered_name")
+    if not all(isinstance(name, (str, type(None))) for name in (class_name, module, registered)):
+        raise NlpkitError(f"{path}: refused: an object in {CONFIG_FILE} whose class or module is not a name.")
     if class_name == "function" and module == "builtins" and node.get("config") in allowed:
         return  # how Keras names a registered function, e.g. an nlpkit standardizer: looked up, not imported
     if class_name in CODE_MARKERS:
-        raise NlpkitError(f"{path}: refused: the model holds code ({class_name!r} object), which nlpkit models never do.")
+        raise NlpkitError(f"{path}: refused: the model holds code ({class_name!r} object), which nlpkit models "
+                          "never do.")
     if not isinstance(class_name, str) or not isinstance(module, str):
         raise NlpkitError(f"{path}: refused: an object without a class and module name in {CONFIG_FILE}.")
     if isinstance(registered, str) and registered.startswith("nlpkit>"):
@@ -173,6 +166,26 @@ def check_object(path, node, allowed):
     if (module, class_name) not in KERAS_CLASSES or registered not in (None, class_name):
         raise NlpkitError(f"{path}: refused: {CONFIG_FILE} names {class_name!r} from module {module!r}, which nlpkit "
                           "models never hold (only nlpkit's registered objects and Keras' TextVectorization).")
+    if class_name == "TextVectorization":
+        check_vectorizer(path, node.get("config"))
+
+
+def check_vectorizer(path, config):
+    """A vectorizer as nlpkit makes them: words or characters to int ids, its vocabulary inline."""
+    if not isinstance(config, dict):
+        raise NlpkitError(f"{path}: refused: a TextVectorization without a config.")
+    for key, value in VECTORIZER_SETTINGS.items():
+        if config.get(key, value) != value or type(config.get(key, value)) is not type(value):
+            raise NlpkitError(f"{path}: refused: a TextVectorization with {key}={config.get(key)!r}; nlpkit makes "
+                              f"them with {key}={value!r}.")
+    if config.get("split") not in ("whitespace", "character"):
+        raise NlpkitError(f"{path}: refused: a TextVectorization splitting on {config.get('split')!r}.")
+    vocabulary = config.get("vocabulary")
+    if isinstance(vocabulary, str):
+        raise NlpkitError(f"{path}: refused: a vocabulary names a file ({vocabulary!r}) instead of holding its "
+                          "tokens.")
+    if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
+        raise NlpkitError(f"{path}: refused: a TextVectorization whose vocabulary is not a list of tokens.")
 
 
 def declared_weights(path, config):

@@ -209,6 +209,10 @@ class Task:
 
     # --- using a saved run -------------------------------------------------------------------------
 
+    def check_manifest(self, manifest):
+        """Refuses (NlpkitError) entries this task added to a run's manifest (`describe`) that its predictor
+        could not use; the options and every number are checked before (`nlpkit.runtime.manifests`)."""
+
     def load(self, model_dir):
         """A predictor for a saved run: `.predict(texts, **PredictOptions fields)` -> list of dicts."""
         raise NotImplementedError

@@ -24,6 +24,8 @@ from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
 
 BUNDLED = "sentiment/uci_sentences.tsv"
+# The most labels a saved run may name (its manifest is checked against it before loading).
+MAX_CLASSES = 100_000
 
 
 @dataclasses.dataclass
@@ -77,6 +79,13 @@ class SentimentTask(Task):
     EvaluateOptions = SentimentEvaluateOptions
     examples = ("A wonderful, moving film.", "The battery died after one day.")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16, limit=240)
+
+    def check_manifest(self, manifest):
+        classes = manifest.get("classes")
+        if (not isinstance(classes, list) or not 2 <= len(classes) <= MAX_CLASSES
+                or not all(isinstance(name, str) for name in classes) or len(set(classes)) != len(classes)):
+            raise NlpkitError(f"classes must be a list of 2 to {MAX_CLASSES:,} different names, not "
+                              f"{str(classes)[:80]}.")
 
     def read(self, run):
         options = run.options
@@ -162,6 +171,9 @@ class SentimentClassifier(RunPredictor):
     def __init__(self, model, manifest):
         super().__init__(model, manifest)
         self.classes = list(manifest["classes"])
+        if len(self.classes) != model.network.num_classes:
+            raise NlpkitError(f"the run's manifest.json names {len(self.classes)} classes but its model.keras "
+                              f"has {model.network.num_classes} outputs.")
         self.vectorizer = model.vectorizer
 
     def predict(self, texts, batch_size=256):
