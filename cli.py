@@ -106,6 +106,8 @@ def allocation(error):
 
 
 def fail(message, code=2):
+    """One line on stderr, whatever the message quotes (a file name or a JSON key may hold a newline)."""
+    message = str(message).replace("\r", "\\r").replace("\n", "\\n")
     click.echo(f"nlpkit: error: {message}", err=True)
     sys.exit(code)
 

@@ -238,3 +238,9 @@ def test_train_refuses_to_replace_a_folder_that_is_not_a_run(cli_runner, files):
     check(result, "thesis", "not an nlpkit model")
     assert sorted(p.name for p in precious.iterdir()) == ["notes.txt"]
     assert [p.name for p in files.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_a_message_quoting_a_newline_stays_one_line(cli_runner, tmp_path):
+    result = cli_runner("predict", "sentiment", "--model", str(tmp_path / "two\nlines"), "Good.")
+    line = check(result, "no such model folder")
+    assert "two\\nlines" in line
