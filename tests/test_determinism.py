@@ -41,3 +41,11 @@ def test_another_seed_gives_other_weights_and_another_split(trained_run, tmp_pat
     assert [a.shape for a in first] == [b.shape for b in second]
     assert not any(np.array_equal(a, b) for a, b in zip(first, second) if a.size > 1)
     assert fingerprints(other) != fingerprints(trained_run.folder)
+
+
+def test_the_seeds_tensorflow_reduces_to_zero_train_and_repeat(trained_run, tmp_path):
+    """TensorFlow reads seeds modulo 2**31 - 1 and failed on 0 (`--seed 0` raised a traceback)."""
+    first = retrain(trained_run, tmp_path / "a", seed=0)
+    second = retrain(trained_run, tmp_path / "b", seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(saved_weights(first), saved_weights(second)))
+    assert retrain(trained_run, tmp_path / "c", seed=2 ** 31 - 1).is_dir()

@@ -12,9 +12,16 @@ from nlpkit.errors import NlpkitError
 from nlpkit.text import pipeline
 
 
+# TensorFlow reduces seeds modulo 2**31 - 1, and with a global seed of 0 its check for the (0, 0) pair
+# calls bool() on the epoch shuffle's tensor seed and fails; such seeds seed TensorFlow with this instead.
+TF_SEED_FOR_ZERO = 2 ** 31 - 2
+
+
 def seed_everything(seed):
     """Makes a run repeatable on CPU: Python, NumPy and TF seeds plus deterministic TF ops."""
     keras.utils.set_random_seed(int(seed))
+    if int(seed) % (2 ** 31 - 1) == 0:
+        tf.random.set_seed(TF_SEED_FOR_ZERO)
     tf.config.experimental.enable_op_determinism()
 
 
