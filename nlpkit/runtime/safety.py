@@ -216,6 +216,8 @@ def stored_weights(path, archive):
     try:
         with archive.open(WEIGHTS_FILE) as member, h5py.File(member, "r") as weights:
             return _hdf5_numbers(path, weights, depth=0, seen=[0])
+    except NlpkitError:
+        raise
     except (OSError, ValueError, KeyError) as error:
         raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} is not a readable HDF5 file "
                           f"({' '.join(str(error).split())[:200]}).") from None
