@@ -67,7 +67,8 @@ def label_ids(data, classes):
     for position, label in enumerate(data.labels):
         if label not in index:
             where = at(data.source, data.lines[position] if data.lines else None)
-            raise NlpkitError(f"{where}: label {label!r} is not one of the trained classes ({', '.join(classes)}).")
+            raise NlpkitError(f"{where}: label {label!r} is not one of the trained classes "
+                              f"({text.datasets.quoted_names(classes)}).")
     return np.array([index[label] for label in data.labels], dtype="int32")
 
 

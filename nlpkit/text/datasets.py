@@ -247,13 +247,29 @@ def _read_jsonl(text, path, columns):
             raise NlpkitError(f"{at(path, number)}: expected a JSON object per line.")
         missing = [c for c in columns if c not in record]
         if missing:
-            raise NlpkitError(f"{at(path, number)}: no field {missing[0]!r} (fields: {', '.join(record)}).")
-        rows.append((number, [_json_field_text(record[c]) for c in columns]))
+            raise NlpkitError(f"{at(path, number)}: no field {missing[0]!r} (fields: {quoted_names(record)}).")
+        rows.append((number, [_json_field_text(record[c], c, at(path, number)) for c in columns]))
     return rows
 
 
-def _json_field_text(value):
-    return value if isinstance(value, str) else json.dumps(value)
+def _json_field_text(value, name, where):
+    """A JSONL field as text: a string as it is, any other value as JSON. A lone surrogate escape
+    ("\\ud800") is an error naming `where`: it is no character, and TensorFlow cannot take the text."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise NlpkitError(f"{where}: the field {name!r} holds a lone surrogate ({json.dumps(value[error.start])}), "
+                          "which is not a character.") from None
+    return value
+
+
+def quoted_names(names, width=200):
+    """Column or field names for an error message, quoted (a name may hold a newline, and the message
+    must stay one line) and cut to about `width` characters (an unbalanced quote can make one huge name)."""
+    listed = ", ".join(map(repr, names))
+    return listed if len(listed) <= width else listed[:width] + "..."
 
 
 def _read_delimited(text, path, columns, delimiter):
@@ -270,8 +286,8 @@ def _read_delimited(text, path, columns, delimiter):
             if indices is None:
                 missing = [c for c in columns if c not in record]
                 if missing:
-                    raise NlpkitError(
-                        f"{at(path, number)}: the header has no column {missing[0]!r} (columns: {', '.join(record)}).")
+                    raise NlpkitError(f"{at(path, number)}: the header has no column {missing[0]!r} "
+                                      f"(columns: {quoted_names(record)}).")
                 indices = [record.index(c) for c in columns]
                 continue
             if len(record) <= max(indices):

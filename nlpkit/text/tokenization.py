@@ -169,8 +169,10 @@ UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
 
 
 def vocabulary_lines(tokens):
-    """The vocabulary file's text for `tokens` (ids 2, 3, ...)."""
-    return "".join("".join(ESCAPES.get(c, c) for c in token) + "\n" for token in tokens)
+    """The vocabulary file's text for `tokens` (ids 2, 3, ...). Reading drops a byte-order mark from the
+    start of the file, so a first token that starts with U+FEFF is written after one."""
+    text = "".join("".join(ESCAPES.get(c, c) for c in token) + "\n" for token in tokens)
+    return "\ufeff" + text if text.startswith("\ufeff") else text
 
 
 
