@@ -324,3 +324,32 @@ def test_recorded_options_naming_moved_files_still_load(run_copy, tmp_path):
     edit_manifest(run_copy, lambda m: m["options"].update(data=str(tmp_path / "gone.tsv"),
                                                           vocabulary=str(tmp_path / "gone.txt")))
     assert SentimentClassifier.load(run_copy).predict(["A fine film."])[0]["label"] in ("negative", "positive")
+
+
+# --- vocabularies a task needs ---------------------------------------------------------------------
+
+
+def text_model(network, *vocabularies):
+    from nlpkit.text.tokenization import with_vocabulary
+
+    vectorizers = [with_vocabulary(keras.layers.TextVectorization(max_tokens=len(tokens) + 2, standardize=None),
+                                   tokens) for tokens in vocabularies]
+    return models.TextModel(network.inference_copy(), vectorizers, 20)
+
+
+def test_a_next_word_run_without_its_end_of_line_token_is_refused():
+    from nlpkit.tasks.next_word import NextWordPredictor
+
+    model = text_model(models.build_language_model(10, units=4, embedding_dim=4), [f"w{i}" for i in range(8)])
+    manifest = {"options": {"max_length": 20, "bptt": 8, "batch_size": 4, "stateful": False}}
+    with pytest.raises(NlpkitError, match="no <eos> token"):
+        NextWordPredictor(model, manifest)
+
+
+def test_a_translation_run_without_start_and_end_tokens_is_refused():
+    from nlpkit.tasks.translate import Translator
+
+    words = [f"w{i}" for i in range(8)]
+    model = text_model(models.build_translator(10, 10, units=4, embedding_dim=4), words, words)
+    with pytest.raises(NlpkitError, match=r"does not start with \[start\]"):
+        Translator(model, {"options": {"max_length": 20, "max_output_length": 10}})

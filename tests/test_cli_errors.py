@@ -244,3 +244,10 @@ def test_a_message_quoting_a_newline_stays_one_line(cli_runner, tmp_path):
     result = cli_runner("predict", "sentiment", "--model", str(tmp_path / "two\nlines"), "Good.")
     line = check(result, "no such model folder")
     assert "two\\nlines" in line
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where no folder can be made")
+def test_an_out_where_no_folder_can_be_made_is_one_line(cli_runner, tiny_tsv):
+    result = cli_runner("train", "sentiment", "--data", str(tiny_tsv), "--epochs", "1", "--units", "4",
+                        "--out", "/proc/nlpkit-test/run")
+    check(result, "/proc/nlpkit-test/run", "cannot write")

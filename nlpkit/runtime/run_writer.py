@@ -68,7 +68,9 @@ AT_FDCWD = -100
 RENAME_EXCHANGE = 2  # Linux renameat2 flag
 RENAME_SWAP = 2  # macOS renamex_np flag
 # The errors that say "this cannot be written here", as opposed to a bug.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+# Full, read-only or forbidden; or a place no file can be made (a path under /proc, through a file, too long).
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 # What saving variables takes on disk, at most: their bytes with a margin, and the file format's own per
 # variable and per file (a Keras weights file: about 1.4 KiB a variable, 16 KiB in all for small models).
 MARGIN = 1.25

@@ -245,6 +245,8 @@ class NextWordPredictor(LanguageModelRun):
     def __init__(self, model, manifest):
         super().__init__(model, manifest)
         self.vocabulary = display_vocabulary(self.vectorizer)
+        if EOS not in self.vocabulary:
+            raise NlpkitError(f"the run's vocabulary has no {EOS} token: not a next-word model nlpkit made.")
         self.eos_id = self.vocabulary.index(EOS)
 
     def predict(self, prompts, top_k=5, complete=0, temperature=1.0, rng_seed=None, batch_size=64):

@@ -479,6 +479,9 @@ class Translator(RunPredictor):
         self.max_output_length = int(manifest["options"]["max_output_length"])
         self.source_vectorizer, target_vectorizer = model.vectorizers
         self.target_vocabulary = target_vectorizer.get_vocabulary()
+        if self.target_vocabulary[START_ID:END_ID + 1] != [text.tokens.START, text.tokens.END]:
+            raise NlpkitError(f"the run's target vocabulary does not start with {text.tokens.START} and "
+                              f"{text.tokens.END}: not a translation model nlpkit made.")
         self.decoder = Decoder(model.network)
 
     def _check(self, sentences, beam, n_best, max_output_length):
