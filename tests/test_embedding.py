@@ -130,3 +130,16 @@ def test_crlf_vector_files_are_read(tmp_path):
     matrix, found = load_word_vectors(str(path), VOCABULARY)
     assert found == 2
     np.testing.assert_allclose(matrix[3], [0.3, 0.4])
+
+
+def test_word_vectors_too_wide_for_memory_are_refused_before_the_matrix_is_made(tmp_path, monkeypatch):
+    from nlpkit.text.word_vectors import load_word_vectors
+
+    path = tmp_path / "wide.txt"
+    path.write_text("the " + " ".join(["0.1"] * 2000) + "\n")
+    monkeypatch.setenv("NLPKIT_MAX_PARAMETERS", "1000000")
+    with pytest.raises(NlpkitError, match="parameters"):
+        load_word_vectors(path, ["", "[UNK]"] + [f"w{i}" for i in range(998)])
+    path.write_text("the " + " ".join(["0.1"] * 100_001) + "\n")
+    with pytest.raises(NlpkitError, match=r"wide.txt:1: vectors of 100,001 numbers"):
+        load_word_vectors(path, ["", "[UNK]", "the"])

@@ -8,9 +8,12 @@ fine-tuned (`--embedding FILE`, `--freeze-embedding`).
 import numpy as np
 
 from nlpkit.errors import NlpkitError, at
+from nlpkit.options import check_model_size
 from nlpkit.text.datasets import stream_lines
 
 ONEHOT_WARN_SIZE = 5000
+# Far wider than any published word vectors (300 for GloVe and word2vec).
+MAX_DIM = 100_000
 
 
 def embedding_arguments(options, vocabulary):
@@ -42,7 +45,7 @@ def load_word_vectors(path, vocabulary, *, seed=0):
         if len(parts) < 2:
             raise NlpkitError(f"{at(path, number)}: expected a word followed by numbers.")
         if dim is None:
-            dim = len(parts) - 1
+            dim = checked_width(path, number, len(parts) - 1, len(vocabulary))
         if len(parts) - 1 != dim:
             raise NlpkitError(f"{at(path, number)}: {len(parts) - 1} numbers where earlier lines have {dim}.")
         if parts[0] in index:
@@ -52,7 +55,7 @@ def load_word_vectors(path, vocabulary, *, seed=0):
                 raise NlpkitError(f"{at(path, number)}: the vector has a value that is not a number.") from None
     if dim is None:
         raise NlpkitError(f"{path}: the word-vector file is empty.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # the matrix's size was checked with its first line
     matrix = rng.normal(0.0, 0.1, size=(len(vocabulary), dim)).astype("float32")
     matrix[0] = 0.0
     for word, vector in vectors.items():
@@ -69,3 +72,13 @@ def text_lines(path):
         except UnicodeDecodeError as error:
             raise NlpkitError(f"{at(path, number)}: not UTF-8 text (byte 0x{raw[error.start]:02x}).") from None
         yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def checked_width(path, number, dim, vocabulary_size):
+    """`dim`, the width of the file's vectors, once the embedding matrix it makes is known to fit
+    (`check_model_size`): the matrix is allocated before any model is built."""
+    if dim > MAX_DIM:
+        raise NlpkitError(f"{at(path, number)}: vectors of {dim:,} numbers; nlpkit reads word vectors of at most "
+                          f"{MAX_DIM:,}.")
+    check_model_size({"pretrained embedding": vocabulary_size * dim})
+    return dim
