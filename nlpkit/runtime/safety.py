@@ -9,7 +9,7 @@ refuses, in one line:
 
 - members other than the three Keras writes for an nlpkit model (no assets:
   nlpkit keeps its vocabularies inline), members larger than `MAX_MEMBER_BYTES`,
-  or compressed more than `MAX_COMPRESSION` times (a decompression bomb);
+  or compressed more than `MAX_COMPRESSION` allows (a decompression bomb);
 - a config.json nested deeper than `nlpkit.safe_json.MAX_DEPTH`, or naming any
   class but the few Keras classes nlpkit saves (`KERAS_CLASSES`) and nlpkit's
   registered objects; code of any kind; a vocabulary read from a file;
@@ -19,14 +19,14 @@ refuses, in one line:
 - HDF5 soft or external links, external or virtual datasets, filtered
   (compressed) datasets, and datasets that are not plain numbers.
 
-What this bounds. Every number a model declares is present in its weights file
-(uncompressed, as Keras writes it), so building and loading a model that passes
-holds at most about three copies of the weights file in memory (the file read
-into memory, the variables, and a transient copy) on top of TensorFlow itself;
-the weights file is at most `MAX_COMPRESSION` times its compressed size plus
-1 MiB. Nothing is extracted to disk, except that Keras writes the weights file
-to a temporary folder when it judges memory short. Measured figures are in
-BENCHMARKS.md ("Loading bounds").
+What this bounds. Every number a model declares is present in its weights file,
+so building and loading a model that passes holds a few copies of the weights
+file in memory (the file read into memory, the variables, transient copies:
+about 4.5 x its size measured, with predicting) on top of TensorFlow itself;
+the weights file is at most 4 times its compressed size plus 1 MiB, and at
+most `MAX_MEMBER_BYTES`. Nothing is extracted to disk, except that Keras writes
+the weights file to a temporary folder when it judges memory short. Measured
+figures are in BENCHMARKS.md ("Issue 12").
 
 `nlpkit.runtime.runs.load_run` calls `inspect_archive` first and then loads
 with `safe_mode=True`.
@@ -46,8 +46,10 @@ WEIGHTS_FILE = "model.weights.h5"
 MIB = 2 ** 20
 # The largest each member may be once uncompressed.
 MAX_MEMBER_BYTES = {METADATA_FILE: MIB, CONFIG_FILE: 64 * MIB, WEIGHTS_FILE: 4096 * MIB}
-# Keras stores members uncompressed; a zip tool's deflate shrinks trained weights ~1.1x, a bomb 1,000x.
-MAX_COMPRESSION = 10
+# How far each member may inflate. Keras stores members uncompressed; a zip tool's deflate shrinks trained
+# weights about 1.1x and a vocabulary-laden config.json about 4x, a bomb 1,000x. The weights' bound is what
+# bounds loading's memory: a weights file is at most 4 x its compressed size + 1 MiB.
+MAX_COMPRESSION = {METADATA_FILE: 20, CONFIG_FILE: 20, WEIGHTS_FILE: 4}
 # The most numbers a loaded model may hold: as many as nlpkit trains at most (2 GB of float32).
 MAX_WEIGHTS = MAX_PARAMETERS
 # What a weights file may hold beyond the declared layers: Keras' seed-generator and optimizer-free state.
@@ -105,7 +107,7 @@ def check_members(path, archive):
         if info.file_size > MAX_MEMBER_BYTES[info.filename]:
             raise NlpkitError(f"{path}: refused: {info.filename} is {info.file_size:,} bytes uncompressed; "
                               f"nlpkit loads at most {MAX_MEMBER_BYTES[info.filename]:,}.")
-        if info.file_size > MAX_COMPRESSION * info.compress_size + MIB:
+        if info.file_size > MAX_COMPRESSION[info.filename] * info.compress_size + MIB:
             raise NlpkitError(f"{path}: refused: {info.filename} inflates from {info.compress_size:,} to "
                               f"{info.file_size:,} bytes (a decompression bomb).")
 
