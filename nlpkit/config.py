@@ -63,10 +63,13 @@ def check_choices(options):
             check_choice(field.name, getattr(options, field.name), choices)
 
 
-def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False):
-    """Raises OptionError naming the argument when `value` is not a finite number in range (NaN never is)."""
+def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False, whole=False):
+    """Raises OptionError naming the argument when `value` is not a finite number in range (NaN never is),
+    or, with `whole`, not an int."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(name, f"{value!r}; expected a number.")
+    if whole and not isinstance(value, int):
+        raise OptionError(name, f"{value!r}; expected a whole number.")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if not math.isfinite(value) or too_low or too_high:
@@ -97,12 +100,23 @@ def size_suffixed(number):
     return str(number)
 
 
+def check_whole_numbers(options):
+    """Raises OptionError for a field declared `int` that holds anything but an int (or its default None):
+    the CLI parses them as ints, but Python callers and saved manifests may give 1.0, "3" or True."""
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if field.type is int and not (value is None and field.default is None):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise OptionError(field.name, f"{value!r}; expected a whole number.")
+
+
 class Options:
     """Base of every options dataclass: `validate()` checks the choices, then runs the `check`
     method of every class in the hierarchy that defines one (each option part checks its own fields)."""
 
     def validate(self):
         check_choices(self)
+        check_whole_numbers(self)
         for cls in reversed(type(self).__mro__):
             check = cls.__dict__.get("check")
             if check is not None:

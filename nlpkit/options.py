@@ -72,8 +72,8 @@ class RecurrentSpec:
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
-        check_range("units", self.units, 1, 100_000)
-        check_range("layers", self.layers, 1, 100)
+        check_range("units", self.units, 1, 100_000, whole=True)
+        check_range("layers", self.layers, 1, 100, whole=True)
         check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.cell != "rnn" and (self.activation != "tanh" or self.irnn):

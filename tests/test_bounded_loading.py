@@ -276,8 +276,9 @@ def edit_manifest(folder, edit):
 
 @pytest.mark.parametrize("edit, fragments", [
     (lambda m: m["options"].update(max_length=1_000_000_000), ["max_length", "1000000000"]),
-    (lambda m: m["options"].update(max_length="abc"), ["max_length", "expected a number"]),
+    (lambda m: m["options"].update(max_length="abc"), ["max_length", "expected a whole number"]),
     (lambda m: m["options"].update(units=-3), ["units"]),
+    (lambda m: m["options"].update(layers=1.5), ["layers", "expected a whole number"]),
     (lambda m: m["options"].update(dropout=float("nan")), ["nan"]),
     (lambda m: m["options"].update(learning_rate=1e300 * 1e300), ["inf"]),
     (lambda m: m["options"].update(extra_option=1), ["'extra_option'"]),
@@ -286,7 +287,7 @@ def edit_manifest(folder, edit):
     (lambda m: m.update(classes=["positive", "positive"]), ["classes must be"]),
     (lambda m: m.update(classes=["negative", "neutral", "positive"]), ["3 classes", "2 outputs"]),
     (lambda m: m["data"]["train"].update(examples=10 ** 30), ["data.train.examples", "not a sane number"]),
-], ids=["huge_max_length", "text_max_length", "negative_units", "nan_dropout", "infinite_rate", "unknown_option",
+], ids=["huge_max_length", "text_max_length", "negative_units", "fractional_layers", "nan_dropout", "infinite_rate", "unknown_option",
         "options_list", "no_classes", "repeated_classes", "classes_unlike_model", "huge_count"])
 def test_manifest_values_are_checked_before_use(run_copy, edit, fragments):
     from nlpkit.tasks.sentiment import SentimentClassifier

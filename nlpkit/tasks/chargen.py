@@ -223,7 +223,7 @@ class ChargenTask(LanguageModelTask):
         if options.seed is not None and texts:
             raise NlpkitError("give the text to start from with --seed or as arguments, not both.")
         if options.seed_file is not None:
-            options.seed = text.datasets.read_text(options.seed_file)
+            options.seed = text.datasets.read_text(options.seed_file, one_text=True)  # cut to the context
             if options.seed == "":
                 raise NlpkitError(f"{options.seed_file}: the seed is empty; give at least one character to "
                                   "start from.")

@@ -119,17 +119,19 @@ def open_regular(path):
             raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
 
 
-def read_bytes(path):
+def read_bytes(path, one_text=False):
     """The whole file's bytes, read within the input and line limits (see the module docstring).
 
     A missing or unreadable file, a folder, anything but a regular file, a file
     over the input limit or a line over the line limit is an NlpkitError
-    naming the file (and the line).
+    naming the file (and the line). A file that is `one_text` (a generation
+    seed), not lines of data, has only the input limit.
     """
     path = str(path)
     with open_regular(path) as handle:
         raw = read_capped(handle, path, os.fstat(handle.fileno()).st_size)
-    check_line_lengths(raw, path)
+    if not one_text:
+        check_line_lengths(raw, path)
     return raw
 
 
@@ -201,12 +203,13 @@ def stream_lines(path):
             yield number, line
 
 
-def read_text(path):
-    """The whole file as text, refusing missing files and bytes that are not UTF-8.
+def read_text(path, one_text=False):
+    """The whole file as text, refusing missing files and bytes that are not UTF-8 (`one_text`: see
+    `read_bytes`).
 
     A UTF-8 byte-order mark is dropped and CRLF line endings become LF.
     """
-    return decode_utf8(read_bytes(path), str(path))
+    return decode_utf8(read_bytes(path, one_text), str(path))
 
 
 def decode_utf8(raw, name):
