@@ -3,10 +3,13 @@
     task         the `Task` base class (the training sequence every task follows) and `RunPredictor`
     training     seeding, the fit with its callbacks, the learning curve
     checkpoint   epoch backups, so that a killed run resumes where it stopped
-    runs         run folders: written atomically, described by a manifest, loaded in safe mode
-    safety       the inspection of a saved archive before Keras reads it
+    runs         run folders: described by a manifest, loaded in safe mode
+    run_writer   writing a run folder: the atomic swap, the destination's lock, room and write errors
+    manifests    the checks of a run's manifest.json before anything in it is used
+    safety       the inspection of a saved archive before Keras reads it: no code, bounded loading
 """
 
 from nlpkit.lazy import submodules_on_demand
 
-__getattr__ = submodules_on_demand(__name__, ["checkpoint", "runs", "safety", "task", "training"])
+__getattr__ = submodules_on_demand(__name__, ["checkpoint", "manifests", "run_writer", "runs", "safety", "task",
+                                                          "training"])
