@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, assert_one_line_error, cli_runner_with_separate_stderr, invoke, subprocess_env
+from nlpkit import runtime
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.safety import inspect_archive
 
@@ -124,6 +125,7 @@ class TaskContract:
         options = task.TrainOptions(**{**task.tiny_options, "cell": cell, "out": str(tmp_path / "run")})
         run = task.begin(options)
         run.data = task.read(run)
+        runtime.training.seed_everything(options.seed)  # as Task.train does: other tests leave TF seeded
         run.preprocessor = task.preprocess(run)
         run.model = task.build(run)
         train_batches, _ = task.batches(run)
