@@ -323,7 +323,7 @@ manifest = json.loads((target / "manifest.json").read_text())
 manifest["options"].update(units=width, embedding_dim=width, max_tokens=vocabulary)
 network = models.build_language_model(vocabulary, units=width, embedding_dim=width)
 vectorizer = with_vocabulary(keras.layers.TextVectorization(max_tokens=vocabulary, standardize=None),
-                             [f"w{i}" for i in range(vocabulary - 2)])  # inline, as nlpkit saves them
+                             ["<eos>"] + [f"w{i}" for i in range(vocabulary - 3)])  # inline, as nlpkit saves
 models.TextModel(network.inference_copy(), [vectorizer], manifest["options"]["max_length"]).save(
     target / "model.keras")
 (target / "manifest.json").write_text(json.dumps(manifest))

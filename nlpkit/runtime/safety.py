@@ -32,6 +32,8 @@ figures are in BENCHMARKS.md ("Issue 12").
 with `safe_mode=True`.
 """
 
+import io
+import struct
 import zipfile
 from pathlib import PurePosixPath, PureWindowsPath
 
@@ -62,6 +64,8 @@ KERAS_CLASSES = {("keras.layers", "TextVectorization"), ("keras", "DTypePolicy")
 VECTORIZER_SETTINGS = {"output_mode": "int", "ngrams": None, "output_sequence_length": None,
                        "pad_to_max_tokens": False, "sparse": False, "ragged": False, "idf_weights": None,
                        "encoding": "utf-8"}
+# A zip member's local header; its last two fields are the lengths of the name and extra field after it.
+LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 # Code, never found in an nlpkit model (named here for a clearer message than "not allowed").
 CODE_MARKERS = {"Lambda", "__lambda__", "function", "__function__", "TFSMLayer"}
 
@@ -216,13 +220,65 @@ def stored_weights(path, archive):
     import h5py
 
     try:
-        with archive.open(WEIGHTS_FILE) as member, h5py.File(member, "r") as weights:
+        with member_file(path, archive, WEIGHTS_FILE) as member, h5py.File(member, "r") as weights:
             return _hdf5_numbers(path, weights, depth=0, seen=[0])
     except NlpkitError:
         raise
     except (OSError, ValueError, KeyError) as error:
         raise NlpkitError(f"{path}: refused: {WEIGHTS_FILE} is not a readable HDF5 file "
                           f"({' '.join(str(error).split())[:200]}).") from None
+
+
+def member_file(path, archive, name):
+    """A seekable file of the member `name`: for a stored member (as Keras writes them), a window on the
+    archive file itself, since a zip member stream re-reads (and checksums) from its start at every backward
+    seek, which HDF5 does hundreds of times; a compressed member is read through the zip as it must be."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return archive.open(name)
+    handle = open(path, "rb")
+    handle.seek(info.header_offset)
+    header = handle.read(LOCAL_HEADER.size)
+    if len(header) < LOCAL_HEADER.size:
+        handle.close()
+        raise zipfile.BadZipFile(f"the local header of {name} is cut short")
+    name_length, extra_length = LOCAL_HEADER.unpack(header)[-2:]
+    return io.BufferedReader(FileWindow(handle, info.header_offset + LOCAL_HEADER.size + name_length
+                                        + extra_length, info.file_size))
+
+
+class FileWindow(io.RawIOBase):
+    """Bytes `start` to `start + size` of an open binary file, as a file of their own (read-only)."""
+
+    def __init__(self, handle, start, size):
+        super().__init__()
+        self.handle, self.start, self.size, self.position = handle, start, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer):
+        wanted = max(0, min(len(buffer), self.size - self.position))
+        self.handle.seek(self.start + self.position)
+        data = self.handle.read(wanted)
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self):
+        self.handle.close()
+        super().close()
 
 
 def _hdf5_numbers(path, group, depth, seen):
