@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nlpkit
 from nlpkit.errors import NlpkitError
-from nlpkit.runtime.run_writer import RunWriter, lock_destination, recover, saved_size  # noqa: F401 (run folders)
 from nlpkit.runtime import manifests
+from nlpkit.runtime.run_writer import RunWriter, lock_destination, recover, saved_size  # noqa: F401 (run folders)
 from nlpkit.runtime.safety import inspect_archive
 
 MODEL_FILE = "model.keras"
