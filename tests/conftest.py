@@ -12,6 +12,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 import csv
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,14 @@ def classifier(trained_run):
 def run_copy(trained_run, tmp_path):
     """A private copy of the session run folder that a test may modify."""
     return Path(shutil.copytree(trained_run.folder, tmp_path / "model"))
+
+
+def fake_run(folder, marker):
+    """A stand-in run folder (a manifest and a model file that say `marker`), for tests of how runs are written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps({"task": "sentiment", "marker": marker}))
+    (folder / "model.keras").write_bytes(marker.encode())
+    return folder
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -19,18 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, nlpkit_command, subprocess_env
+from conftest import assert_one_line_error, fake_run, nlpkit_command, subprocess_env
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime import runs
 
 TRAIN = ["train", "sentiment", "--epochs", "2", "--limit", "200", "--units", "8", "--embedding-dim", "8"]
-
-
-def fake_run(folder, marker):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(json.dumps({"task": "sentiment", "marker": marker}))
-    (folder / "model.keras").write_bytes(marker.encode())
-    return folder
 
 
 def run_in(folder):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SENTENCES, subprocess_env, tiny_options, write_tsv
+from conftest import SENTENCES, fake_run, subprocess_env, tiny_options, write_tsv
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.runs import RunWriter, load_run
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
@@ -25,13 +25,6 @@ def leftovers(parent):
 
 
 # --- RunWriter ----------------------------------------------------------------------------------
-
-
-def fake_run(folder, marker):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(json.dumps({"task": "sentiment", "marker": marker}))
-    (folder / "model.keras").write_bytes(marker.encode())
-    return folder
 
 
 def test_run_writer_creates_the_folder_on_commit_only(tmp_path):
