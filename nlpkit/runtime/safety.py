@@ -22,7 +22,7 @@ refuses, in one line:
 What this bounds. Every number a model declares is present in its weights file,
 so building and loading a model that passes holds a few copies of the weights
 file in memory (the file read into memory, the variables, transient copies:
-about 4.5 x its size measured, with predicting) on top of TensorFlow itself;
+4.1 to 4.3 x its size measured, with predicting) on top of TensorFlow itself;
 the weights file is at most 4 times its compressed size plus 1 MiB, and at
 most `MAX_MEMBER_BYTES`. Nothing is extracted to disk, except that Keras writes
 the weights file to a temporary folder when it judges memory short. Measured
@@ -77,8 +77,9 @@ def inspect_archive(path):
         with zipfile.ZipFile(path) as archive:
             check_members(path, archive)
             config = safe_json.loads(archive.read(CONFIG_FILE), f"{path}: {CONFIG_FILE}")
-            check_config(path, config)
-            declared = declared_weights(path, config)
+            objects = registered_objects()
+            check_config(path, config, objects)
+            declared = declared_weights(path, config, objects)
             stored = stored_weights(path, archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as error:
         raise NlpkitError(f"{path}: cannot be loaded (not a valid .keras archive: {error}).") from None
@@ -141,17 +142,12 @@ def serialized_objects(config):
             stack.extend(node.values())
 
 
-def check_config(path, config):
-    """Each object in config.json must be one nlpkit registered or one of `KERAS_CLASSES`;
-    no code; vectorizers as nlpkit makes them, with no vocabulary files."""
-    allowed = allowed_custom_objects()
+def check_config(path, config, objects=None):
+    """Each object in config.json must be one nlpkit registered (`objects`, looked up if not given) or one of
+    `KERAS_CLASSES`; no code; vectorizers as nlpkit makes them, with no vocabulary files."""
+    allowed = {name: obj.__module__ for name, obj in (objects or registered_objects()).items()}
     for node in serialized_objects(config):
         check_object(path, node, allowed)
-
-
-def allowed_custom_objects():
-    """{registered name: module} of every object nlpkit has registered (`nlpkit.serialization`)."""
-    return {name: obj.__module__ for name, obj in registered_objects().items()}
 
 
 def check_object(path, node, allowed):
@@ -194,9 +190,10 @@ def check_vectorizer(path, config):
         raise NlpkitError(f"{path}: refused: a TextVectorization whose vocabulary is not a list of tokens.")
 
 
-def declared_weights(path, config):
-    """How many numbers the model's layers will hold, from config.json alone; refuses more than MAX_WEIGHTS."""
-    objects = registered_objects()
+def declared_weights(path, config, objects=None):
+    """How many numbers the model's layers will hold, from config.json alone; refuses more than MAX_WEIGHTS.
+    (`objects`: nlpkit's registered objects, if the caller has them.)"""
+    objects = objects or registered_objects()
     total = 0
     for node in serialized_objects(config):
         owner = objects.get(node.get("registered_name"))
