@@ -260,8 +260,8 @@ def test_the_keras_classes_allowed_are_only_what_nlpkit_saves(trained_run):
         config = json.loads(archive.read("config.json"))
     keras_named = {(node["module"], node["class_name"]) for node in safety.serialized_objects(config)
                    if not str(node.get("registered_name")).startswith("nlpkit>") and node["module"] != "builtins"}
+    assert ("keras.layers", "TextVectorization") in keras_named  # so the subset check below is not vacuous
     assert keras_named <= safety.KERAS_CLASSES
-    assert keras.__version__  # the inspection above never imported anything the config names
 
 
 # --- manifest.json ----------------------------------------------------------------------------------
