@@ -32,7 +32,6 @@ import zipfile
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 GIB = 2 ** 30
 TINY = ["--epochs", "1", "--limit", "200", "--units", "8", "--embedding-dim", "8", "--max-tokens", "300"]
