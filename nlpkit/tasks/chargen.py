@@ -30,7 +30,7 @@ import numpy as np
 
 from nlpkit import generation, text
 from nlpkit.errors import NlpkitError
-from nlpkit.options import Options, SamplingOptions, option
+from nlpkit.options import SamplingOptions, option
 from nlpkit.runtime.task import warning
 from nlpkit.tasks import register_task
 from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
@@ -143,11 +143,6 @@ def char_stream(vectorizer, corpus):
     if lines[-1] == "":
         lines.pop()
     return text.pipeline.token_stream(vectorizer, lines, NEWLINE_ID)
-
-
-def with_bits(report):
-    """Adds bits per character (cross-entropy in nats / ln 2) to a `stream_report`."""
-    return {**report, "bits_per_character": report["cross_entropy"] / math.log(2)}
 
 
 def with_bits(report):
