@@ -19,6 +19,8 @@ through the entry point a user's file goes through:
     --vocabulary tokenization.read_vocabulary
     --embedding  word_vectors.load_word_vectors                   GloVe / word2vec text
     predict      cli.read_lines from --file and from stdin, chargen's --seed-file
+    tagging      conll.read_tagged: CoNLL-U and column files (sentences of the bundled EWT slice), gzipped
+                 or not; words.split_words on random Unicode
 
 Every call must either return data that holds together (texts and labels are
 non-blank strings that are valid Unicode, counts match, line numbers are lines
@@ -34,8 +36,8 @@ message kept their newlines, a JSONL lone surrogate escape reached TensorFlow,
 a line of escaped quotes took quadratic time, and a vocabulary whose first
 token starts with U+FEFF did not read back.
 
-Not fuzzed here, because they do not exist yet: CoNLL-U and time-series CSV
-readers (their tasks come in later issues; fuzz them here when they land).
+Not fuzzed here, because it does not exist yet: a time-series CSV reader (its
+task comes in a later issue; fuzz it here when it lands).
 TFDS datasets are not files a user writes, and are not read here.
 
     python -m pytest -o addopts="" -q tests/test_fuzz_data.py
@@ -44,6 +46,7 @@ TFDS datasets are not files a user writes, and are not read here.
 import contextlib
 import csv
 import dataclasses
+import gzip
 import io
 import json
 import os
@@ -52,6 +55,7 @@ import sys
 import tempfile
 import time
 import types
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +71,8 @@ from nlpkit.tasks.chargen import ChargenTask
 from nlpkit.tasks.next_word import NextWordTask
 from nlpkit.tasks.sentiment import SentimentTask
 from nlpkit.tasks.translate import TranslateTask
-from nlpkit.text import datasets, word_vectors
+from nlpkit.text import conll, datasets, word_vectors
+from nlpkit.text.words import split_pretokenized, split_words
 
 CASES = settings(max_examples=1000, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -783,6 +788,165 @@ def test_word_vectors_read_or_name_their_problem(raw):
     assert matrix.dtype == np.float32 and matrix.ndim == 2 and matrix.shape[0] == len(vocabulary)
     assert matrix.shape[1] >= 1 and not matrix[0].any()
     assert 0 <= found <= len(vocabulary) - 2
+
+
+# --- tagged sentences: conll.read_tagged (CoNLL-U, column files, gzip) and words.split_words ---------------------
+
+
+def conllu_seeds(count=40, longest=12):
+    """Sentences of the bundled EWT slice of at most `longest` words (lines of 150 bytes or less), as their
+    CoNLL-U lines with comments; the first `count` such."""
+    blocks = (ROOT / "data" / "tagging" / "valid.conllu").read_text(encoding="utf-8").split("\n\n")
+    seeds = []
+    for block in blocks:
+        lines = block.strip("\n").split("\n")
+        words = [line for line in lines if not line.startswith("#")]
+        if lines != [""] and len(words) <= longest and all(len(line.encode()) <= 150 for line in lines):
+            seeds.append(lines)
+    return seeds[:count]
+
+
+CONLLU_SEEDS = conllu_seeds()
+# The same sentences as a CoNLL-2000-style column file: word, XPOS, UPOS.
+COLUMN_SEEDS = [[" ".join(line.split("\t")[i] for i in (1, 4, 3)) for line in lines
+                 if re.match(r"\d+\t", line)] for lines in CONLLU_SEEDS]
+TAG_COLUMNS = st.sampled_from(["auto"] * 6 + ["upos", "xpos", "2", 3, "4", 5, "11"])
+CONLLU_IDS = st.sampled_from(["0", "1", "2", "01", "3-4", "1-2", "2-1", "1-1", "8.1", "0.1", "1.1", "1.0", "x", "",
+                              "-1", "2-", "1e3", "٣", "9999999999", "1 ", " 1"])
+ODD_TAGS = st.sampled_from(["_", "", " ", "B-PER", "O", "NOUN ", "a b", "\u00a0", "_x", "-DOCSTART-", "#"])
+
+
+TAGGED_LINE_CHANGES = st.sampled_from(["field", "field", "id", "separator", "delete", "double", "blank", "comment",
+                                       "docstart", "token", "empty node", "long"])
+
+
+def changed_line(draw, change, line, separator):
+    """A line with one field dropped, added, or made odd or an odd tag ("field"), a new first field ("id"),
+    or other separators ("separator")."""
+    fields = line.split("\t") if "\t" in line else line.split(" ")
+    spot = draw(st.integers(0, len(fields) - 1))
+    if change == "id":
+        fields[0] = draw(CONLLU_IDS)
+    elif change == "separator":
+        separator = draw(st.sampled_from([" ", "\t", "  ", " \t"]))
+    else:
+        what = draw(st.sampled_from(["drop", "add", "odd", "tag"]))
+        if what == "drop":
+            del fields[spot]
+        elif what == "add":
+            fields.insert(spot, draw(ODD_TEXT))
+        else:
+            fields[spot] = draw(ODD_TAGS if what == "tag" else ODD_TEXT)
+    return separator.join(fields)
+
+
+def new_line(draw, change):
+    """A line to insert: blank, a comment, -DOCSTART-, a multiword token or an empty node perhaps out of
+    place, or a line around the line limit."""
+    if change == "token":
+        return f"{draw(st.integers(1, 6))}-{draw(st.integers(1, 7))}\tdon't" + "\t_" * 8
+    if change == "empty node":
+        return f"{draw(st.integers(0, 5))}.{draw(st.integers(1, 2))}\twrite\twrite\tVERB\tVB" + "\t_" * 5
+    if change == "long":
+        return "w\t" + "x" * draw(NEAR_THE_LINE_LIMIT)
+    return {"blank": draw(st.sampled_from(["", " ", "\t", "\u00a0"])), "comment": "# text = x",
+            "docstart": "-DOCSTART- -X- O"}[change]
+
+
+def mutated_tagged_lines(draw, lines, separator):
+    """Up to 4 changes to the lines of tagged sentences: fields dropped, added, emptied or made odd; IDs,
+    multiword tokens and empty nodes out of place; lines deleted, doubled, blank, comments, -DOCSTART-."""
+    for _ in range(draw(TABLE_MUTATION_COUNT)):
+        change = draw(TAGGED_LINE_CHANGES)
+        if not lines:
+            lines.append("")
+        at_line = draw(st.integers(0, len(lines) - 1))
+        if change in ("field", "id", "separator"):
+            lines[at_line] = changed_line(draw, change, lines[at_line], separator)
+        elif change == "delete":
+            del lines[at_line]
+        elif change == "double":
+            lines.insert(at_line, lines[at_line])
+        else:
+            lines.insert(at_line + 1, new_line(draw, change))
+    return lines
+
+
+@st.composite
+def tagged_files(draw):
+    """(bytes, file suffix, clean, seed sentences): 1-3 real sentences as CoNLL-U (named so or not) or a
+    column file, perhaps mutated, then perhaps gzipped (and the gzip perhaps cut short); `clean` when
+    nothing was changed."""
+    fmt = draw(st.sampled_from(["conllu", "columns"]))
+    picked = draw(st.lists(st.integers(0, len(CONLLU_SEEDS) - 1), min_size=1, max_size=3))
+    sentences = [list((CONLLU_SEEDS if fmt == "conllu" else COLUMN_SEEDS)[i]) for i in picked]
+    if fmt == "columns" and draw(st.booleans()):
+        sentences.insert(0, ["-DOCSTART- -X- O"])
+    lines = [line for sentence in sentences for line in sentence + [""]]
+    text = "\n".join(lines)
+    raw = text.encode("utf-8") if draw(st.integers(0, 3)) == 0 else None
+    if raw is None:
+        lines = mutated_tagged_lines(draw, lines, "\t" if fmt == "conllu" else " ")
+        raw = mutated_bytes(draw, ("\n".join(lines) + final_newline(draw)).encode("utf-8"))
+    clean = raw == text.encode("utf-8")
+    if draw(st.integers(0, 5)) == 0:
+        raw = gzip.compress(raw, mtime=0)
+        if draw(st.integers(0, 3)) == 0:
+            raw, clean = raw[:draw(st.integers(0, len(raw)))], False
+    suffix = draw(st.sampled_from([".conllu", ".txt"])) if fmt == "conllu" else ".txt"
+    suffix += ".gz" if raw.startswith(b"\x1f\x8b") else ""
+    return raw, suffix, clean, [CONLLU_SEEDS[i] for i in picked]
+
+
+def seed_words_and_tags(seeds):
+    """The words and auto tags (UPOS; a column file's last column, also UPOS) of clean seed sentences."""
+    rows = [[line.split("\t") for line in lines if re.match(r"\d+\t", line)] for lines in seeds]
+    return [[row[1] for row in sentence] for sentence in rows], [[row[3] for row in sentence] for sentence in rows]
+
+
+@CASES
+@given(case=tagged_files(), tag_column=TAG_COLUMNS, limit=st.sampled_from([None, None, None, 1, 2]))
+def test_tagged_sentences_read_or_name_their_problem(case, tag_column, limit):
+    """A TaggedSentences that holds together (a tag per word, no blank word or tag, lines of the file), the
+    seed sentences themselves when nothing was changed, or one NlpkitError naming the file (and a line)."""
+    raw, suffix, clean, seeds = case
+    try:
+        text_bytes = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error):
+        text_bytes = raw
+    with written(raw, suffix=suffix) as (path,):
+        got = outcome(lambda: conll.read_tagged(path, tag_column, limit), [path], [text_bytes])
+    if got is None:
+        return
+    assert isinstance(got, conll.TaggedSentences) and got.source == str(path)
+    assert len(got.words) == len(got.tags) == len(got.lines) > 0 and len(got) <= (limit or len(got))
+    check_lines(got.lines, text_bytes)
+    for words, tags in zip(got.words, got.tags):
+        assert len(words) == len(tags) > 0
+        for word in words:
+            usable_text(word)
+            assert "\n" not in word
+        for tag in tags:
+            usable_text(tag)
+            assert tag != "_" and tag.split() == [tag]
+    if clean and tag_column == "auto":
+        event("read unchanged seeds: the same words and tags")
+        words, tags = seed_words_and_tags(seeds)
+        assert (got.words, got.tags) == (words[:limit], tags[:limit])
+
+
+UNICODE_TEXT = st.text(max_size=80) | st.text(
+    alphabet=st.sampled_from(list("aAnNtTsSmdlrve'’`.,-@:/!?()…_&#$%0123456789 \t\n\u00a0\u2028\u200b")),
+    max_size=80)
+
+
+@CASES
+@given(text=UNICODE_TEXT)
+def test_split_words_gives_words_without_white_space_and_loses_nothing(text):
+    words = split_words(text)
+    assert all(isinstance(word, str) and word and not any(c.isspace() for c in word) for word in words)
+    assert "".join(words) == "".join(text.split())  # every other character is in a word, in order
+    assert split_pretokenized(text) == text.split()
 
 
 # --- predict inputs: cli.read_lines (--file and stdin) and chargen's --seed-file -----------------------------------
