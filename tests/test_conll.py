@@ -2,6 +2,7 @@
 gzip, and every bad input's one-line message."""
 
 import gzip
+import os
 import re
 
 import conllu
@@ -270,8 +271,6 @@ def test_a_limit_that_is_no_count_names_the_argument(value):
 
 
 def test_missing_files_folders_and_pipes_are_refused_as_for_all_data(tmp_path):
-    import os
-
     with pytest.raises(NlpkitError, match=r"nothing\.conllu: file not found\.$"):
         read_tagged(tmp_path / "nothing.conllu")
     with pytest.raises(NlpkitError, match=r": is a folder, not a file\.$"):
