@@ -91,6 +91,12 @@ class RecurrentSpec:
             raise NlpkitError(f"give either `spec` or its fields ({', '.join(recurrent)}), not both.")
         return spec if spec is not None else cls(**recurrent)
 
+    def for_characters(self, units):
+        """The spec of a character encoder beside this word-level stack: one bidirectional layer of `units`
+        with the same cell (and SimpleRNN activation)."""
+        return RecurrentSpec(cell=self.cell, units=units, bidirectional=True, activation=self.activation,
+                             irnn=self.irnn)
+
     def get_config(self):
         return dataclasses.asdict(self)
 

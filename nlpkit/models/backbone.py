@@ -68,6 +68,9 @@ class RecurrentBackbone(keras.layers.Layer):
             "pretrained" (an `Embedding` whose weights are set afterwards) or "none".
         embedding_dim: size of a learned or pretrained embedding.
         train_embedding: False freezes the embedding.
+        feature_dim: width of per-step features given to `call(ids, features=...)` and concatenated
+            to the embedded tokens before the recurrent layers (a tagger's character encoding of
+            each word); 0 for none.
         tie_weights: make the embedding a `ReversibleEmbedding` that an output
             layer can share (`embedding(x, reverse=True)`).
         return_sequences: every step's output (True) or only the last one.
@@ -77,16 +80,17 @@ class RecurrentBackbone(keras.layers.Layer):
     """
 
     def __init__(self, vocabulary_size=None, spec=None, *, embedding="learned", embedding_dim=64,
-                 train_embedding=True, tie_weights=False, return_sequences=True, return_state=False,
-                 stateful=False, batch_size=None, **kwargs):
+                 train_embedding=True, feature_dim=0, tie_weights=False, return_sequences=True,
+                 return_state=False, stateful=False, batch_size=None, **kwargs):
         super().__init__(**kwargs)
         spec = RecurrentSpec() if spec is None else spec
         self.spec = RecurrentSpec.from_config(spec) if isinstance(spec, dict) else spec
-        self._check(vocabulary_size, embedding, tie_weights, stateful, batch_size, return_state)
+        self._check(vocabulary_size, embedding, tie_weights, stateful, batch_size, return_state, feature_dim)
         self.vocabulary_size = None if vocabulary_size is None else int(vocabulary_size)
         self.embedding_kind = embedding
         self.embedding_dim = int(embedding_dim)
         self.train_embedding = bool(train_embedding)
+        self.feature_dim = int(feature_dim)
         self.tie_weights = bool(tie_weights)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
@@ -110,7 +114,7 @@ class RecurrentBackbone(keras.layers.Layer):
             if dropout:
                 self.dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{level}"))
 
-    def _check(self, vocabulary_size, embedding, tie_weights, stateful, batch_size, return_state):
+    def _check(self, vocabulary_size, embedding, tie_weights, stateful, batch_size, return_state, feature_dim):
         if embedding not in EMBEDDINGS:
             raise NlpkitError(f"Received an invalid value for `embedding`: {embedding!r}; "
                               f"expected one of {', '.join(EMBEDDINGS[:3])}.")
@@ -127,6 +131,12 @@ class RecurrentBackbone(keras.layers.Layer):
             raise NlpkitError("A stateful backbone needs a fixed `batch_size` (its number of parallel streams).")
         if stateful and return_state:
             raise NlpkitError("A stateful backbone keeps its states itself: `return_state` is for stateless ones.")
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 0:
+            raise NlpkitError(f"Received an invalid value for `feature_dim`: {feature_dim!r}; expected a whole "
+                              "number >= 0.")
+        if feature_dim and embedding == "none":
+            raise NlpkitError("`feature_dim` adds features to embedded tokens; a backbone over vectors "
+                              "(embedding='none') reads all its features as its input.")
 
     def _embedding_layer(self):
         kind = self.embedding_kind
@@ -140,12 +150,12 @@ class RecurrentBackbone(keras.layers.Layer):
 
     # --- the whole sequence ------------------------------------------------------------------------
 
-    def build(self, input_shape):
-        shape = tuple(input_shape)
+    def build(self, inputs_shape, features_shape=None):
+        shape = tuple(inputs_shape)
         if self.embedding is not None:
             self.embedding.build(shape)
             width = self.vocabulary_size if self.embedding_kind == "onehot" else self.embedding_dim
-            shape = (*shape, width)
+            shape = (*shape, width + self.feature_dim)
         features = self.spec.units * (2 if self.spec.bidirectional else 1)
         for level, layer in enumerate(self.recurrent_layers):
             layer.build(shape)
@@ -154,12 +164,17 @@ class RecurrentBackbone(keras.layers.Layer):
             if self.layer_norms:
                 self.layer_norms[level].build(shape)
 
-    def call(self, inputs, initial_state=None, training=None):
+    def call(self, inputs, initial_state=None, training=None, features=None):
         mask = None
         x = inputs
         if self.embedding is not None:
             mask = ops.not_equal(inputs, 0)
             x = self.embedding(inputs)
+        if (features is None) != (self.feature_dim == 0):
+            raise NlpkitError(f"this backbone takes {self.feature_dim} features per step with its ids "
+                              f"(`features=`), {'but none were' if features is None else 'not'} given.")
+        if features is not None:
+            x = ops.concatenate([x, ops.cast(features, x.dtype)], axis=-1)
         if self.embedding_dropout is not None:
             x = self.embedding_dropout(x, training=training)
         states = self.split_states(initial_state) if initial_state is not None else [None] * self.spec.layers
@@ -187,10 +202,10 @@ class RecurrentBackbone(keras.layers.Layer):
             x = self.dropouts[level](x, training=training)
         return x
 
-    def compute_output_spec(self, inputs, initial_state=None, training=None):
+    def compute_output_spec(self, inputs, initial_state=None, training=None, features=None):
         batch, time = inputs.shape[0], inputs.shape[1]
-        features = self.spec.units * (2 if self.spec.bidirectional else 1)
-        shape = (batch, time, features) if self.return_sequences else (batch, features)
+        width = self.spec.units * (2 if self.spec.bidirectional else 1)
+        shape = (batch, time, width) if self.return_sequences else (batch, width)
         output = keras.KerasTensor(shape, dtype=self.compute_dtype)
         if not self.return_state:
             return output
@@ -222,8 +237,9 @@ class RecurrentBackbone(keras.layers.Layer):
     def step(self, inputs, states):
         """(output (batch, features), new states) after one step: `inputs` are token ids (batch,),
         or vectors (batch, features) for a backbone without embedding. Inference mode (no dropout)."""
-        if self.spec.bidirectional:
-            raise NlpkitError("a bidirectional backbone reads the whole sequence: it cannot be run step by step.")
+        if self.spec.bidirectional or self.feature_dim:
+            raise NlpkitError("a bidirectional backbone, or one with per-step features, reads the whole "
+                              "sequence: it cannot be run step by step.")
         x = inputs
         if self.embedding is not None:
             # ops.copy drops the padding mask Keras attaches to the embedding: one step has nothing to mask.
@@ -259,7 +275,9 @@ class RecurrentBackbone(keras.layers.Layer):
         else:
             vocabulary = declared.integer(config, "vocabulary_size", 3, declared.MAX_VOCABULARY, owner)
             dim = declared.integer(config, "embedding_dim", 1, declared.MAX_WIDTH, owner)
-            width = vocabulary if kind == "onehot" else dim
+            features = declared.integer({"feature_dim": config.get("feature_dim", 0)}, "feature_dim", 0,
+                                        declared.MAX_WIDTH, owner)
+            width = (vocabulary if kind == "onehot" else dim) + features
             total = 0 if kind == "onehot" else vocabulary * dim
         return total + recurrent_parameters(spec, width)
 
@@ -271,6 +289,7 @@ class RecurrentBackbone(keras.layers.Layer):
             "embedding": self.embedding_kind,
             "embedding_dim": self.embedding_dim,
             "train_embedding": self.train_embedding,
+            "feature_dim": self.feature_dim,
             "tie_weights": self.tie_weights,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
