@@ -4,6 +4,7 @@
     TextClassifier      many-to-one: backbone -> pooling -> class logits          (sentiment)
     CausalLM            backbone -> next-token logits at every step               (next-word, chargen)
     Seq2SeqLM           encoder backbone -> decoder backbone (+ attention) -> logits (translate)
+    SequenceTagger      (word embedding ++ character encoder) -> backbone -> a tag per word (tagging)
 
 Every head outputs logits; `TextModel(network, vectorizers, max_length)` is the raw-string model
 nlpkit saves (probabilities out). The factories return compiled models:
@@ -23,7 +24,8 @@ _SOURCES = {
     "RecurrentBackbone": "backbone", "CausalLM": "causal_lm", "build_language_model": "causal_lm",
     "POOLINGS": "classifier", "TextClassifier": "classifier", "build_classifier": "classifier",
     "Perplexity": "metrics", "make_optimizer": "optimizers", "Seq2SeqLM": "seq2seq_lm",
-    "build_translator": "seq2seq_lm", "TextModel": "task_model",
+    "build_translator": "seq2seq_lm", "TextModel": "task_model", "SequenceTagger": "tagger",
+    "CharacterEncoder": "tagger", "build_tagger": "tagger", "PADDING_TAG": "tagger", "MAX_WORD_LENGTH": "tagger",
 }
 __all__ = sorted(_SOURCES)
 __getattr__ = names_on_demand(__name__, _SOURCES)

@@ -195,3 +195,91 @@ class PaddingMask(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+@serializable
+class TokenMask(keras.layers.Layer):
+    """`[outputs, ids]` -> `outputs` unchanged, masked where `ids` is padding (id 0).
+
+    A tagger's per-token logits carry this mask, so Keras leaves padded steps
+    out of the loss and the accuracy (`keras.losses.Loss` and
+    `MeanMetricWrapper` both read an output's mask).
+    """
+
+    def call(self, inputs):
+        return ops.copy(inputs[0])
+
+    def compute_mask(self, inputs, mask=None):
+        return ops.not_equal(inputs[1], 0)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@serializable
+class WordDropout(keras.layers.Layer):
+    """In training, replaces each real word id by the OOV id with probability `rate`; a no-op in inference.
+
+    The OOV embedding is then trained on words in context, so a word never seen
+    in training still gets a useful vector (Iyyer et al. 2015; Lample et al. 2016
+    replace rare words the same way). Padding (id 0) stays padding.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= float(rate) < 1:
+            raise ValueError(f"Received an invalid value for argument `rate`: expected in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.rate else None
+
+    def call(self, ids, training=None):
+        if not training or not self.rate:
+            return ids
+        dropped = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.rate
+        return ops.where(ops.logical_and(dropped, ops.not_equal(ids, 0)), ops.full_like(ids, OOV_ID), ids)
+
+    def compute_output_spec(self, ids, training=None):
+        return keras.KerasTensor(ids.shape, dtype=ids.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@serializable
+class FlattenWords(keras.layers.Layer):
+    """Words (batch, words) -> one word per row (batch * words,), the input a character vectorizer takes."""
+
+    def call(self, words):
+        return ops.reshape(words, (-1,))
+
+    def compute_output_spec(self, words):
+        return keras.KerasTensor((None,), dtype=words.dtype)
+
+
+@serializable
+class WordCharacters(keras.layers.Layer):
+    """`[character ids (batch * words, chars), words (batch, words)]` -> (batch, words, chars) ids, at most
+    `max_length` words and `max_word_length` characters each (the first ones), with at least one column."""
+
+    def __init__(self, max_length, max_word_length, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_length) < 1 or int(max_word_length) < 1:
+            raise ValueError("Received an invalid value for `max_length` or `max_word_length`: expected >= 1, "
+                             f"got {max_length} and {max_word_length}")
+        self.max_length = int(max_length)
+        self.max_word_length = int(max_word_length)
+
+    def call(self, inputs):
+        character_ids, words = inputs
+        batch, count = ops.shape(words)[0], ops.shape(words)[1]
+        ids = ops.reshape(character_ids, (batch, count, ops.shape(character_ids)[1]))
+        ids = ids[:, : self.max_length, : self.max_word_length]
+        missing = ops.maximum(1 - ops.shape(ids)[2], 0)
+        return ops.pad(ids, [[0, 0], [0, 0], [0, missing]])
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((None, None, None), dtype=inputs[0].dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length, "max_word_length": self.max_word_length}

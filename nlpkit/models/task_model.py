@@ -47,6 +47,10 @@ class TaskModel(keras.Model):
         """How many ids each string input's embedding takes, in `string_inputs` order."""
         return [self.backbone.vocabulary_size]
 
+    def raw_inputs(self):
+        """The raw-string inputs of the saved model, one text per row, in `string_inputs` order."""
+        return [string_input(name) for name in self.string_inputs]
+
     def from_strings(self, texts, vectorizers, max_length):
         """The graph from raw-string inputs to probabilities, for `TextModel`."""
         raise NotImplementedError
@@ -80,7 +84,7 @@ class TextModel(keras.Model):
         self.network = network
         self.vectorizers = list(vectorizers)
         # === Functional model ===
-        texts = [string_input(name) for name in network.string_inputs]
+        texts = network.raw_inputs()
         outputs = network.from_strings(texts, self.vectorizers, max_length)
         super().__init__(texts[0] if len(texts) == 1 else texts, outputs, **kwargs)
         self.max_length = int(max_length)

@@ -180,7 +180,7 @@ def check_vectorizer(path, config):
         if config.get(key, value) != value or type(config.get(key, value)) is not type(value):
             raise NlpkitError(f"{path}: refused: a TextVectorization with {key}={config.get(key)!r}; nlpkit makes "
                               f"them with {key}={value!r}.")
-    if config.get("split") not in ("whitespace", "character"):
+    if config.get("split") not in ("whitespace", "character", None):  # None: words split before (a tagger)
         raise NlpkitError(f"{path}: refused: a TextVectorization splitting on {config.get('split')!r}.")
     vocabulary = config.get("vocabulary")
     if isinstance(vocabulary, str):
