@@ -1,6 +1,8 @@
 """Text and data input: reading files and datasets, tokenization, word vectors, `tf.data` pipelines.
 
     datasets       TSV/CSV/JSONL files, the bundled corpora, TFDS datasets (checked, errors name file:line)
+    conll          CoNLL-U and CoNLL-2000/2003 column files: sentences of words with a tag each
+    words          the word splitter of raw sentences for tagging (UD English's way)
     tokenization   word and character vectorizers on TextVectorization; vocabulary files
     word_vectors   GloVe / word2vec text files as embedding matrices
     pipeline       vectorize once, shuffle with a seed, bucket by length, token streams and windows
@@ -11,4 +13,5 @@ Submodules are imported when first used (`nlpkit.lazy`): reading data costs no T
 
 from nlpkit.lazy import submodules_on_demand
 
-__getattr__ = submodules_on_demand(__name__, ["datasets", "pipeline", "tokenization", "tokens", "word_vectors"])
+__getattr__ = submodules_on_demand(__name__, ["conll", "datasets", "pipeline", "tokenization", "tokens", "word_vectors",
+                                                 "words"])

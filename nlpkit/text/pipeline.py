@@ -60,8 +60,13 @@ def bucket_boundaries(lengths, buckets=8):
     return sorted({int(q) + 1 for q in quantiles if int(q) + 1 < max(lengths)})
 
 
-def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None):
+def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuffle_size=None, length=None,
+                     padding_values=None):
     """Batches of similar-length sequences, padded on the right to the longest in the batch.
+
+    Examples are (ids, target) pairs, or any structure whose length `length(*example)` gives
+    (nested parts, such as a tagger's character ids per word, are padded in every dimension);
+    `padding_values` (the examples' structure) pads with other values than 0.
 
     With `shuffle_seed`, examples are reshuffled each epoch in a repeatable
     order; `nlpkit.training.fit` makes epoch e's order a pure function of
@@ -70,9 +75,10 @@ def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuf
 
     def batches(examples):
         return examples.bucket_by_sequence_length(
-            element_length_func=lambda ids, _: tf.shape(ids)[0],
+            element_length_func=length or (lambda ids, _: tf.shape(ids)[0]),
             bucket_boundaries=list(boundaries),
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            padding_values=padding_values,
         )
 
     return epoch_batches(dataset, batches, shuffle_seed, shuffle_size or 10_000)

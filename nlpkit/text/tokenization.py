@@ -56,11 +56,13 @@ def default_standardize(level):
 
 
 def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
-                     special_tokens=(), name="vectorizer", vocabulary_file=None):
+                     special_tokens=(), name="vectorizer", vocabulary_file=None, presplit=False):
     """Learns a vocabulary of at most `max_tokens` ids (padding and OOV included).
 
     `texts` is the training split: a list of strings or a string `tf.data`
     dataset. `special_tokens` (such as START and END) get the ids just after OOV.
+    `presplit` word vectorizers take words already split, one per string, and
+    never split them (a tagger's input is (batch, words), "" for padding).
     With `vocabulary_file` (see `read_vocabulary`) the vocabulary is that file's
     tokens instead, in its order after the special tokens, and `max_tokens` does not apply.
     """
@@ -75,7 +77,7 @@ def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens,
         standardize=_standardizer(standardize),
-        split="character" if level == "char" else "whitespace",
+        split="character" if level == "char" else None if presplit else "whitespace",
         output_mode="int",
         name=name,
     )
