@@ -238,6 +238,12 @@ VARIANTS = {
                                                            attention="luong", bidirectional=True, layers=2),
     "translator_plain": lambda: models.build_translator(30, 40, cell="rnn", units=6, embedding_dim=5,
                                                         attention="none"),
+    "tagger_bilstm_characters": lambda: models.build_tagger(30, 5, char_vocab_size=12, units=6, embedding_dim=5,
+                                                            char_units=3, char_embedding_dim=4, bidirectional=True),
+    "tagger_gru_words_two_layers": lambda: models.build_tagger(30, 5, cell="gru", units=6, embedding_dim=5, layers=2,
+                                                               layer_norm=True),
+    "tagger_irnn_onehot_characters": lambda: models.build_tagger(
+        30, 5, char_vocab_size=12, cell="rnn", irnn=True, units=6, embedding="onehot", char_units=3),
 }
 
 
