@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from nlpkit.errors import NlpkitError
 from nlpkit.metrics import classification_report
 
 UNTAGGED = "(no tag)"
@@ -93,8 +94,8 @@ def format_report(metrics):
               f"{'macro':<12}{metrics['macro']['precision']:<11.4f}{metrics['macro']['recall']:<11.4f}"
               f"{metrics['macro']['f1']:<11.4f}"]
     lines += ["", "confusion matrix (rows: true, columns: predicted)", *confusion_lines(metrics)]
-    if metrics.get("confusion_png"):
-        lines.append(f"(also drawn in {metrics['confusion_png']})")
+    lines.append(f"(drawn in {metrics['confusion_png']})" if metrics.get("confusion_png")
+                 else "(--plot FILE.png draws it)")
     return "\n".join(lines)
 
 
@@ -142,6 +143,10 @@ def plot_confusion(metrics, path):
     axis.set_title(f"accuracy {metrics['accuracy']:.4f} on {metrics['words']:,} words")
     figure.tight_layout()
     partial = f"{path}.partial.png"
-    figure.savefig(partial, dpi=100)
-    plt.close(figure)
-    os.replace(partial, path)
+    try:
+        figure.savefig(partial, dpi=100)
+        os.replace(partial, path)
+    except OSError as error:
+        raise NlpkitError(f"{path}: the confusion matrix cannot be written ({error.strerror or error}).") from None
+    finally:
+        plt.close(figure)

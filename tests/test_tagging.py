@@ -190,7 +190,7 @@ def test_evaluate_on_a_conll2003_file_gives_seqeval_entity_scores(tmp_path):
         [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."], ["Peter", "Blackburn"],
          ["BRUSSELS", "1996-08-22"]])]
     assert report["entities"]["f1"] == pytest.approx(f1_score(gold, guessed))
-    chunks = task.evaluate(predictor, str(data), task.EvaluateOptions(tag_column="3", plot=""))
+    chunks = task.evaluate(predictor, str(data), task.EvaluateOptions(tag_column="3"))
     assert "I-VP" in chunks["unknown_tags"] and chunks["entities"]["scheme"] == "BIO"
 
 
@@ -199,7 +199,7 @@ def test_a_tag_the_model_never_learned_is_an_error_listed_once(trained, tagger, 
     data.write_text("1\tHello\thello\tNEWTAG\t_\t_\t0\troot\t_\t_\n2\tworld\tworld\tNOUN\t_\t_\t1\tobj\t_\t_\n\n"
                     "1\tAgain\tagain\tNEWTAG\t_\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
     task = get_task("tagging")
-    report = task.evaluate(tagger, str(data), task.EvaluateOptions(plot=""))
+    report = task.evaluate(tagger, str(data), task.EvaluateOptions())
     assert report["unknown_tags"] == ["NEWTAG"] and report["per_tag"]["NEWTAG"]["recall"] == 0.0
     assert report["words"] == 3 and report["accuracy"] <= 1 / 3
     assert "unknown tags    NEWTAG" in task.format_metrics(report)
@@ -267,3 +267,6 @@ def test_a_missing_tag_column_and_an_empty_sentence_are_one_line(nlpkit_process,
     assert_one_line_error(done.returncode, done.stderr, "ner.txt")
     done = nlpkit_process("predict", "tagging", "--model", trained[0], "  ")
     assert_one_line_error(done.returncode, done.stderr, "empty")
+    done = nlpkit_process("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "4",
+                          "--plot", tmp_path / "no-such-folder" / "c.png")
+    assert_one_line_error(done.returncode, done.stderr, "c.png", "cannot be written")

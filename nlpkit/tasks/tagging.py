@@ -88,7 +88,7 @@ class TaggingPredictOptions(Options):
 
 @dataclasses.dataclass
 class TaggingEvaluateOptions(TagColumnOption, EvaluationOptions):
-    plot: str = option("confusion.png", "Where to write the confusion matrix as a PNG ('' for none).")
+    plot: str = option(None, "Also draw the confusion matrix as a PNG, in this file.")
 
 
 def read_sentences(path, tag_column, limit=None):
