@@ -1,4 +1,8 @@
-"""Every registered task passes the task contract (`task_contract.TaskContract`)."""
+"""Every registered task passes the task contract (`task_contract.TaskContract`).
+
+One test class per task, made from the registry: pytest-xdist keeps a class on one
+worker (`--dist loadscope`), so separate classes let the two workers share the tasks.
+"""
 
 import pytest
 
@@ -6,10 +10,15 @@ from nlpkit.tasks import all_tasks
 from task_contract import TaskContract
 
 
-@pytest.fixture(scope="class", params=sorted(all_tasks()))
-def task(request):
-    return all_tasks()[request.param]
+def contract_class(name):
+    @pytest.fixture(scope="class")
+    def task(self):
+        return all_tasks()[name]
+
+    title = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+    return type(f"TestTask{title}", (TaskContract,), {"task": task, "__doc__": f"The contract, for {name}."})
 
 
-class TestEveryRegisteredTask(TaskContract):
-    pass
+for _name in sorted(all_tasks()):
+    _cls = contract_class(_name)
+    globals()[_cls.__name__] = _cls
