@@ -55,6 +55,9 @@ class TaggingOptions(TagColumnOption, RunOptions, RecurrentOptions, Bidirectiona
                                        "recurrent network over its characters, with the same --cell).")
     char_units: int = option(64, "Units per direction of the character encoder.")
     char_embedding_dim: int = option(32, "Size of the character embedding.")
+    min_count: int = option(1, "Keep in the vocabulary only the words seen at least this often in training; "
+                               "the rarer ones are read as unknown, which teaches the unknown-word vector what "
+                               "rare words look like.")
     word_dropout: float = option(0.05, "Fraction of the words read as unknown in training, so that the "
                                        "unknown-word vector is learned (0 turns it off).")
     epochs: int = option(20, "Most epochs to train (early stopping may end sooner).")
@@ -64,6 +67,7 @@ class TaggingOptions(TagColumnOption, RunOptions, RecurrentOptions, Bidirectiona
         check_range("char_units", self.char_units, 1, 100_000, whole=True)
         check_range("char_embedding_dim", self.char_embedding_dim, 1, 100_000, whole=True)
         check_range("word_dropout", self.word_dropout, 0.0, 1.0, high_open=True)
+        check_range("min_count", self.min_count, 1, 1_000_000_000, whole=True)
         embedding, width = embedding_parameters(self, self.max_tokens)
         parts = {"embedding": embedding}
         if self.char_features:
@@ -120,6 +124,18 @@ def character_rows(vectorizer, words, max_word_length):
     return np.concatenate(values).astype("int32"), np.concatenate(lengths)
 
 
+def frequent_words(vectorizer, words, min_count):
+    """`vectorizer` keeping only the words seen at least `min_count` times in `words` (the training words)."""
+    if min_count <= 1:
+        return vectorizer
+    counts = np.bincount(word_ids(vectorizer, words), minlength=vectorizer.vocabulary_size())
+    vocabulary = vectorizer.get_vocabulary()
+    kept = [token for token, count in zip(vocabulary[2:], counts[2:]) if count >= min_count]
+    if not kept:
+        raise NlpkitError(f"no training word occurs {min_count} times or more; lower --min-count.")
+    return text.tokenization.with_vocabulary(vectorizer, kept)
+
+
 def tag_vocabulary(train, valid):
     """The training tags, sorted, and after them (with a warning) any that only the validation data has."""
     seen = sorted(set(flat_words(train.tags)))
@@ -168,8 +184,9 @@ class TaggingTask(Task):
     def preprocess(self, run):
         options, train = run.options, run.data.train
         words = flat_words(train.words)
-        word_vectorizer = text.tokenization.build_vectorizer(words, max_tokens=options.max_tokens,
-                                                             standardize="lower", presplit=True, name="word_vectorizer")
+        word_vectorizer = frequent_words(text.tokenization.build_vectorizer(
+            words, max_tokens=options.max_tokens, standardize="lower", presplit=True, name="word_vectorizer"),
+            words, options.min_count)
         character_vectorizer = None
         if options.char_features:
             character_vectorizer = text.tokenization.build_vectorizer(
