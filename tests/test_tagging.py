@@ -270,3 +270,16 @@ def test_a_missing_tag_column_and_an_empty_sentence_are_one_line(nlpkit_process,
     done = nlpkit_process("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "4",
                           "--plot", tmp_path / "no-such-folder" / "c.png")
     assert_one_line_error(done.returncode, done.stderr, "c.png", "cannot be written")
+
+
+def test_min_count_reads_the_rarer_words_as_unknown():
+    from nlpkit.tasks.tagging import frequent_words, word_ids
+    from nlpkit.text.tokenization import build_vectorizer
+
+    words = ["The", "the", "cat", "THE", "dog", "cat", "a"]
+    vectorizer = build_vectorizer(words, standardize="lower", presplit=True)
+    kept = frequent_words(vectorizer, words, 2)
+    assert kept.get_vocabulary()[2:] == ["the", "cat"]
+    assert list(word_ids(kept, ["The", "dog", "cat"])) == [2, 1, 3]
+    with pytest.raises(NlpkitError, match="--min-count"):
+        frequent_words(vectorizer, words, 4)
