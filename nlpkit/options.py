@@ -200,9 +200,10 @@ class FitOptions(Options):
                                     "models, with a learning rate near 20 and --clipnorm 0.25).", choices=OPTIMIZERS)
     learning_rate: float = option(1e-3, "Learning rate.")
     clipnorm: float = option(1.0, "Clip gradients to this global norm (0 turns clipping off).")
-    patience: int = option(2, "Early stopping: epochs without a better validation loss before stopping.")
+    patience: int = option(2, "Early stopping: epochs without a better validation loss (a tagger's: "
+                              "accuracy) before stopping.")
     lr_decay: float = option(None, "Multiply the learning rate by this factor (e.g. 0.5) after every epoch "
-                                   "whose validation loss did not improve.")
+                                   "whose validation loss (a tagger's: accuracy) did not improve.")
     time_budget: float = option(None, "Minutes of training at most: stop before an epoch that would not "
                                       "finish in time (the best epoch is kept).")
 

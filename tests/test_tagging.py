@@ -99,6 +99,8 @@ def test_training_reports_accuracy_on_the_bundled_validation_slice(trained):
     valid = read_tagged(ROOT / "data" / "tagging" / "valid.conllu")
     assert metrics["words"] == sum(min(len(words), MAX_LENGTH) for words in valid.words)  # the words it tags
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["unknown_words"] > 0
+    history = json.loads((folder / "history.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(max(history["val_accuracy"]), abs=1e-6)  # the best epoch's model
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["task"] == "tagging" and manifest["tag_scheme"] is None
     assert {"NOUN", "VERB", "DET", "PUNCT"} <= set(manifest["tags"])

@@ -73,6 +73,9 @@ class Task:
     input_hint = "texts as arguments, with --file, or on stdin"
     # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
     truncation = "their first ones are read"
+    # What early stopping watches, and the best epoch is chosen by: the validation loss, or a Keras
+    # validation metric that should grow ("val_accuracy").
+    monitor = "val_loss"
 
     # --- where runs go -----------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class Task:
             run.history = runtime.training.fit(
                 run.model, train_batches, valid_batches, checkpoint=run.checkpoint, callbacks=self.callbacks(run),
                 epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
-                lr_decay=options.lr_decay)
+                lr_decay=options.lr_decay, monitor=self.monitor)
             metrics = self.measure(run, valid_batches)
             folder = self.save(run, metrics)
         return {"validation": metrics, "folder": str(folder)}
@@ -202,7 +205,7 @@ class Task:
             runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics})
             runs.write_json(folder.path(runs.HISTORY_FILE), run.history)
             runtime.training.plot_history(run.history, folder.path(runs.CURVE_FILE),
-                                  title=f"nlpkit {self.name} ({options.cell})")
+                                          title=f"nlpkit {self.name} ({options.cell})", monitor=self.monitor)
             folder.commit()
         run.checkpoint.discard()  # the run is saved: nothing left to resume
         return run.destination

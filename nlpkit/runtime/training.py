@@ -26,12 +26,13 @@ def seed_everything(seed):
 
 
 def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=(),
-        checkpoint=None):
-    """Trains with early stopping on validation loss and restores the best weights.
+        checkpoint=None, monitor="val_loss"):
+    """Trains with early stopping on `monitor` (the validation loss, or a validation metric that should grow,
+    such as a tagger's "val_accuracy") and restores the best weights.
 
     `time_budget` (minutes) ends training before an epoch that would not finish
     in time; `lr_decay` multiplies the learning rate by that factor after every
-    epoch whose validation loss did not improve. Stops at once if the loss
+    epoch whose `monitor` did not improve. Stops at once if the loss
     becomes NaN or infinite, and raises NlpkitError so that nothing is saved.
     `callbacks` run before the early stopping. With a `checkpoint`
     (`nlpkit.runtime.checkpoint.Checkpoint`) every epoch is backed up and a backup left
@@ -44,7 +45,8 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
         verbose = 1 if sys.stdout.isatty() else 2
     schedule = [TimeBudget(time_budget)] if time_budget else []
     if lr_decay:
-        schedule.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=lr_decay, patience=0, verbose=1))
+        schedule.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=monitor_mode(monitor),
+                                                          factor=lr_decay, patience=0, verbose=1))
     callbacks = [
         # First, so that the epoch line shows Keras' own metrics; the task's extra
         # measurements (BLEU, bits per character) print their own line after it.
@@ -52,7 +54,8 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
         *schedule,
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=patience,
+                                      restore_best_weights=True),
     ]
     restored = checkpoint.restore(model) if checkpoint is not None else None
     initial_epoch = min(restored.epoch, epochs) if restored else 0
@@ -77,6 +80,11 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
             f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
             "no model was saved. Try a lower --learning-rate or --clipnorm.")
     return history
+
+
+def monitor_mode(monitor):
+    """"max" for a monitored accuracy, "min" for a loss (Keras cannot tell for a metric of its own)."""
+    return "max" if monitor.endswith("accuracy") else "min"
 
 
 def _run_fit(model, train, valid, epochs, initial_epoch, callbacks, verbose):
@@ -164,8 +172,9 @@ def label_epochs(axis, epochs):
     axis.set_xlabel("epoch")
 
 
-def plot_history(history, path, title=""):
-    """Saves the learning curves (every metric, train and validation) as a PNG."""
+def plot_history(history, path, title="", monitor="val_loss"):
+    """Saves the learning curves (every metric, train and validation) as a PNG, the best epoch by `monitor`
+    (the lowest loss, or the highest accuracy) marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,8 +182,9 @@ def plot_history(history, path, title=""):
 
     names = [key for key in history if not key.startswith("val_")]
     best = None
-    if history.get("val_loss"):
-        best = 1 + min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+    if history.get(monitor):
+        pick = max if monitor_mode(monitor) == "max" else min
+        best = 1 + pick(range(len(history[monitor])), key=history[monitor].__getitem__)
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for axis, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
