@@ -19,12 +19,12 @@ import types
 import numpy as np
 
 from nlpkit import models, tag_metrics, text
+from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
                             Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_model_size,
                             embedding_parameters, option, recurrent_parameters)
-from nlpkit.config import check_range
-from nlpkit.runtime.task import RunPredictor, Task
+from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
 
 TRAIN_FILE, VALID_FILE = "train.conllu", "valid.conllu"
@@ -141,7 +141,6 @@ def tag_vocabulary(train, valid):
     seen = sorted(set(flat_words(train.tags)))
     extra = sorted(set(flat_words(valid.tags)) - set(seen))
     if extra:
-        from nlpkit.runtime.task import warning
         warning(f"{valid.source}: {len(extra)} tag(s) not in the training data: "
                 f"{text.datasets.quoted_names(extra)}; the model cannot learn them.")
     return seen + extra
