@@ -67,10 +67,7 @@ class TextClassifier(TaskModel):
     @classmethod
     def declared_weights(cls, config, build_config=None):
         """The class-logit layer's numbers, from the config alone (the backbone declares its own)."""
-        spec = declared.recurrent_spec(declared.nested(config, "backbone", "TextClassifier"), "TextClassifier")
-        classes = declared.integer(config, "num_classes", 2, declared.MAX_VOCABULARY, "TextClassifier")
-        features = spec.units * (2 if spec.bidirectional else 1)
-        return features * classes + classes
+        return declared.dense_over_backbone(config, "num_classes", 2, "TextClassifier")
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "num_classes": self.num_classes,

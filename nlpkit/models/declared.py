@@ -40,3 +40,12 @@ def recurrent_spec(config, owner):
         return RecurrentSpec(**fields)
     except TypeError as error:
         raise NlpkitError(f"{owner}: spec in config.json has unknown fields ({error}).") from None
+
+
+def dense_over_backbone(config, outputs_key, least, owner):
+    """The numbers of a dense layer with config[outputs_key] outputs (at least `least`) over every feature of
+    the recurrent backbone under config["backbone"]: a classifier's or a tagger's logits."""
+    spec = recurrent_spec(nested(config, "backbone", owner), owner)
+    outputs = integer(config, outputs_key, least, MAX_VOCABULARY, owner)
+    features = spec.units * (2 if spec.bidirectional else 1)
+    return features * outputs + outputs

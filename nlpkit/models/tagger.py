@@ -144,10 +144,7 @@ class SequenceTagger(TaskModel):
     @classmethod
     def declared_weights(cls, config, build_config=None):
         """The tag layer's numbers, from the config alone (the backbones declare their own)."""
-        spec = declared.recurrent_spec(declared.nested(config, "backbone", "SequenceTagger"), "SequenceTagger")
-        tags = declared.integer(config, "num_tags", 1, declared.MAX_VOCABULARY, "SequenceTagger")
-        features = spec.units * (2 if spec.bidirectional else 1)
-        return features * tags + tags
+        return declared.dense_over_backbone(config, "num_tags", 1, "SequenceTagger")
 
     def get_config(self):
         encoder = self.char_encoder

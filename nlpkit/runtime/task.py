@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from nlpkit import models, runtime, text
+from nlpkit.errors import NlpkitError
 from nlpkit.options import EvaluationOptions, NoOptions, RunOptions
 from nlpkit.runtime import runs
 
@@ -277,4 +278,13 @@ class RunPredictor:
     @classmethod
     def load(cls, model_dir):
         return cls(*runs.load_run(model_dir, cls.task_name, required=cls.required))
+
+    def output_names(self, key, outputs):
+        """The names the manifest lists under `key` (classes, tags), one per model output; a run whose
+        manifest and model disagree is refused (NlpkitError)."""
+        names = list(self.manifest[key])
+        if len(names) != outputs:
+            raise NlpkitError(f"the run's manifest.json names {len(names)} {key} but its model.keras has "
+                              f"{outputs} outputs.")
+        return names
 

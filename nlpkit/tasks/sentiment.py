@@ -171,10 +171,7 @@ class SentimentClassifier(RunPredictor):
 
     def __init__(self, model, manifest):
         super().__init__(model, manifest)
-        self.classes = list(manifest["classes"])
-        if len(self.classes) != model.network.num_classes:
-            raise NlpkitError(f"the run's manifest.json names {len(self.classes)} classes but its model.keras "
-                              f"has {model.network.num_classes} outputs.")
+        self.classes = self.output_names("classes", model.network.num_classes)
         self.vectorizer = model.vectorizer
 
     def predict(self, texts, batch_size=256):

@@ -308,10 +308,7 @@ class Tagger(RunPredictor):
 
     def __init__(self, model, manifest):
         super().__init__(model, manifest)
-        self.tags = list(manifest["tags"])
-        if len(self.tags) != model.network.num_tags:
-            raise NlpkitError(f"the run's manifest.json names {len(self.tags)} tags but its model.keras has "
-                              f"{model.network.num_tags} outputs.")
+        self.tags = self.output_names("tags", model.network.num_tags)
         self.vectorizer = model.vectorizer
 
     def predict(self, texts, pretokenized=False, batch_size=64):
