@@ -202,8 +202,8 @@ class TokenMask(keras.layers.Layer):
     """`[outputs, ids]` -> `outputs` unchanged, masked where `ids` is padding (id 0).
 
     A tagger's per-token logits carry this mask, so Keras leaves padded steps
-    out of the loss and the accuracy (`keras.losses.Loss` and
-    `MeanMetricWrapper` both read an output's mask).
+    out of the loss (`keras.losses.Loss` reads an output's mask), also when
+    a user fits the model on batches padded their own way.
     """
 
     def call(self, inputs):

@@ -287,4 +287,3 @@ class RunPredictor:
             raise NlpkitError(f"the run's manifest.json names {len(names)} {key} but its model.keras has "
                               f"{outputs} outputs.")
         return names
-
