@@ -122,6 +122,7 @@ class SequenceTagger(TaskModel):
         return {"metrics": [TokenAccuracy(ignore_class=PADDING_TAG)]}
 
     def input_vocabulary_sizes(self):
+        """The word vocabulary's size, and the character vocabulary's with character features."""
         sizes = [self.backbone.vocabulary_size]
         return sizes + ([self.char_encoder.backbone.vocabulary_size] if self.char_encoder is not None else [])
 

@@ -44,7 +44,8 @@ class TaskModel(keras.Model):
     string_inputs = ("text",)
 
     def input_vocabulary_sizes(self):
-        """How many ids each string input's embedding takes, in `string_inputs` order."""
+        """How many ids each vectorizer's embedding takes, in the order of the saved model's vectorizers:
+        one per string input, or, for a tagger's one input of words, a word and a character vectorizer."""
         return [self.backbone.vocabulary_size]
 
     def raw_inputs(self):
