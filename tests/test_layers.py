@@ -27,7 +27,21 @@ EXAMPLES = {
     "OutputBias": [(lambda: nlpkit_layers.OutputBias(), lambda: dict(logits=SEQUENCE[:, 0]))],
     "PaddingMask": [(lambda: nlpkit_layers.PaddingMask(), lambda: dict(ids=IDS)),
                     (lambda: nlpkit_layers.PaddingMask(name="source_mask"), lambda: dict(ids=IDS))],
+    "TokenMask": [(lambda: nlpkit_layers.TokenMask(), lambda: dict(inputs=[SEQUENCE, IDS]))],
+    "WordDropout": [(lambda: nlpkit_layers.WordDropout(0.5, seed=3), lambda: dict(ids=IDS)),
+                    (lambda: nlpkit_layers.WordDropout(0.0, name="off"), lambda: dict(ids=IDS))],
+    "FlattenWords": [(lambda: nlpkit_layers.FlattenWords(), lambda: dict(words=words()))],
+    "WordCharacters": [(lambda: nlpkit_layers.WordCharacters(1, 2), lambda: dict(inputs=[CHARACTERS, words()])),
+                       (lambda: nlpkit_layers.WordCharacters(8, 8), lambda: dict(inputs=[CHARACTERS, words()]))],
 }
+# A tagger's input: words (batch, words), "" padding; and the character ids of each word, one word per row.
+CHARACTERS = np.array([[5, 6, 7], [8, 9, 0], [4, 0, 0], [0, 0, 0]], dtype="int64")
+
+
+def words():
+    import tensorflow as tf
+
+    return tf.constant([["The", "cat"], ["Hi", ""]])
 
 
 def custom_layer_classes():
@@ -210,3 +224,21 @@ class KerasLayerHarness(__import__("keras.src.testing", fromlist=["TestCase"]).T
         self.run_layer_test(nlpkit_layers.PaddingMask, init_kwargs={}, input_data=IDS, expected_output_shape=(2, 5),
                             expected_output_dtype="bool", expected_num_trainable_weights=0,
                             run_training_check=False, run_mixed_precision_check=False)
+
+
+def test_word_dropout_replaces_words_by_the_unknown_id_in_training_only():
+    ids = np.tile(np.arange(2, 12, dtype="int64"), (200, 1))
+    ids[:, -3:] = 0
+    layer = nlpkit_layers.WordDropout(0.3, seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(ids)), ids)
+    dropped = np.asarray(layer(ids, training=True))
+    assert (dropped[:, -3:] == 0).all()  # padding stays padding
+    changed = dropped[:, :-3] != ids[:, :-3]
+    assert (dropped[:, :-3][changed] == 1).all() and 0.25 < changed.mean() < 0.35
+
+
+def test_word_characters_puts_each_words_characters_in_its_place():
+    out = np.asarray(nlpkit_layers.WordCharacters(8, 2)([CHARACTERS, words()]))
+    np.testing.assert_array_equal(out, [[[5, 6], [8, 9]], [[4, 0], [0, 0]]])
+    flat = np.asarray(nlpkit_layers.FlattenWords()(words()))
+    assert [w.decode() for w in flat] == ["The", "cat", "Hi", ""]

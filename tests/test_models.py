@@ -78,7 +78,8 @@ def test_classifier_builds_trains_and_outputs_class_logits(cell, variant):
     # Padding on the right is masked: it changes nothing, alone or next to a longer text.
     short = logits(model, [[10, 11, 12]])
     np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0]]), short, atol=1e-6)
-    np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-6)
+    # (next to another row, the float32 sums may round differently: 1e-6 was exceeded by 1.1e-6 once)
+    np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
