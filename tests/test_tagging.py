@@ -135,6 +135,10 @@ def test_an_empty_sentence_is_refused(tagger):
     for bad in (["   "], [""], ["fine", "\t"]):
         with pytest.raises(NlpkitError, match="empty"):
             tagger.tag(bad)
+    for bad, message in (([[]], "sentence 1 has no words"), ([["ok"], ["a", " "]], "sentence 2: word 2 is empty"),
+                         (["not split"], "not a string")):
+        with pytest.raises(NlpkitError, match=message):
+            tagger.tag_words(bad)
 
 
 def test_character_features_tell_unseen_words_apart(tagger, tmp_path):

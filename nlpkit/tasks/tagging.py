@@ -330,6 +330,7 @@ class Tagger(RunPredictor):
         """Like `tag`, for sentences already split into words (lists of non-empty strings)."""
         import tensorflow as tf
 
+        sentences = [checked_words(words, number) for number, words in enumerate(sentences, start=1)]
         results = [None] * len(sentences)
         order = np.argsort([len(words) for words in sentences], kind="stable")  # less padding per batch
         for start in range(0, len(order), batch_size):
@@ -356,6 +357,15 @@ class Tagger(RunPredictor):
             unknown.append(list(ids[start:start + len(words)] == text.tokens.OOV_ID))
             start += len(words)
         return unknown
+
+
+def checked_words(words, number):
+    """Sentence `number`'s words as a list, refused (NlpkitError) unless it holds at least one word and every
+    word is a non-blank string of valid Unicode."""
+    if isinstance(words, str) or not words:
+        raise NlpkitError(f"sentence {number} has no words to tag" + (" (give a list of words, not a string)."
+                                                                   if isinstance(words, str) else "."))
+    return text.tokenization.check_texts(words, f"sentence {number}: word")
 
 
 def aligned_columns(tokens, tags, width=100):
