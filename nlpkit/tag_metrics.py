@@ -13,6 +13,7 @@ import numpy as np
 
 from nlpkit.errors import NlpkitError
 from nlpkit.metrics import classification_report
+from nlpkit.text.conll import tag_scheme
 
 UNTAGGED = "(no tag)"
 
@@ -37,7 +38,7 @@ def report(sentences, results, model_tags, unknown):
         "macro": {key: scores[key] for key in ("precision", "recall", "f1")},
         "per_tag": scores["per_class"], "tags": names, "confusion": scores["confusion"],
     }
-    scheme = entity_scheme(set(truth) | set(model_tags))
+    scheme = tag_scheme(sorted(set(truth) | set(model_tags)))
     if scheme:
         gold = [list(tags) for tags in sentences.tags]
         guess, start = [], 0
@@ -46,12 +47,6 @@ def report(sentences, results, model_tags, unknown):
             start += len(tags)
         metrics["entities"] = entity_scores(gold, guess, scheme)
     return metrics
-
-
-def entity_scheme(tags):
-    from nlpkit.text.conll import tag_scheme
-
-    return tag_scheme(sorted(tags))
 
 
 def entity_scores(gold, guess, scheme):
