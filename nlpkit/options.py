@@ -1,6 +1,6 @@
 """Training options, in parts by concern; each task composes the parts that apply to it.
 
-    RunOptions          data, validation, output folder, seed, resume     (every task)
+    RunOptions          data, validation, output folder, seed, resume     (DestinationOptions: no validation)
     FitOptions          epochs, batch size, optimizer, clipping, schedule (every task)
     RecurrentOptions    cell, units, layers, dropout, IRNN, layer norm    (every task)
     BidirectionalOption --bidirectional                                   (not for language models)
@@ -44,6 +44,9 @@ OPTIMIZERS = ("adam", "sgd")
 LEVELS = ("word", "char")
 STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
 ATTENTIONS = ("none", "luong", "bahdanau")
+STRATEGIES = ("recursive", "direct", "seq2seq")  # a forecaster's ways to give several steps
+LOSSES = ("mse", "mae", "huber")  # a forecaster's training losses
+MAX_MEMBERS = 100  # the most networks of a forecaster's ensemble
 MAX_LENGTH = 100_000  # the longest input any task reads, in tokens: memory stays bounded
 MAX_PARAMETERS = 500_000_000  # 8 GB to train in float32 with Adam
 PARAMETERS_VARIABLE = "NLPKIT_MAX_PARAMETERS"
@@ -166,16 +169,12 @@ def check_model_size(parts):
 
 
 @dataclasses.dataclass
-class RunOptions(Options):
-    """Where the data comes from and where the run goes."""
+class DestinationOptions(Options):
+    """Where the data comes from and where the run goes (a task whose validation data is not a split of its
+    own, such as forecast's, takes only these)."""
 
     data: str = option(None, "Training data: a file, or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
                              "Default: the bundled corpus.")
-    valid: str = option(None, "Validation file. Default: hold out --valid-fraction of the training data.")
-    valid_fraction: float = option(0.1, "Fraction of the training data held out for validation when --valid "
-                                        "is not given.")
-    limit: int = option(None, "Read only the first N examples of the training data (lines of a corpus, "
-                              "characters of a text), before any validation split: for quick trials.")
     out: str = option(None, "Run folder to write. Default: models/<task>.")
     seed: int = option(1337, "Seed for weights, data split and shuffling: the same seed repeats a run.")
     resume: bool = option(False, "Insist on resuming an interrupted run from its last completed epoch (an error "
@@ -184,10 +183,23 @@ class RunOptions(Options):
                                 "discarding the backup of an interrupted run.")
 
     def check(self):
+        check_range("seed", self.seed, 0, 2 ** 31 - 1)
+
+
+@dataclasses.dataclass
+class RunOptions(DestinationOptions):
+    """Where the data comes from, how validation data is taken from it, and where the run goes."""
+
+    valid: str = option(None, "Validation file. Default: hold out --valid-fraction of the training data.")
+    valid_fraction: float = option(0.1, "Fraction of the training data held out for validation when --valid "
+                                        "is not given.")
+    limit: int = option(None, "Read only the first N examples of the training data (lines of a corpus, "
+                              "characters of a text), before any validation split: for quick trials.")
+
+    def check(self):
         check_range("valid_fraction", self.valid_fraction, 0.0, 1.0, low_open=True, high_open=True)
         if self.limit is not None:
             check_range("limit", self.limit, 2)
-        check_range("seed", self.seed, 0, 2 ** 31 - 1)
 
 
 @dataclasses.dataclass

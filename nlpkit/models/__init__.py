@@ -5,6 +5,7 @@
     CausalLM            backbone -> next-token logits at every step               (next-word, chargen)
     Seq2SeqLM           encoder backbone -> decoder backbone (+ attention) -> logits (translate)
     SequenceTagger      (word embedding ++ character encoder) -> backbone -> a tag per word (tagging)
+    Forecaster          a window of values -> backbone -> the next values: recursive, direct or seq2seq (forecast)
 
 Every head outputs logits; `TextModel(network, vectorizers, max_length)` is the raw-string model
 nlpkit saves (probabilities out). The factories return compiled models:
@@ -26,6 +27,8 @@ _SOURCES = {
     "Perplexity": "metrics", "make_optimizer": "optimizers", "Seq2SeqLM": "seq2seq_lm",
     "build_translator": "seq2seq_lm", "TextModel": "task_model", "SequenceTagger": "tagger",
     "CharacterEncoder": "tagger", "build_tagger": "tagger", "PADDING_TAG": "tagger", "MAX_WORD_LENGTH": "tagger",
+    "Forecaster": "forecaster", "ForecastMember": "forecaster", "ForecastModel": "forecaster",
+    "build_forecaster": "forecaster",
 }
 __all__ = sorted(_SOURCES)
 __getattr__ = names_on_demand(__name__, _SOURCES)
