@@ -122,9 +122,10 @@ def read_manifest(model_dir, task=None):
     return info
 
 
-def load_run(model_dir, task, required=()):
+def load_run(model_dir, task, required=(), check=None):
     """Loads a run folder's model (inspected by `nlpkit.runtime.safety`, then safe mode on) and manifest,
-    checking it is a `task` model (`checked_manifest`)."""
+    checking it is a `task` model (`checked_manifest`) and, with `check(model, model_file)`, what the task
+    needs of the model (by default: a raw-string `TextModel` with its vocabularies)."""
     folder = Path(model_dir)
     info = checked_manifest(folder, task, required)
     model_file = folder / MODEL_FILE
@@ -139,7 +140,7 @@ def load_run(model_dir, task, required=()):
             model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive
         raise NlpkitError(f"{model_file}: cannot be loaded ({_first_line(error)}).") from None
-    _check_vectorizers(model, model_file)
+    (check or _check_vectorizers)(model, model_file)
     return model, info
 
 

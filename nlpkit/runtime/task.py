@@ -178,6 +178,10 @@ class Task:
     def saved_model(self, run):
         raise NotImplementedError
 
+    def write_extras(self, run, folder):
+        """Writes the task's own files into the run folder being written (`folder.path(name)`): forecast's
+        plot, say. Nothing by default."""
+
     def describe(self, run):
         """What the manifest records beyond the options (classes, vocabulary sizes, data fingerprints)."""
         return {}
@@ -207,6 +211,7 @@ class Task:
             runs.write_json(folder.path(runs.HISTORY_FILE), run.history)
             runtime.training.plot_history(run.history, folder.path(runs.CURVE_FILE),
                                           title=f"nlpkit {self.name} ({options.cell})", monitor=self.monitor)
+            self.write_extras(run, folder)
             folder.commit()
         run.checkpoint.discard()  # the run is saved: nothing left to resume
         return run.destination
