@@ -135,11 +135,12 @@ def dataclass_options(options_class):
     return decorate
 
 
-def read_lines(texts, file, hint):
+def read_lines(texts, file, hint, optional=False):
     """Texts from the arguments, else one per line from --file or stdin (`hint` says how to give them).
 
     An empty argument is an error; blank lines of a file are skipped, and one
-    stderr line says how many.
+    stderr line says how many. With `optional`, no arguments, no --file and
+    a terminal or empty stdin give no texts (the task then predicts for all it knows).
     """
     if texts:
         for number, text in enumerate(texts, start=1):
@@ -147,9 +148,13 @@ def read_lines(texts, file, hint):
                 raise NlpkitError(f"argument {number}: the text is empty.")
         return list(texts)
     if file is None and sys.stdin.isatty():
+        if optional:
+            return []
         raise click.UsageError(f"give {hint}")
     name = file or "<stdin>"
     raw = datasets.read_bytes(file) if file else datasets.read_stream(sys.stdin.buffer, name)
+    if optional and file is None and not raw:
+        return []
     lines = datasets.decode_utf8(raw, name).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -288,7 +293,8 @@ def predict_command(task, name):
         options = task.PredictOptions(**values)
         start_backend()
         options.validate()
-        inputs = task.read_inputs(texts, options, lambda: read_lines(texts, file, task.input_hint))
+        inputs = task.read_inputs(texts, options, lambda: read_lines(texts, file, task.input_hint,
+                                                                     optional=task.inputs_optional))
         predictor = task.load(model_dir)
         echo_stream(task.predict_output(predictor, inputs, options, as_json))
 

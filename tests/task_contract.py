@@ -207,6 +207,11 @@ class TaskContract:
 
     @pytest.mark.parametrize("kind", sorted(MEGABYTE_TEXTS))
     def test_a_one_megabyte_text_is_cut_to_the_maximum_length(self, task, predictor, kind):
+        if not task.free_text_inputs:  # inputs are names: an unknown one is refused in one short line
+            with pytest.raises(NlpkitError) as refused:
+                self.predict(task, predictor, [MEGABYTE_TEXTS[kind]])
+            assert "\n" not in str(refused.value) and len(str(refused.value)) < 1000
+            return
         (result,) = self.predict(task, predictor, [MEGABYTE_TEXTS[kind]])
         assert result["truncated"] is True
 
@@ -214,6 +219,9 @@ class TaskContract:
         stdin = ("\n".join(STDIN_LINES) + "\n").encode("utf-8")
         result = cli("predict", task.name, "--model", run, "--json", *cli_arguments(repeatable_predict_options(task)),
                      input=stdin)
+        if not task.free_text_inputs:  # names the model does not know: one line naming the first
+            assert_one_line_error(result.exit_code, result.stderr, "argument 1")
+            return
         assert result.exit_code == 0, result.stderr
         assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == STDIN_LINES
         assert result.stderr == ""
@@ -228,6 +236,9 @@ class TaskContract:
     def test_a_one_megabyte_line_is_cut_with_one_warning(self, task, cli, run):
         result = cli("predict", task.name, "--model", run, "--json", *cli_arguments(repeatable_predict_options(task)),
                      input=MEGABYTE_TEXTS["words"] + "\n")
+        if not task.free_text_inputs:
+            assert_one_line_error(result.exit_code, result.stderr, "argument 1")
+            return
         assert result.exit_code == 0, result.stderr
         (warning,) = result.stderr.splitlines()
         max_length = json.loads((run / "manifest.json").read_text())["options"]["max_length"]

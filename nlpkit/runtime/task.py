@@ -72,6 +72,12 @@ class Task:
     tiny_options = {}
     # How a user gives the inputs of `predict` (for the CLI's messages).
     input_hint = "texts as arguments, with --file, or on stdin"
+    # Whether predict reads any text (False: its inputs are names, such as forecast's series names, and any
+    # other text is refused in one line).
+    free_text_inputs = True
+    # Whether predict may be given no inputs at all (from a terminal, or an empty stdin): it then predicts for
+    # everything the model knows (forecast: every series).
+    inputs_optional = False
     # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
     truncation = "their first ones are read"
     # What early stopping watches, and the best epoch is chosen by: the validation loss, or a Keras

@@ -197,7 +197,9 @@ class ForecastTask(Task):
     PredictOptions = ForecastPredictOptions
     EvaluateOptions = ForecastEvaluateOptions
     examples = ("value",)
-    input_hint = "series names as arguments (none: every series)"
+    input_hint = "series names as arguments, with --file, or on stdin (none: every series)"
+    free_text_inputs = False
+    inputs_optional = True
     tiny_options = dict(units=4, window=8, horizon=4, ensemble=2, epochs=2, patience=1, arima=False)
 
     def bundled_files(self):
@@ -323,23 +325,18 @@ class ForecastTask(Task):
     def load(self, model_dir):
         return SeriesForecaster.load(model_dir)
 
-    def read_inputs(self, texts, options, read_lines):
-        """The series names of the arguments; none: every series of the model (or of --data)."""
-        return read_lines() if texts else []
-
     def predict_arguments(self, options):
         values = options.values()
         values.pop("plot")
         return values
 
     def predict_output(self, predictor, names, options, as_json):
-        results = predictor.predict(names, **self.predict_arguments(options))
+        results = predictor.predict(names, with_history=bool(options.plot), **self.predict_arguments(options))
         if options.plot:
-            series.plot.plot_forecasts([result.pop("panel") for result in results], options.plot,
-                                       title="nlpkit forecast")
+            series.plot.plot_forecasts([forecast_panel(result.pop("history"), result) for result in results],
+                                       options.plot, title="nlpkit forecast")
         several = len(results) > 1
         for result in results:
-            result.pop("panel", None)
             if as_json:
                 yield json.dumps({"text": result["series"], **result}) + "\n"
             else:
@@ -488,14 +485,16 @@ class SeriesForecaster(RunPredictor):
 
     # --- forecasting -------------------------------------------------------------------------------
 
-    def predict(self, texts, data=None, horizon=None, **columns):
+    def predict(self, texts, data=None, horizon=None, with_history=False, **columns):
         """`forecast` for the CLI: `texts` are series names (none: every series)."""
-        return self.forecast(texts, data=data, horizon=horizon, columns=ForecastPredictOptions(**columns))
+        return self.forecast(texts, data=data, horizon=horizon, columns=ForecastPredictOptions(**columns),
+                             with_history=with_history)
 
     def forecast(self, names=(), data=None, horizon=None, columns=None, with_history=False):
         """For each series named (all by default) of the file `data` (default: the training series), the
         `horizon` values after its end: a dict of its name, dates, forecast values (the ensemble's mean) and
-        the band (`lower`, `upper`: the members' 10% and 90% quantiles; None for one member)."""
+        the band (`lower`, `upper`: the members' 10% and 90% quantiles; None for one member); `with_history`
+        adds the `Series` forecast from (`history`)."""
         steps = self.horizon if horizon is None else int(horizon)
         if not 1 <= steps <= self.horizon:
             raise NlpkitError(f"--horizon {steps}: this model forecasts 1 to {self.horizon} values (it was trained "
@@ -545,6 +544,15 @@ class SeriesForecaster(RunPredictor):
         return {"origins": origins, "horizon": steps, "series": len(data), "data": data.source,
                 "model": f"{self.options['cell']} {self.manifest['strategy']}, {self.options['ensemble']} member(s), "
                          f"transform {self.manifest['transform']}", "rows": rows}
+
+
+def forecast_panel(history, result):
+    """What `nlpkit.series.plot` draws for one forecast of `SeriesForecaster.forecast`."""
+    import pandas as pd
+
+    return dict(name=result["series"], history_dates=history.dates, history=history.values,
+                dates=pd.DatetimeIndex(result["dates"]), forecast=result["values"], lower=result["lower"],
+                upper=result["upper"])
 
 
 def series_name(name, position):
