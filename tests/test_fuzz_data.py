@@ -36,8 +36,8 @@ message kept their newlines, a JSONL lone surrogate escape reached TensorFlow,
 a line of escaped quotes took quadratic time, and a vocabulary whose first
 token starts with U+FEFF did not read back.
 
-Not fuzzed here, because it does not exist yet: a time-series CSV reader (its
-task comes in a later issue; fuzz it here when it lands).
+    forecast     series.reading.read_series: date/value tables (runs of consecutive months of the
+                 bundled AirPassengers), one series or several (long format)
 TFDS datasets are not files a user writes, and are not read here.
 
     python -m pytest -o addopts="" -q tests/test_fuzz_data.py
@@ -67,6 +67,7 @@ import cli
 from conftest import ROOT
 from nlpkit import safe_json
 from nlpkit.errors import NlpkitError
+from nlpkit.series.reading import SeriesSet, read_series
 from nlpkit.tasks.chargen import ChargenTask
 from nlpkit.tasks.next_word import NextWordTask
 from nlpkit.tasks.sentiment import SentimentTask
@@ -979,6 +980,41 @@ def test_predict_inputs_read_or_name_their_problem(raw):
         assert from_file == [line for line in decoded(raw).split("\n") if line.strip()]
     if seeds is not None:
         assert seeds == [decoded(raw)] and seeds[0]
+
+
+# --- forecast: series.reading.read_series ----------------------------------------------------------------------
+
+AIR_HEADER = ("date", "value")
+AIR_ROWS = [tuple(row) for row in csv.reader(open(ROOT / "data" / "forecast" / "airpassengers.csv",
+                                                  encoding="utf-8"))][1:]
+# A run of consecutive months, sometimes with a series name per row (long format), two series interleaved.
+AIR_PICK = st.integers(0, len(AIR_ROWS) - 12).flatmap(lambda start: st.integers(3, 12).map(
+    lambda count: AIR_ROWS[start:start + count]))
+LONG_PICK = AIR_PICK.map(lambda rows: [row + (name,) for row in rows for name in ("a", "b")])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@CASES
+@given(data=st.data(), long_format=st.booleans(), frequency=st.sampled_from([None, None, None, "MS", "D"]),
+       limit=st.sampled_from([None, None, 4]))
+def test_series_files_read_or_name_their_problem(fmt, data, long_format, frequency, limit):
+    """Series that hold together (regular dates, finite values, a line of the file each, in order) and, unchanged,
+    the seed rows themselves; or one NlpkitError naming the file (file:line where it knows the line)."""
+    header = AIR_HEADER + (("route",) if long_format else ())
+    raw = data.draw(table_files(LONG_PICK if long_format else AIR_PICK, header, fmt), label="file")
+    with written(raw, suffix=f".{fmt}") as (path,):
+        got = outcome(lambda: read_series(path, series_column="route" if long_format else None,
+                                          frequency=frequency, limit=limit), [path], [raw])
+    if got is None:
+        return
+    import pandas as pd
+
+    assert isinstance(got, SeriesSet) and len(got) >= 1 and got.season >= 1
+    for one in got:
+        usable_text(one.name)
+        assert len(one.values) == len(one.dates) == len(one.lines) > 0 and np.all(np.isfinite(one.values))
+        check_lines(one.lines, raw)
+        assert list(one.dates) == list(pd.date_range(one.dates[0], periods=len(one), freq=got.frequency))
 
 
 # --- what the fuzzing found, pinned ---------------------------------------------------------------------------

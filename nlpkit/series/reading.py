@@ -82,6 +82,17 @@ def season_of(frequency):
     return SEASONS.get(code.split("-")[0], 1)
 
 
+def check_frequency(frequency):
+    """NlpkitError unless `frequency` is a pandas offset alias (MS, M, QS, W, D, H ...)."""
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(frequency)
+    except (ValueError, TypeError):
+        raise NlpkitError(f"--frequency {str(frequency)[:40]!r} is not a pandas frequency such as MS (month "
+                          "starts), M, QS, W, D or H.") from None
+
+
 def describe_frequency(frequency):
     return FREQUENCY_NAMES.get(season_of(frequency), f"{frequency!r}")
 
@@ -158,10 +169,8 @@ def regular_series(name, points, path, frequency, label=""):
     if found is None:
         raise NlpkitError(f"{at(path, lines[2])}: the first dates{label} are not regularly spaced; give "
                           "--frequency (MS monthly, QS quarterly, W weekly, D daily ...).")
-    try:
-        expected = pd.date_range(dates[0], periods=len(dates), freq=found)
-    except ValueError as error:
-        raise NlpkitError(f"--frequency {frequency!r} is not a pandas frequency ({error}).") from None
+    check_frequency(found)
+    expected = pd.date_range(dates[0], periods=len(dates), freq=found)
     mismatch = np.flatnonzero(expected != dates)
     if mismatch.size:
         i = int(mismatch[0])

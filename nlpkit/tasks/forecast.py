@@ -38,6 +38,9 @@ PLOT_FILE = "forecast.png"
 TRANSFORMS = ("auto", "none", "log", "diff", "log-diff", "seasonal-diff", "log-seasonal-diff")
 MAX_STEPS = 10_000  # the longest window or horizon
 MAX_SERIES = 100_000
+# An epoch reads the training windows as many times as it takes to read this many: a series gives few windows,
+# and an epoch's fixed costs (validation, the backup) would otherwise outweigh its training.
+EPOCH_WINDOWS = 1024
 # The band drawn around an ensemble's forecast: these quantiles of its members.
 BAND = (0.1, 0.9)
 
@@ -54,6 +57,10 @@ class SeriesColumnOptions(Options):
                                       "evaluate: the model's).")
     frequency: str = option(None, "Spacing of the dates, as a pandas offset alias (MS: month starts, M: month "
                                   "ends, QS, W, D, H ...). Default: inferred from the first dates.")
+
+    def check(self):
+        if self.frequency is not None:
+            series.reading.check_frequency(self.frequency)
 
     def read(self, path, limit=None, trained=None):
         """The `SeriesSet` at `path`, reading the columns these options name (those left out: the ones of the
@@ -91,9 +98,10 @@ class ForecastOptions(SeriesColumnOptions, DestinationOptions, RecurrentOptions,
     arima: bool = option(True, "Fit the ARIMA baseline too (about a second per series).")
     limit: int = option(None, "Read only the first N rows of the data: for quick trials.")
     units: int = option(32, "Units per recurrent layer.")
-    epochs: int = option(300, "Most epochs to train (early stopping may end sooner).")
-    patience: int = option(30, "Early stopping: epochs without a better validation loss before stopping.")
-    batch_size: int = option(16, "Windows per batch.")
+    epochs: int = option(100, "Most epochs to train (early stopping may end sooner). An epoch reads the "
+                              f"training windows as many times as it takes to read {EPOCH_WINDOWS:,}.")
+    patience: int = option(10, "Early stopping: epochs without a better validation loss before stopping.")
+    batch_size: int = option(32, "Windows per batch.")
 
     def check(self):
         check_range("horizon", self.horizon, 1, MAX_STEPS, whole=True)
@@ -138,6 +146,11 @@ class ForecastEvaluateOptions(SeriesColumnOptions):
         check_range("origins", self.origins, 1, MAX_STEPS, whole=True)
         if self.limit is not None:
             check_range("limit", self.limit, 3, whole=True)
+
+
+def epoch_passes(windows):
+    """How many times an epoch reads `windows` training windows: enough to read EPOCH_WINDOWS."""
+    return max(1, -(-EPOCH_WINDOWS // max(windows, 1)))
 
 
 def resolve_transform(name, data, season):
@@ -262,14 +275,18 @@ class ForecastTask(Task):
         from nlpkit.text import pipeline
 
         options, prepared = run.options, run.preprocessor
-        print(f"windows: {len(prepared.train[0]):,} for training, {len(prepared.valid[0]):,} for validation")
+        print(f"windows: {len(prepared.train[0]):,} for training (an epoch reads them "
+              f"{epoch_passes(len(prepared.train[0]))} time(s)), {len(prepared.valid[0]):,} for validation")
 
         def dataset(pairs):
             inputs, targets = pairs
             return tf.data.Dataset.from_tensor_slices((inputs, targets[:, None, :]))
 
-        train = pipeline.epoch_batches(dataset(prepared.train), lambda windows: windows.batch(options.batch_size),
-                                       options.seed, len(prepared.train[0]))
+        count = len(prepared.train[0])
+        passes = epoch_passes(count)
+        train = pipeline.epoch_batches(dataset(prepared.train).repeat(passes),
+                                       lambda windows: windows.batch(options.batch_size), options.seed,
+                                       count * passes)
         return train, dataset(prepared.valid).batch(options.batch_size)
 
     def measure(self, run, valid_batches):
