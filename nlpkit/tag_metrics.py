@@ -7,11 +7,10 @@ each of its words (the model cannot output it) and is listed once in
 error too (`untagged_words`).
 """
 
-import os
 
 import numpy as np
 
-from nlpkit.errors import NlpkitError
+from nlpkit.figures import pyplot, save_png
 from nlpkit.metrics import classification_report
 from nlpkit.text.conll import tag_scheme
 
@@ -115,11 +114,7 @@ def confusion_lines(metrics):
 
 def plot_confusion(metrics, path):
     """Saves the confusion matrix as a PNG: each row scaled to its true tag's count, with the counts written in."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names, counts = metrics["tags"], np.array(metrics["confusion"])
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 2 + 0.45 * len(names)
@@ -137,11 +132,4 @@ def plot_confusion(metrics, path):
     figure.colorbar(image, ax=axis, fraction=0.046, label="share of the true tag")
     axis.set_title(f"accuracy {metrics['accuracy']:.4f} on {metrics['words']:,} words")
     figure.tight_layout()
-    partial = f"{path}.partial.png"
-    try:
-        figure.savefig(partial, dpi=100)
-        os.replace(partial, path)
-    except OSError as error:
-        raise NlpkitError(f"{path}: the confusion matrix cannot be written ({error.strerror or error}).") from None
-    finally:
-        plt.close(figure)
+    save_png(figure, path, "confusion matrix")

@@ -66,6 +66,11 @@ def holt_winters(history, steps, season):
     return np.asarray(fitted.forecast(steps), dtype="float64")
 
 
+def chosen(arima=True):
+    """The baselines' names, without ARIMA (the slow one to fit) unless `arima`."""
+    return tuple(name for name in BASELINES if arima or name != "arima")
+
+
 FORECASTERS = {"naive": naive, "seasonal naive": seasonal_naive, "drift": drift, "arima": arima,
                "holt-winters": holt_winters}
 

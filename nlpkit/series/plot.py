@@ -1,10 +1,8 @@
 """The forecast picture: each series' history, the held-out truth, the forecast with its band, and baselines."""
 
-import os
-
 import numpy as np
 
-from nlpkit.errors import NlpkitError
+from nlpkit.figures import pyplot, save_png
 
 MOST_PANELS = 12  # series drawn in one picture; the rest are listed in its title
 
@@ -17,11 +15,7 @@ def plot_forecasts(panels, path, title=""):
         actual                                 the held-out truth at `dates` (None when unknown)
         baselines                              {name: values at `dates`}
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shown = panels[:MOST_PANELS]
     figure, axes = plt.subplots(len(shown), 1, figsize=(10, 3.6 * len(shown)), squeeze=False)
     for axis, panel in zip(axes[:, 0], shown):
@@ -29,16 +23,7 @@ def plot_forecasts(panels, path, title=""):
     left_out = len(panels) - len(shown)
     figure.suptitle(title + (f" (the first {len(shown)} of {len(panels)} series)" if left_out else ""))
     figure.tight_layout()
-    partial = f"{path}.partial.png"  # the finished picture replaces an older one in one step
-    try:
-        figure.savefig(partial, dpi=100)
-        os.replace(partial, path)
-    except OSError as error:
-        raise NlpkitError(f"{path}: the forecast plot cannot be written ({error.strerror or error}).") from None
-    finally:
-        plt.close(figure)
-        if os.path.exists(partial):
-            os.remove(partial)
+    save_png(figure, path, "forecast plot")
 
 
 def draw_panel(axis, panel):

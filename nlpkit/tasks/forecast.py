@@ -85,8 +85,8 @@ class ForecastOptions(SeriesColumnOptions, DestinationOptions, RecurrentOptions,
                            choices=STRATEGIES)
     transform: str = option("auto", "What the network learns: the values (none), their log, differences "
                                     "(diff, log-diff), or differences over one season (seasonal-diff, "
-                                    "log-seasonal-diff). auto: log-seasonal-diff for a positive series with a "
-                                    "season, seasonal-diff for others with one, else diff.", choices=TRANSFORMS)
+                                    "log-seasonal-diff). auto: log-diff for a positive series, diff for others.",
+                             choices=TRANSFORMS)
     season: int = option(None, "Season length in steps. Default: from the dates (12 for monthly data, 4 "
                                "quarterly, 7 daily ...).")
     valid_size: int = option(None, "Points at the end of the training part whose forecasts are the validation "
@@ -153,15 +153,12 @@ def epoch_passes(windows):
     return max(1, -(-EPOCH_WINDOWS // max(windows, 1)))
 
 
-def resolve_transform(name, data, season):
-    """The transform `name` stands for: `auto` is log-seasonal-diff for positive series with a season,
-    seasonal-diff for others with one, diff without a season."""
+def resolve_transform(name, data):
+    """The transform `name` stands for: `auto` is log-diff for positive series (growth rates: a multiplicative
+    trend and season become additive and level), diff for others."""
     if name != "auto":
         return name
-    positive = all(np.all(one.values > 0) for one in data)
-    if season > 1:
-        return "log-seasonal-diff" if positive else "seasonal-diff"
-    return "log-diff" if positive else "diff"
+    return "log-diff" if all(np.all(one.values > 0) for one in data) else "diff"
 
 
 def check_series(one, source, transform, needed, label):
@@ -178,6 +175,11 @@ def check_series(one, source, transform, needed, label):
     if np.all(one.values == one.values[0]):
         raise NlpkitError(f"{source}: the series{label} is constant (every value is {one.values[0]:g}): "
                           "there is nothing to learn.")
+
+
+def joined(pairs):
+    """(inputs, targets) of several series' (inputs, targets) pairs, one after the other."""
+    return tuple(np.concatenate(part) for part in zip(*pairs))
 
 
 def series_label(data, one):
@@ -228,7 +230,7 @@ class ForecastTask(Task):
         source = options.data or self.bundled_folder() / DATA_FILE
         data = options.read(source, options.limit)
         season = options.season or data.season
-        transform_name = resolve_transform(options.transform, data, season)
+        transform_name = resolve_transform(options.transform, data)
         transform = series.transforms.Transform.named(transform_name, season)
         valid_size = options.valid_size or options.horizon
         steps = 1 if options.strategy == "recursive" else options.horizon
@@ -254,8 +256,7 @@ class ForecastTask(Task):
                                                     data.valid_size)
             training.append(fit)
             validation.append(valid)
-        stack = lambda pairs: tuple(np.concatenate(part) for part in zip(*pairs))  # noqa: E731
-        return types.SimpleNamespace(scalers=scalers, train=stack(training), valid=stack(validation))
+        return types.SimpleNamespace(scalers=scalers, train=joined(training), valid=joined(validation))
 
     def build(self, run):
         options = run.options
@@ -290,35 +291,27 @@ class ForecastTask(Task):
         return train, dataset(prepared.valid).batch(options.batch_size)
 
     def measure(self, run, valid_batches):
-        """The test period's errors, for the network and for the baselines fitted on the same training part."""
+        """The test period's errors, for the network and for the baselines fitted on the same training part
+        (averaged over the series), and the panels of forecast.png."""
         options, data = run.options, run.data
         network = models.ForecastModel(run.model)
-        reports, baseline_reports, panels = [], {}, []
-        failures = {}
+        baselines = series.baselines.chosen(options.arima)
+        reports, failures, data.panels = {}, {}, []
         for one, scaler in zip(data.series, run.preprocessor.scalers):
             history, actual = one.values[:-options.horizon], one.values[-options.horizon:]
             members = forecast_members(network, data.transform, scaler, history, options.window, options.horizon)
             mean, lower, upper = summary(members)
-            reports.append(series.metrics.errors(actual, mean, history, data.season))
-            names = [name for name in series.baselines.BASELINES if options.arima or name != "arima"]
-            forecasts, failed = series.baselines.forecast_all(history, options.horizon, data.season, names)
-            for name, forecast in forecasts.items():
-                baseline_reports.setdefault(name, []).append(series.metrics.errors(actual, forecast, history,
-                                                                                   data.season))
+            forecasts, failed = score_forecasts(reports, actual, history, data.season, mean, baselines)
             failures.update({f"{name} ({one.name})": why for name, why in failed.items()})
-            panels.append(dict(name=one.name, history_dates=one.dates[:-options.horizon], history=history,
-                               dates=one.dates[-options.horizon:], actual=actual, forecast=mean, lower=lower,
-                               upper=upper, baselines=forecasts))
-        data.panels = panels
-        rows = {"nlpkit": series.metrics.mean_errors(reports)}
-        rows.update({name: series.metrics.mean_errors(found) for name, found in baseline_reports.items()
-                     if len(found) == len(data.series)})
+            data.panels.append(dict(name=one.name, history_dates=one.dates[:-options.horizon], history=history,
+                                    dates=one.dates[-options.horizon:], actual=actual, forecast=mean, lower=lower,
+                                    upper=upper, baselines=forecasts))
         first = data.series.series[0]
         return {"test_period": {"points": options.horizon, "first": str(first.dates[-options.horizon].date()),
                                 "last": str(first.dates[-1].date())},
                 "series": len(data.series), "model": f"{options.cell} {options.strategy}, {options.ensemble} "
                                                      f"member(s), transform {data.transform_name}",
-                "rows": rows, "baseline_failures": failures}
+                "rows": mean_rows(reports), "baseline_failures": failures}
 
     def write_extras(self, run, folder):
         series.plot.plot_forecasts(run.data.panels, folder.path(PLOT_FILE), title=(
@@ -377,6 +370,22 @@ def forecast_members(network, transform, scaler, history, window, steps):
                           f"transform, which loses {transform.lost}.")
     scaled = np.asarray(network.predict_on_batch(transformed[None, -window:].astype("float32")))[0]
     return transform.inverse(scaler.inverse(scaled[:, :steps]), history)
+
+
+def score_forecasts(reports, actual, history, season, forecast, baselines):
+    """Appends to `reports` ({name: [errors]}) the errors of nlpkit's `forecast` of `actual` and of each of
+    the `baselines` fitted on `history`; returns the baselines' ({name: forecast}, {name: why it failed})."""
+    forecasts, failed = series.baselines.forecast_all(history, len(actual), season, baselines)
+    for name, values in {"nlpkit": forecast, **forecasts}.items():
+        reports.setdefault(name, []).append(series.metrics.errors(actual, values, history, season))
+    return forecasts, failed
+
+
+def mean_rows(reports):
+    """{name: each metric's mean} over the forecasts of `reports`; a baseline that could not be fitted every
+    time nlpkit forecast is left out."""
+    return {name: series.metrics.mean_errors(found) for name, found in reports.items()
+            if len(found) == len(reports["nlpkit"])}
 
 
 def format_table(metrics):
@@ -537,8 +546,8 @@ class SeriesForecaster(RunPredictor):
         history before the origin), then average each metric over origins and series."""
         data = self.read(path, options, options.limit)
         steps, origins = self.horizon, options.origins
-        reports, baseline_reports = [], {}
-        names = [name for name in series.baselines.BASELINES if options.arima or name != "arima"]
+        reports = {}
+        names = series.baselines.chosen(options.arima)
         for one in data:
             scaler = self.scaler_of(one, data)
             first = len(one) - steps - origins + 1
@@ -550,14 +559,8 @@ class SeriesForecaster(RunPredictor):
             for origin in range(first, first + origins):
                 history, actual = one.values[:origin], one.values[origin:origin + steps]
                 members = forecast_members(self.model, self.transform, scaler, history, self.window, steps)
-                reports.append(series.metrics.errors(actual, members.mean(axis=0), history, data.season))
-                forecasts, _ = series.baselines.forecast_all(history, steps, data.season, names)
-                for name, forecast in forecasts.items():
-                    baseline_reports.setdefault(name, []).append(
-                        series.metrics.errors(actual, forecast, history, data.season))
-        rows = {"nlpkit": series.metrics.mean_errors(reports)}
-        rows.update({name: series.metrics.mean_errors(found) for name, found in baseline_reports.items()
-                     if len(found) == len(reports)})
+                score_forecasts(reports, actual, history, data.season, members.mean(axis=0), names)
+        rows = mean_rows(reports)
         return {"origins": origins, "horizon": steps, "series": len(data), "data": data.source,
                 "model": f"{self.options['cell']} {self.manifest['strategy']}, {self.options['ensemble']} member(s), "
                          f"transform {self.manifest['transform']}", "rows": rows}
