@@ -128,7 +128,7 @@ def test_training_scores_the_test_period_beside_the_baselines_and_draws_it(train
     assert all(report["rows"]["nlpkit"][name] > 0 for name in ("mae", "rmse", "mape", "mase"))
     assert (folder / "forecast.png").stat().st_size > 10_000
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["transform"] == "log-seasonal-diff" and manifest["season"] == 12
+    assert manifest["transform"] == "log-diff" and manifest["season"] == 12
     assert manifest["series"][0]["tail"][-1] == 432.0  # December 1960
 
 

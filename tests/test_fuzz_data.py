@@ -28,8 +28,8 @@ of the file, the splits are disjoint) or raise one `NlpkitError` whose message
 is a single line naming the file (file:line where the reader knows the line,
 and then a line the file has). Never another exception, never a hang. The
 limits are set small ($NLPKIT_MAX_LINE_BYTES 512, $NLPKIT_MAX_INPUT_BYTES 4 KiB)
-so that lines and files over them stay cheap. 1,000 cases per test (the byte
-readers and the predict inputs share theirs: each case goes through all of them);
+so that lines and files over them stay cheap. $NLPKIT_FUZZ_CASES cases per test (300 by default; the
+byte readers and the predict inputs share theirs: each case goes through all of them);
 no test trains, and only the vocabulary tests import TensorFlow (their reader's
 module does). The last tests pin what this fuzzing found: names quoted into a
 message kept their newlines, a JSONL lone surrogate escape reached TensorFlow,
@@ -64,7 +64,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import cli
-from conftest import ROOT
+from conftest import FUZZ_CASES, ROOT
 from nlpkit import safe_json
 from nlpkit.errors import NlpkitError
 from nlpkit.series.reading import SeriesSet, read_series
@@ -75,7 +75,7 @@ from nlpkit.tasks.translate import TranslateTask
 from nlpkit.text import conll, datasets, word_vectors
 from nlpkit.text.words import split_pretokenized, split_words
 
-CASES = settings(max_examples=1000, deadline=None, derandomize=True,
+CASES = settings(max_examples=FUZZ_CASES, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 LINE_CAP = 512
 INPUT_CAP = 4096

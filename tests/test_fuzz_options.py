@@ -5,20 +5,21 @@ The CLI builds each options dataclass from its flags and calls `validate()`
 before any work starts; so does the Python API. Every value must either pass
 (and then be a finite number in its field's range) or be refused with one
 `NlpkitError` line naming the option: never another exception, never a
-non-finite number accepted. 1,000 cases per kind of options.
+non-finite number accepted. $NLPKIT_FUZZ_CASES cases per kind of options (300 by default).
 """
 
 import dataclasses
 import math
 
 import pytest
+from conftest import FUZZ_CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nlpkit.errors import NlpkitError
 from nlpkit.tasks import all_tasks
 
-CASES = settings(max_examples=1000, deadline=None, derandomize=True)
+CASES = settings(max_examples=FUZZ_CASES, deadline=None, derandomize=True)
 NASTY = st.sampled_from([float("nan"), float("inf"), float("-inf"), 0, -1, -0.0, 1e308, -1e308, 2 ** 63,
                          10 ** 20, -(10 ** 20), 1e-320, 0.5, 1]) | st.floats() | st.integers()
 

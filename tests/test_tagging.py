@@ -221,29 +221,29 @@ def test_aligned_columns_put_each_tag_under_its_word():
 # --- the command line ------------------------------------------------------------------------------
 
 
-def test_cli_train_predict_evaluate(nlpkit_process, tmp_path):
+def test_cli_train_predict_evaluate(cli_runner, tmp_path):
     arguments = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()]
-    trained = nlpkit_process("train", "tagging", "--out", "run", "--epochs", "1", "--max-length", "8", *arguments)
-    assert trained.returncode == 0, trained.stderr
+    trained = cli_runner("train", "tagging", "--out", "run", "--epochs", "1", "--max-length", "8", *arguments)
+    assert trained.exit_code == 0, trained.stderr
     assert "accuracy" in trained.stdout and "unknown words" in trained.stdout
-    shown = nlpkit_process("predict", "tagging", "--model", "run", "The old man the boat.")
-    assert shown.returncode == 0, shown.stderr
+    shown = cli_runner("predict", "tagging", "--model", "run", "The old man the boat.")
+    assert shown.exit_code == 0, shown.stderr
     words, tags = shown.stdout.splitlines()[:2]
     assert words.split() == ["The", "old", "man", "the", "boat", "."] and len(tags.split()) == 6
     assert [words.index(w) for w in ("old", "man")] == [tags.index(t, words.index(w)) for w, t in
                                                       zip(("old", "man"), tags.split()[1:3])]
-    as_json = nlpkit_process("predict", "tagging", "--model", "run", "--json", input="Hi there.\n\nBye now\n")
+    as_json = cli_runner("predict", "tagging", "--model", "run", "--json", input="Hi there.\n\nBye now\n")
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [row["tokens"] for row in rows] == [["Hi", "there", "."], ["Bye", "now"]]
     assert all(len(row["tags"]) == len(row["probabilities"]) == len(row["tokens"]) for row in rows)
     valid = ROOT / "data" / "tagging" / "valid.conllu"
-    measured = nlpkit_process("evaluate", "tagging", "--model", "run", "--data", valid, "--limit", "50",
+    measured = cli_runner("evaluate", "tagging", "--model", "run", "--data", valid, "--limit", "50",
                               "--plot", "confusion.png")
-    assert measured.returncode == 0, measured.stderr
+    assert measured.exit_code == 0, measured.stderr
     assert "confusion matrix" in measured.stdout and "unknown words" in measured.stdout
     assert (tmp_path / "confusion.png").read_bytes().startswith(b"\x89PNG")
-    cut = nlpkit_process("predict", "tagging", "--model", "run", "a b c d e f g h i j", "short one")
-    assert cut.returncode == 0, cut.stderr
+    cut = cli_runner("predict", "tagging", "--model", "run", "a b c d e f g h i j", "short one")
+    assert cut.exit_code == 0, cut.stderr
     warnings = cut.stderr.strip().splitlines()
     assert len(warnings) == 1 and "1 text(s) longer than 8" in warnings[0] and "no tag" in warnings[0]
     assert cut.stdout.splitlines()[0].split() == list("abcdefgh")
@@ -265,17 +265,17 @@ def test_bad_training_data_is_one_line_naming_the_place(nlpkit_process, tmp_path
     assert not (tmp_path / "run").exists()
 
 
-def test_a_missing_tag_column_and_an_empty_sentence_are_one_line(nlpkit_process, trained, tmp_path):
+def test_a_missing_tag_column_and_an_empty_sentence_are_one_line(cli_runner, trained, tmp_path):
     (tmp_path / "ner.txt").write_text(NER, encoding="utf-8")
-    done = nlpkit_process("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "9")
-    assert_one_line_error(done.returncode, done.stderr, "ner.txt", "9")
-    done = nlpkit_process("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "upos")
-    assert_one_line_error(done.returncode, done.stderr, "ner.txt")
-    done = nlpkit_process("predict", "tagging", "--model", trained[0], "  ")
-    assert_one_line_error(done.returncode, done.stderr, "empty")
-    done = nlpkit_process("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "4",
+    done = cli_runner("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "9")
+    assert_one_line_error(done.exit_code, done.stderr, "ner.txt", "9")
+    done = cli_runner("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "upos")
+    assert_one_line_error(done.exit_code, done.stderr, "ner.txt")
+    done = cli_runner("predict", "tagging", "--model", trained[0], "  ")
+    assert_one_line_error(done.exit_code, done.stderr, "empty")
+    done = cli_runner("evaluate", "tagging", "--model", trained[0], "--data", "ner.txt", "--tag-column", "4",
                           "--plot", tmp_path / "no-such-folder" / "c.png")
-    assert_one_line_error(done.returncode, done.stderr, "c.png", "cannot be written")
+    assert_one_line_error(done.exit_code, done.stderr, "c.png", "cannot be written")
 
 
 def test_min_count_reads_the_rarer_words_as_unknown():
@@ -296,8 +296,11 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(nlpkit_proc
     from nlpkit.runtime.checkpoint import backup_folder
     from test_reliability import assert_same_weights, kill_after_backup, weights
 
-    train = ["train", "tagging", "--units", "8", "--embedding-dim", "8", "--char-units", "4", "--limit", "300",
-             "--epochs", "3", "--patience", "5", "--dropout", "0.3", "--word-dropout", "0.2", "--seed", "3"]
+    sentences = (ROOT / "data" / "tagging" / "valid.conllu").read_text(encoding="utf-8").split("\n\n")
+    (tmp_path / "valid.conllu").write_text("\n\n".join(sentences[:60]) + "\n\n", encoding="utf-8")
+    train = ["train", "tagging", "--units", "8", "--embedding-dim", "8", "--char-units", "4", "--limit", "120",
+             "--valid", "valid.conllu", "--epochs", "2", "--patience", "5", "--dropout", "0.3", "--word-dropout",
+             "0.2", "--seed", "3"]
     assert nlpkit_process(*train, "--out", "straight").returncode == 0
     destination = tmp_path / "models" / "tagging"
     kill_after_backup(train, tmp_path, backup_folder(destination), epoch=1)
