@@ -85,13 +85,22 @@ def test_the_metrics_match_hand_computed_values_and_mase_uses_the_seasonal_naive
 
 
 @pytest.mark.parametrize("strategy", ["recursive", "direct", "seq2seq"])
-def test_every_strategy_forecasts_the_horizon_for_every_member(strategy):
-    from nlpkit.models import build_forecaster
+def test_every_strategy_forecasts_the_horizon_for_every_member_and_reloads_safely(strategy, tmp_path):
+    import keras
 
-    model = build_forecaster(10, 5, strategy=strategy, ensemble=3, cell="gru", units=4, layers=2)
-    forecast = np.asarray(model.forecast(np.random.default_rng(0).normal(size=(7, 10)).astype("float32")))
+    from nlpkit.models import ForecastModel, build_forecaster
+    from nlpkit.runtime.safety import inspect_archive
+
+    model = build_forecaster(10, 5, strategy=strategy, ensemble=3, cell="gru", units=4, layers=2, bidirectional=True,
+                             layer_norm=True)
+    windows = np.random.default_rng(0).normal(size=(7, 10)).astype("float32")
+    forecast = np.asarray(model.forecast(windows))
     assert forecast.shape == (7, 3, 5) and np.all(np.isfinite(forecast))
     assert len({forecast[0, member].tobytes() for member in range(3)}) == 3  # members start from their own weights
+    ForecastModel(model.inference_copy()).save(tmp_path / "model.keras")
+    inspect_archive(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(reloaded.predict_on_batch(windows)), forecast, rtol=1e-5, atol=1e-6)
 
 
 def test_the_compiled_recursive_loop_equals_a_step_by_step_python_loop():

@@ -65,9 +65,12 @@ class ForecastMember(keras.layers.Layer):
 
     def build(self, input_shape):
         batch, window = input_shape[0], input_shape[1]
-        self.encoder.build((batch, window, 1))
+        # Backbones deserialized from a saved config come back built already.
+        if not self.encoder.built:
+            self.encoder.build((batch, window, 1))
         if self.decoder is not None:
-            self.decoder.build((batch, self.steps, self.steps))
+            if not self.decoder.built:
+                self.decoder.build((batch, self.steps, self.steps))
             self.head.build((batch, self.steps, self.decoder.spec.units))
         else:
             self.head.build((batch, self.encoder.spec.units * (2 if self.encoder.spec.bidirectional else 1)))
