@@ -236,3 +236,23 @@ def test_series_a_forecaster_cannot_learn_are_one_line_errors(cli, tmp_path, cas
                  *TINY, *extra)
     assert_one_line_error(result.exit_code, result.stderr, *fragments)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda m: m["options"].update(window=9), "window 9"),
+    (lambda m: m.update(transform="cube-root"), "transform"),
+    (lambda m: m["series"][0].update(tail=[1.0, 2.0]), "series entry"),
+    (lambda m: m["series"][0]["scaler"].update(scale=0), "series entry"),
+    (lambda m: m.update(frequency="fortnightly-ish"), "--frequency"),
+], ids=["window", "transform", "short-tail", "zero-scale", "frequency"])
+def test_a_tampered_manifest_is_refused_in_one_line(trained, tmp_path, edit, fragment):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained[0], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    edit(manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(NlpkitError) as refused:
+        SeriesForecaster.load(run)
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)

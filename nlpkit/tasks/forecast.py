@@ -402,15 +402,18 @@ def format_table(metrics):
     lines.append(f"{'':<16}{'MAE':>12}{'RMSE':>12}{'MAPE %':>10}{'MASE':>8}")
     ordered = ["nlpkit"] + sorted((name for name in rows if name != "nlpkit"),
                                   key=lambda name: (rows[name]["mape"] is None, rows[name]["mape"] or 0))
-    shown = lambda value, width, digits: (f"{value:>{width}.{digits}f}" if value is not None  # noqa: E731
-                                          else f"{'-':>{width}}")
     for name in ordered:
         row = rows[name]
-        lines.append(f"{name:<16}{shown(row['mae'], 12, 3)}{shown(row['rmse'], 12, 3)}{shown(row['mape'], 10, 2)}"
-                     f"{shown(row['mase'], 8, 3)}")
+        lines.append(f"{name:<16}{column(row['mae'], 12, 3)}{column(row['rmse'], 12, 3)}"
+                     f"{column(row['mape'], 10, 2)}{column(row['mase'], 8, 3)}")
     for name, why in metrics.get("baseline_failures", {}).items():
         lines.append(f"{name}: not fitted ({why})")
     return "\n".join(lines)
+
+
+def column(value, width, digits):
+    """A number right-aligned in `width` characters, or a dash for a metric that is not defined."""
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
 def check_forecast_manifest(manifest):
@@ -424,25 +427,35 @@ def check_forecast_manifest(manifest):
     season = manifest.get("season")
     if isinstance(season, bool) or not isinstance(season, int) or not 1 <= season <= MAX_STEPS:
         raise NlpkitError(f"season is {season!r}, not a whole number in [1, {MAX_STEPS}].")
-    if not isinstance(manifest.get("frequency"), str) or not manifest["frequency"].strip():
+    if not isinstance(manifest.get("frequency"), str):
         raise NlpkitError("frequency is not a pandas frequency name.")
+    series.reading.check_frequency(manifest["frequency"])
     entries = manifest.get("series")
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_SERIES:
         raise NlpkitError(f"series must be a list of 1 to {MAX_SERIES:,} series.")
     transform = series.transforms.Transform.named(manifest["transform"], season)
     needed = manifest["options"]["window"] + transform.lost
     for entry in entries:
-        scaler = entry.get("scaler") if isinstance(entry, dict) else None
-        tail = entry.get("tail") if isinstance(entry, dict) else None
-        if (not isinstance(entry.get("name") if isinstance(entry, dict) else None, str)
-                or not isinstance(scaler, dict) or set(scaler) != {"mean", "scale"}
-                or not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in scaler.values())
-                or not scaler["scale"] > 0 or not isinstance(entry.get("last_date"), str)
-                or not isinstance(tail, list) or len(tail) < needed
-                or not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in tail)
-                or (transform.log and min(tail) <= 0)):
+        if not usable_series_entry(entry, needed, transform.log):
             raise NlpkitError(f"series entry {str(entry)[:60]!r} is not a name, a scaler, a last date and the "
                               f"last {needed} values (positive under a log).")
+
+
+def usable_series_entry(entry, needed, log):
+    """Whether a manifest's series entry has a name, a scaler with a positive scale, a last date, and at least
+    `needed` last values (positive when the transform takes logs)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return False
+    scaler, tail = entry.get("scaler"), entry.get("tail")
+    if not isinstance(scaler, dict) or set(scaler) != {"mean", "scale"} or not all(map(is_number, scaler.values())):
+        return False
+    if not isinstance(tail, list) or len(tail) < needed or not all(map(is_number, tail)):
+        return False
+    return scaler["scale"] > 0 and isinstance(entry.get("last_date"), str) and not (log and min(tail) <= 0)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class SeriesForecaster(RunPredictor):
@@ -459,6 +472,10 @@ class SeriesForecaster(RunPredictor):
         self.season, self.frequency = manifest["season"], manifest["frequency"]
         self.transform = series.transforms.Transform.named(manifest["transform"], self.season)
         self.scalers = {entry["name"]: series.transforms.Scaler(**entry["scaler"]) for entry in manifest["series"]}
+        network = model.network
+        if (network.window, network.horizon) != (self.window, self.horizon):
+            raise NlpkitError(f"the run's manifest.json says window {self.window} and horizon {self.horizon} but its "
+                              f"model.keras has {network.window} and {network.horizon}.")
 
     @classmethod
     def load(cls, model_dir):
