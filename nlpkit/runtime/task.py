@@ -14,6 +14,7 @@ what its stage makes):
     callbacks(run)     -> extra Keras callbacks (per-epoch BLEU, say)
     measure(run, valid)-> the held-out metrics of the trained model
     saved_model(run)   -> the raw-string model to save
+    write_extras(run, folder) -> the task's own files in the run folder (forecast.png)
     describe(run)      -> what the manifest records beyond the options
 
 and, for using a saved run, `load(folder)` (a predictor with
