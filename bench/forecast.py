@@ -15,6 +15,8 @@ Parts:
              and scored on the hold-out. A row gives the mean and standard deviation over seeds, the errors of
              the seeds' mean forecast (what --ensemble gives), and the training seconds per seed. The row of
              the chosen strategy with LSTM is nlpkit's selected configuration.
+  final      the chosen settings as `nlpkit train forecast` trains them (LSTM, an ensemble of 5 networks side
+             by side), scored on the hold-out: nlpkit's selected configuration.
   speed      forecasts per second of a recursive model (12 steps, ensemble of 5): its compiled loop (one
              predict_on_batch per forecast) against the loop a user would write, one model.predict per step.
 MAPE and MAE are in the series' units; MASE divides the MAE by the training part's seasonal-naive MAE.
@@ -144,6 +146,17 @@ def grid(one, data_file, horizons, chosen, seeds, scratch, cells, strategies):
     return table
 
 
+def final(one, data_file, horizons, chosen, scratch):
+    table = []
+    for horizon in horizons:
+        history, actual = one.values[:-horizon], one.values[-horizon:]
+        forecast, seconds = train_and_forecast(data_file, horizon, Path(scratch) / "final", **chosen[str(horizon)])
+        table.append({"horizon": horizon, **chosen[str(horizon)], **scored(actual, forecast, history),
+                      "seconds": round(seconds, 1)})
+        print(f"{horizon:>3} {chosen[str(horizon)]}: MAPE {table[-1]['mape']:.2f}% ({seconds:.0f} s)", flush=True)
+    return table
+
+
 def speed(rounds=20):
     """Forecasts/s of the compiled recursive loop and of a Python loop of `model.predict` calls, back to back."""
     from nlpkit.models import ForecastModel, build_forecaster
@@ -177,7 +190,7 @@ def speed(rounds=20):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="Folder of the shared corpora.")
-    parser.add_argument("--only", choices=("baselines", "select", "grid", "speed"), help="Run one part only.")
+    parser.add_argument("--only", choices=("baselines", "select", "grid", "final", "speed"), help="Run one part only.")
     parser.add_argument("--horizons", default="12,24", help="Hold-outs, in months.")
     parser.add_argument("--seeds", type=int, default=5, help="Networks per grid row.")
     parser.add_argument("--cells", default=",".join(CELLS))
@@ -192,10 +205,12 @@ def main():
             results["baselines"] = run_baselines(one, horizons)
         if args.only in (None, "select"):
             results["chosen"], results["selection"] = select(one, horizons, scratch)
+        chosen = results.get("chosen") or load_results("forecast").get("chosen")
         if args.only in (None, "grid"):
-            chosen = results.get("chosen") or load_results("forecast")["chosen"]
             results["grid"] = grid(one, data_file, horizons, chosen, args.seeds, scratch, args.cells.split(","),
                                    args.strategies.split(","))
+        if args.only in (None, "final"):
+            results["final"] = final(one, data_file, horizons, chosen, scratch)
     if args.only in (None, "speed"):
         results["speed"] = speed()
     save_results("forecast", results)
