@@ -35,7 +35,7 @@ from nlpkit.text.datasets import quoted_names
 
 DATA_FILE = "airpassengers.csv"
 PLOT_FILE = "forecast.png"
-TRANSFORMS = ("auto", "none", "log", "diff", "log-diff", "seasonal-diff", "log-seasonal-diff")
+TRANSFORMS = ("auto", *series.transforms.TRANSFORMS)
 MAX_STEPS = 10_000  # the longest window or horizon
 MAX_SERIES = 100_000
 # An epoch reads the training windows as many times as it takes to read this many: a series gives few windows,
