@@ -62,41 +62,45 @@ def kill_after_backup(args, cwd, backup, epoch):
     process.wait()
 
 
-def test_a_killed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_run(nlpkit_process, tmp_path,
-                                                                                trained_run):
-    write_bundled_slice(tmp_path / "mid.tsv", 1500)
-    train = ["train", "sentiment", "--data", "mid.tsv", *RESUMABLE]
-    done = nlpkit_process(*train, "--out", "straight")
-    assert done.returncode == 0, done.stderr
+class TestKilledRunResumes:
+    """A class of its own: pytest-xdist (--dist loadscope) keeps a module's tests on one worker, and this slow
+    test of real processes then runs beside the module's others instead of after them."""
 
-    destination = tmp_path / "models" / "sentiment"
-    shutil.copytree(trained_run.folder, destination)  # a good earlier run, to be replaced only by a finished one
-    before = snapshot(destination)
-    backup = backup_folder(destination)
-    kill_after_backup([*train], tmp_path, backup, epoch=1)
-    assert snapshot(destination) == before  # the kill left the earlier run as it was
-    SentimentClassifier.load(destination)
+    def test_a_killed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_run(self, nlpkit_process, tmp_path,
+                                                                                          trained_run):
+        write_bundled_slice(tmp_path / "mid.tsv", 1500)
+        train = ["train", "sentiment", "--data", "mid.tsv", *RESUMABLE]
+        done = nlpkit_process(*train, "--out", "straight")
+        assert done.returncode == 0, done.stderr
 
-    other = nlpkit_process(*train[:-2], "--seed", "8")  # other options: the backup is not reused silently
-    assert_one_line_error(other.returncode, other.stderr, "models/.sentiment.backup", "seed", "--force")
-    assert snapshot(destination) == before
+        destination = tmp_path / "models" / "sentiment"
+        shutil.copytree(trained_run.folder, destination)  # a good earlier run, to be replaced only by a finished one
+        before = snapshot(destination)
+        backup = backup_folder(destination)
+        kill_after_backup([*train], tmp_path, backup, epoch=1)
+        assert snapshot(destination) == before  # the kill left the earlier run as it was
+        SentimentClassifier.load(destination)
 
-    resumed = nlpkit_process(*train)
-    assert resumed.returncode == 0, resumed.stderr
-    (line,) = [line for line in resumed.stdout.splitlines() if line.startswith("resuming after epoch")]
-    done_epochs = int(line.split()[3])
-    assert 1 <= done_epochs < 3
-    assert [line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")] == [
-        f"Epoch {epoch}/3" for epoch in range(done_epochs + 1, 4)]
-    assert_same_weights(weights(tmp_path / "straight"), weights(destination))
-    assert json.loads((destination / "history.json").read_text()) == \
-        json.loads((tmp_path / "straight" / "history.json").read_text())
-    assert not backup.exists()
-    assert temporary_leftovers(destination.parent) == []
+        other = nlpkit_process(*train[:-2], "--seed", "8")  # other options: the backup is not reused silently
+        assert_one_line_error(other.returncode, other.stderr, "models/.sentiment.backup", "seed", "--force")
+        assert snapshot(destination) == before
 
-    again = nlpkit_process(*train)  # a finished identical run is not trained again
-    assert again.returncode == 0, again.stderr
-    assert "already trained" in again.stdout and "Epoch" not in again.stdout
+        resumed = nlpkit_process(*train)
+        assert resumed.returncode == 0, resumed.stderr
+        (line,) = [line for line in resumed.stdout.splitlines() if line.startswith("resuming after epoch")]
+        done_epochs = int(line.split()[3])
+        assert 1 <= done_epochs < 3
+        assert [line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")] == [
+            f"Epoch {epoch}/3" for epoch in range(done_epochs + 1, 4)]
+        assert_same_weights(weights(tmp_path / "straight"), weights(destination))
+        assert json.loads((destination / "history.json").read_text()) == \
+            json.loads((tmp_path / "straight" / "history.json").read_text())
+        assert not backup.exists()
+        assert temporary_leftovers(destination.parent) == []
+
+        again = nlpkit_process(*train)  # a finished identical run is not trained again
+        assert again.returncode == 0, again.stderr
+        assert "already trained" in again.stdout and "Epoch" not in again.stdout
 
 
 def test_resume_without_a_backup_is_an_error(cli_runner, tiny_tsv):
