@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 from nlpkit.errors import NlpkitError  # noqa: E402
 from nlpkit.series import baselines, metrics  # noqa: E402
 from nlpkit.series.reading import read_series  # noqa: E402
-from nlpkit.tasks.forecast import ForecastOptions, ForecastTask, SeriesForecaster  # noqa: E402
+from nlpkit.tasks.forecast import (ForecastOptions, ForecastTask, SeriesForecaster,  # noqa: E402
+                                   forecast_members)
 
 CELLS = ("lstm", "gru", "rnn")
 STRATEGIES = ("direct", "recursive", "seq2seq")
@@ -72,10 +73,11 @@ def train_and_forecast(data_file, horizon, folder, **settings):
     with Timer() as timer, contextlib.redirect_stdout(io.StringIO()):
         ForecastTask().train(options)
     one = read_series(data_file).series[0]
-    with tempfile.TemporaryDirectory() as scratch:
-        history = write_part(one, len(one) - horizon, scratch)
-        forecast = SeriesForecaster.load(folder).forecast(data=str(history))[0]
-    return np.array(forecast["values"]), timer.seconds
+    forecaster = SeriesForecaster.load(folder)
+    (members,) = forecast_members(forecaster.model, forecaster.transform,
+                                  [(one.name, one.values[:-horizon], forecaster.scalers[one.name])],
+                                  forecaster.window, horizon)
+    return members.mean(axis=0), timer.seconds
 
 
 def scored(actual, forecast, history):

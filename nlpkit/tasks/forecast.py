@@ -41,6 +41,8 @@ MAX_SERIES = 100_000
 # An epoch reads the training windows as many times as it takes to read this many: a series gives few windows,
 # and an epoch's fixed costs (validation, the backup) would otherwise outweigh its training.
 EPOCH_WINDOWS = 1024
+# Windows forecast in one call of the network (all series, all backtest origins: in as few calls as this allows).
+PREDICT_BATCH = 1024
 # The band drawn around an ensemble's forecast: these quantiles of its members.
 BAND = (0.1, 0.9)
 
@@ -297,9 +299,11 @@ class ForecastTask(Task):
         network = models.ForecastModel(run.model)
         baselines = series.baselines.chosen(options.arima)
         reports, failures, data.panels = {}, {}, []
-        for one, scaler in zip(data.series, run.preprocessor.scalers):
-            history, actual = one.values[:-options.horizon], one.values[-options.horizon:]
-            members = forecast_members(network, data.transform, scaler, history, options.window, options.horizon)
+        histories = [(one.name, one.values[:-options.horizon], scaler)
+                     for one, scaler in zip(data.series, run.preprocessor.scalers)]
+        forecasts_by_series = forecast_members(network, data.transform, histories, options.window, options.horizon)
+        for one, (_, history, _), members in zip(data.series, histories, forecasts_by_series):
+            actual = one.values[-options.horizon:]
             mean, lower, upper = summary(members)
             forecasts, failed = score_forecasts(reports, actual, history, data.season, mean, baselines)
             failures.update({f"{name} ({one.name})": why for name, why in failed.items()})
@@ -362,14 +366,21 @@ class ForecastTask(Task):
         return format_table(metrics)
 
 
-def forecast_members(network, transform, scaler, history, window, steps):
-    """Each member's forecast (members, steps) of the values after `history` (raw), in its units."""
-    transformed = scaler.forward(transform.forward(history))
-    if len(transformed) < window:
-        raise NlpkitError(f"{len(history)} values are too few: the model reads {window} values after the "
-                          f"transform, which loses {transform.lost}.")
-    scaled = np.asarray(network.predict_on_batch(transformed[None, -window:].astype("float32")))[0]
-    return transform.inverse(scaler.inverse(scaled[:, :steps]), history)
+def forecast_members(network, transform, histories, window, steps):
+    """Each member's forecast (members, steps) after each of `histories` ((name, raw values, scaler) triples),
+    in the series' own units. Every window goes through the network in one call per PREDICT_BATCH windows."""
+    windows = []
+    for name, values, scaler in histories:
+        transformed = scaler.forward(transform.forward(values))
+        if len(transformed) < window:
+            raise NlpkitError(f"the series {name!r} has {len(values)} values: too few, the model reads {window} "
+                              f"values after the transform, which loses {transform.lost}.")
+        windows.append(transformed[-window:])
+    windows = np.asarray(windows, dtype="float32")
+    scaled = np.concatenate([np.asarray(network.predict_on_batch(windows[start:start + PREDICT_BATCH]))
+                             for start in range(0, len(windows), PREDICT_BATCH)])
+    return [transform.inverse(scaler.inverse(rows[:, :steps]), values)
+            for rows, (_, values, scaler) in zip(scaled, histories)]
 
 
 def score_forecasts(reports, actual, history, season, forecast, baselines):
@@ -544,10 +555,9 @@ class SeriesForecaster(RunPredictor):
                               f"with --horizon {self.horizon}).")
         names = [series_name(name, position) for position, name in enumerate(names, start=1)]
         source = self.trained_series() if data is None else self.read(data, columns or ForecastPredictOptions())
-        results = []
-        for one in self.chosen(source, names):
-            members = forecast_members(self.model, self.transform, self.scaler_of(one, source), one.values,
-                                       self.window, steps)
+        results, chosen = [], self.chosen(source, names)
+        histories = [(one.name, one.values, self.scaler_of(one, source)) for one in chosen]
+        for one, members in zip(chosen, forecast_members(self.model, self.transform, histories, self.window, steps)):
             mean, lower, upper = summary(members)
             result = {"series": one.name, "dates": future_dates(one.dates[-1], source.frequency, steps),
                       "values": mean.tolist(), "lower": None if lower is None else lower.tolist(),
@@ -563,8 +573,7 @@ class SeriesForecaster(RunPredictor):
         history before the origin), then average each metric over origins and series."""
         data = self.read(path, options, options.limit)
         steps, origins = self.horizon, options.origins
-        reports = {}
-        names = series.baselines.chosen(options.arima)
+        histories, actuals = [], []
         for one in data:
             scaler = self.scaler_of(one, data)
             first = len(one) - steps - origins + 1
@@ -574,9 +583,12 @@ class SeriesForecaster(RunPredictor):
                                   f"{origins} origin(s) with a horizon of {steps} need at least "
                                   f"{needed + steps + origins - 1}; lower --origins.")
             for origin in range(first, first + origins):
-                history, actual = one.values[:origin], one.values[origin:origin + steps]
-                members = forecast_members(self.model, self.transform, scaler, history, self.window, steps)
-                score_forecasts(reports, actual, history, data.season, members.mean(axis=0), names)
+                histories.append((one.name, one.values[:origin], scaler))
+                actuals.append(one.values[origin:origin + steps])
+        reports, names = {}, series.baselines.chosen(options.arima)
+        forecasts = forecast_members(self.model, self.transform, histories, self.window, steps)
+        for (_, history, _), actual, members in zip(histories, actuals, forecasts):
+            score_forecasts(reports, actual, history, data.season, members.mean(axis=0), names)
         rows = mean_rows(reports)
         return {"origins": origins, "horizon": steps, "series": len(data), "data": data.source,
                 "model": f"{self.options['cell']} {self.manifest['strategy']}, {self.options['ensemble']} member(s), "
