@@ -136,19 +136,29 @@ def parse_value(text, path, number):
     return value
 
 
-def parse_date(text, path, number):
+def parse_dates(texts, lines, path):
+    """The dates written in `texts` (at file lines `lines`) as a DatetimeIndex, parsed by pandas all at once; an
+    empty date, or one pandas cannot read as written like the first, is an error naming its line."""
+    import warnings
+
     import pandas as pd
 
-    text = text.strip()
-    if not text:
-        raise NlpkitError(f"{at(path, number)}: the date is empty.")
-    try:
-        date = pd.Timestamp(text)
-    except (ValueError, TypeError, OverflowError):
-        date = None
-    if date is None or date is pd.NaT:
-        raise NlpkitError(f"{at(path, number)}: the date {text[:40]!r} is not a date (write it like 1949-01-01).")
-    return date
+    texts = [text.strip() for text in texts]
+    for text, number in zip(texts, lines):
+        if not text:
+            raise NlpkitError(f"{at(path, number)}: the date is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": the dates are then read one by one
+        try:
+            dates = pd.DatetimeIndex(pd.to_datetime(texts, errors="coerce"))
+        except (ValueError, TypeError, OverflowError):  # time zones mixed with naive dates, say
+            dates = pd.DatetimeIndex([pd.NaT] * len(texts))
+    unread = np.flatnonzero(dates.isna())
+    if unread.size:
+        first = int(unread[0])
+        raise NlpkitError(f"{at(path, lines[first])}: the date {texts[first][:40]!r} is not a date (write every "
+                          "date alike, like 1949-01-01).")
+    return dates
 
 
 def regular_series(name, points, path, frequency, label=""):
@@ -157,12 +167,13 @@ def regular_series(name, points, path, frequency, label=""):
     import pandas as pd
 
     lines = [number for number, _, _ in points]
-    dates = pd.DatetimeIndex([parse_date(text, path, number) for number, text, _ in points])
-    for i in range(1, len(dates)):
-        if dates[i] <= dates[i - 1]:
-            problem = "repeats" if dates[i] == dates[i - 1] else "comes before"
-            raise NlpkitError(f"{at(path, lines[i])}: the date {dates[i].date()}{label} {problem} the one on line "
-                              f"{lines[i - 1]}; sort the rows by date, one row per date.")
+    dates = parse_dates([text for _, text, _ in points], lines, path)
+    backwards = np.flatnonzero(np.diff(dates.asi8) <= 0) + 1
+    if backwards.size:
+        i = int(backwards[0])
+        problem = "repeats" if dates[i] == dates[i - 1] else "comes before"
+        raise NlpkitError(f"{at(path, lines[i])}: the date {dates[i].date()}{label} {problem} the one on line "
+                          f"{lines[i - 1]}; sort the rows by date, one row per date.")
     if len(dates) < 3 and frequency is None:
         raise NlpkitError(f"{path}: the series{label} has {len(dates)} point(s); a forecast needs many more.")
     found = frequency or pd.infer_freq(dates[:3])
