@@ -37,3 +37,18 @@ def registered_objects():
     """{registered name: object} of every nlpkit object a saved model may name."""
     import_all()
     return dict(_REGISTERED)
+
+
+def deserialized(config, *keys):
+    """A copy of a `get_config()` dict whose entries `keys` (a serialized object, a list of them, or None) are
+    objects again: what the `from_config` of a layer or model built from other layers passes to `cls`."""
+    import keras
+
+    config = dict(config)
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, list):
+            config[key] = [keras.saving.deserialize_keras_object(item) for item in value]
+        elif value is not None:
+            config[key] = keras.saving.deserialize_keras_object(value)
+    return config

@@ -13,7 +13,7 @@ from nlpkit.models.metrics import Perplexity
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import RecurrentSpec, output_parameters
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 
 @serializable
@@ -113,9 +113,7 @@ class CausalLM(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return cls(**deserialized(config, "backbone"))
 
 
 def build_language_model(vocab_size, *, embedding="learned", embedding_dim=64, embedding_matrix=None,

@@ -12,7 +12,7 @@ from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, Pa
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import RecurrentSpec
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 POOLINGS = ("last", "mean", "max")
 
@@ -75,9 +75,7 @@ class TextClassifier(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return cls(**deserialized(config, "backbone"))
 
 
 def build_classifier(vocab_size, num_classes, *, pooling="last", embedding="learned", embedding_dim=64,

@@ -27,7 +27,7 @@ from nlpkit.models.backbone import RecurrentBackbone
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import LOSSES, MAX_MEMBERS, STRATEGIES, RecurrentSpec
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 MAX_STEPS = 100_000
 
@@ -106,11 +106,7 @@ class ForecastMember(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        if config.get("decoder") is not None:
-            config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return cls(**deserialized(config, "encoder", "decoder"))
 
 
 @serializable
@@ -166,9 +162,7 @@ class Forecaster(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["members"] = [keras.saving.deserialize_keras_object(member) for member in config["members"]]
-        return cls(**config)
+        return cls(**deserialized(config, "members"))
 
 
 @serializable
@@ -189,9 +183,7 @@ class ForecastModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
+        return cls(**deserialized(config, "network"))
 
 
 def forecast_member(strategy, horizon, spec, name):

@@ -46,7 +46,7 @@ from nlpkit.models.layers import FitSequenceLength, PaddingMask
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import ATTENTIONS, RecurrentSpec, attention_parameters, output_parameters
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 
 @serializable
@@ -174,10 +174,7 @@ class Seq2SeqLM(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for part in ("encoder", "decoder"):
-            config[part] = keras.saving.deserialize_keras_object(config[part])
-        return cls(**config)
+        return cls(**deserialized(config, "encoder", "decoder"))
 
 
 def build_translator(source_vocab_size, target_vocab_size, *, embedding_dim=64, attention="bahdanau",

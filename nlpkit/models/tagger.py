@@ -27,7 +27,7 @@ from nlpkit.models.layers import FitSequenceLength, FlattenWords, TokenMask, Wor
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import RecurrentSpec
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 # The target of a padded position: no tag, left out of the loss and the accuracy.
 PADDING_TAG = -1
@@ -70,9 +70,7 @@ class CharacterEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return cls(**deserialized(config, "backbone"))
 
 
 @serializable
@@ -155,11 +153,7 @@ class SequenceTagger(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("char_encoder") is not None:
-            config["char_encoder"] = keras.saving.deserialize_keras_object(config["char_encoder"])
-        return cls(**config)
+        return cls(**deserialized(config, "backbone", "char_encoder"))
 
 
 def character_encoder(char_vocab_size, spec, char_embedding_dim=32, char_units=32):

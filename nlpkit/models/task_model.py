@@ -11,7 +11,7 @@ nlpkit saves (`TextModel`), whose outputs are probabilities.
 
 import keras
 
-from nlpkit.serialization import serializable
+from nlpkit.serialization import deserialized, serializable
 
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_CLIPNORM = 1.0
@@ -102,7 +102,4 @@ class TextModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        config["vectorizers"] = [keras.saving.deserialize_keras_object(v) for v in config["vectorizers"]]
-        return cls(**config)
+        return cls(**deserialized(config, "network", "vectorizers"))
