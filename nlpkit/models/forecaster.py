@@ -218,8 +218,6 @@ def build_forecaster(window, horizon, *, strategy="direct", ensemble=1, loss="ms
     spec = RecurrentSpec.of(spec, recurrent)
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_MEMBERS:
         raise NlpkitError(f"Received an invalid value for `ensemble`: {ensemble!r}; expected 1 to {MAX_MEMBERS}.")
-    if strategy not in STRATEGIES:
-        raise NlpkitError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}.")
     members = [forecast_member(strategy, int(horizon), spec, f"member_{index}") for index in range(1, ensemble + 1)]
     model = Forecaster(members, strategy, window, horizon, name=name)
     model.compile(optimizer=optimizer_of(optimizer, learning_rate, clipnorm), loss=make_loss(loss))

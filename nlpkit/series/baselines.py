@@ -27,8 +27,7 @@ def seasonal_naive(history, steps, season):
     """The last season repeated (the naive forecast when the season is 1 or longer than the history)."""
     if season <= 1 or season > len(history):
         return naive(history, steps)
-    last = np.asarray(history[-season:], dtype="float64")
-    return np.array([last[k % season] for k in range(steps)])
+    return np.resize(np.asarray(history[-season:], dtype="float64"), steps)
 
 
 def drift(history, steps, season=1):

@@ -15,8 +15,7 @@ def mase_scale(history, season):
     """The mean absolute change over `season` steps in `history` (1 step when it is too short)."""
     history = np.asarray(history, dtype="float64")
     lag = season if season > 1 and len(history) > 2 * season else 1
-    scale = float(np.mean(np.abs(history[lag:] - history[:-lag]))) if len(history) > lag else 0.0
-    return scale
+    return float(np.mean(np.abs(history[lag:] - history[:-lag]))) if len(history) > lag else 0.0
 
 
 def errors(actual, forecast, history, season):

@@ -61,13 +61,15 @@ class Transform:
         """Values that continue `history` (raw, 1-D) from transformed `future` values (..., steps): each
         differencing undone from the stage before it, then the exponential."""
         future = np.asarray(future, dtype="float64")
+        steps = future.shape[-1]
         for lag, stage in zip(reversed(self.lags), reversed(self.levels(history)[:-1])):
-            steps = future.shape[-1]
-            extended = np.concatenate([np.broadcast_to(stage[-lag:], future.shape[:-1] + (lag,)),
-                                       np.zeros(future.shape[:-1] + (steps,))], axis=-1)
-            for k in range(steps):
-                extended[..., lag + k] = future[..., k] + extended[..., k]
-            future = extended[..., lag:]
+            # value[t] = difference[t] + value[t - lag]: a running sum down each of the lag phases, started
+            # from the stage's last `lag` values.
+            rows = -(-steps // lag)
+            padded = np.zeros(future.shape[:-1] + (rows * lag,))
+            padded[..., :steps] = future
+            phases = np.cumsum(padded.reshape(future.shape[:-1] + (rows, lag)), axis=-2) + stage[-lag:]
+            future = phases.reshape(future.shape[:-1] + (rows * lag,))[..., :steps]
         return np.exp(future) if self.log else future
 
 
