@@ -288,7 +288,7 @@ def predict_command(task, name):
     example = " ".join(quoted(text) for text in task.examples)
     path = f"predict {task.name}" if name == task.name else name
 
-    @click.command(name=name, help=f"{task.summary}\n\nPrints one result per text.",
+    @click.command(name=name, help=f"{task.summary}\n\n{task.output_help}",
                    epilog=examples_epilog([f"nlpkit {path} {example}", f"cat texts.txt | nlpkit {path} --json"]))
     @click.argument("texts", nargs=-1)
     @click.option("--model", "model_dir", default=str(task.default_run_folder()), show_default=True,

@@ -9,6 +9,7 @@ from nlpkit.errors import NlpkitError
 from nlpkit.models import declared
 from nlpkit.models.backbone import load_embedding_matrix, token_backbone
 from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, PaddingMask
+from nlpkit.models.losses import check_classification_loss, classification_loss, scores_are_probabilities
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import RecurrentSpec
@@ -24,15 +25,18 @@ class TextClassifier(TaskModel):
     `pooling` says how the sequence becomes one vector: "last" (the backbone's
     final output, the classic many-to-one reading; the backbone must then
     have `return_sequences=False`), or "mean" / "max" over every non-padded
-    output of the last recurrent layer.
+    output of the last recurrent layer. `loss` is what it trains with
+    (`nlpkit.models.losses`): with "crossentropy" its raw-string model outputs
+    probabilities, with a hinge loss the linear class scores themselves.
     """
 
-    def __init__(self, backbone, num_classes, pooling="last", **kwargs):
+    def __init__(self, backbone, num_classes, pooling="last", loss="crossentropy", **kwargs):
         if pooling not in POOLINGS:
             raise NlpkitError(f"Received an invalid value for `pooling`: {pooling!r}; "
                               f"expected one of {', '.join(POOLINGS)}.")
         if int(num_classes) < 2:
             raise NlpkitError(f"Received an invalid value for `num_classes`: {num_classes}; expected >= 2.")
+        check_classification_loss(loss, num_classes)
         if backbone.return_sequences == (pooling == "last"):
             raise NlpkitError(f"pooling {pooling!r} needs a backbone with return_sequences="
                               f"{pooling != 'last'}.")
@@ -52,16 +56,19 @@ class TextClassifier(TaskModel):
 
         self.num_classes = int(num_classes)
         self.pooling = pooling
+        self.loss_name = loss
 
     def default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return classification_loss(self.loss_name)
 
     def default_metrics(self):
         return {"metrics": ["accuracy"]}
 
     def from_strings(self, texts, vectorizers, max_length):
-        """Texts cut to their first `max_length` tokens -> class probabilities."""
+        """Texts cut to their first `max_length` tokens -> class probabilities (linear scores for a hinge loss)."""
         ids = FitSequenceLength(max_length, name="fit_length")(vectorizers[0](texts[0]))
+        if not scores_are_probabilities(self.loss_name):
+            return self(ids)
         return keras.layers.Activation("softmax", name="probabilities")(self(ids))
 
     @classmethod
@@ -71,22 +78,24 @@ class TextClassifier(TaskModel):
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "num_classes": self.num_classes,
-                "pooling": self.pooling, "name": self.name, "trainable": self.trainable}
+                "pooling": self.pooling, "loss": self.loss_name, "name": self.name, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):
         return cls(**deserialized(config, "backbone"))
 
 
-def build_classifier(vocab_size, num_classes, *, pooling="last", embedding="learned", embedding_dim=64,
-                     embedding_matrix=None, train_embedding=True, spec=None, optimizer="adam", learning_rate=1e-3, clipnorm=1.0,
-                     name="classifier", **recurrent):
+def build_classifier(vocab_size, num_classes, *, pooling="last", loss="crossentropy", embedding="learned",
+                     embedding_dim=64, embedding_matrix=None, train_embedding=True, spec=None, optimizer="adam",
+                     learning_rate=1e-3, clipnorm=1.0, name="classifier", **recurrent):
     """A compiled many-to-one text classifier: embedding -> recurrent stack -> class logits.
 
     Args:
         vocab_size: size of the token vocabulary, padding and OOV included.
         num_classes: number of labels (2 for binary sentiment).
         pooling: "last" (the final state), "mean" or "max" over every non-padded step.
+        loss: "crossentropy", "hinge" or "squared_hinge" (two classes), or "categorical_hinge"
+            (`nlpkit.models.losses`).
         embedding: "learned" (masked `Embedding`), "onehot" (no trainable
             embedding) or "pretrained" (needs `embedding_matrix`).
         embedding_dim: size of a learned embedding.
@@ -102,7 +111,7 @@ def build_classifier(vocab_size, num_classes, *, pooling="last", embedding="lear
     """
     backbone = token_backbone(vocab_size, RecurrentSpec.of(spec, recurrent), embedding, embedding_dim, embedding_matrix,
                          train_embedding, return_sequences=pooling != "last")
-    model = TextClassifier(backbone, num_classes, pooling=pooling, name=name)
+    model = TextClassifier(backbone, num_classes, pooling=pooling, loss=loss, name=name)
     load_embedding_matrix(backbone, embedding_matrix)
     model.compile(optimizer=optimizer_of(optimizer, learning_rate, clipnorm))
     return model

@@ -71,6 +71,8 @@ class Task:
     aliases = ()
     examples = ()
     tiny_options = {}
+    # What `predict` prints (its help says so; a task whose numbers need explaining says what they mean).
+    output_help = "Prints one result per text."
     # How a user gives the inputs of `predict` (for the CLI's messages).
     input_hint = "texts as arguments, with --file, or on stdin"
     # Whether predict reads any text (False: its inputs are names, such as forecast's series names, and any

@@ -24,6 +24,9 @@ from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
 
 BUNDLED = "sentiment/uci_sentences.tsv"
+# The losses of `nlpkit.models.losses` (named here: that module imports Keras, and the command line must not).
+CLASSIFICATION_LOSSES = ("crossentropy", "hinge", "squared_hinge", "categorical_hinge")
+BINARY_LOSSES = ("hinge", "squared_hinge")
 # The most labels a saved run may name (its manifest is checked against it before loading).
 MAX_CLASSES = 100_000
 
@@ -43,6 +46,9 @@ class SentimentOptions(TextColumns, RunOptions, RecurrentOptions, BidirectionalO
     pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic "
                                   "many-to-one), or the mean or max over all non-padded steps.",
                           choices=("last", "mean", "max"))
+    loss: str = option("crossentropy", "Training loss: crossentropy (softmax probabilities), hinge or squared_hinge "
+                                       "(two classes; linear scores), or categorical_hinge (any number of classes).",
+                       choices=CLASSIFICATION_LOSSES)
 
     def check(self):
         embedding, width = embedding_parameters(self, self.max_tokens)
@@ -79,6 +85,9 @@ class SentimentTask(Task):
     TrainOptions = SentimentOptions
     EvaluateOptions = SentimentEvaluateOptions
     examples = ("A wonderful, moving film.", "The battery died after one day.")
+    output_help = ("Prints one result per text. Each line is: label, score, text. The score is the label's probability for a model trained "
+                   "with --loss crossentropy; with a hinge loss it is the margin of the label's linear score over "
+                   "the next class's (1 or more: beyond the hinge, a confident answer).")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16, limit=240)
 
     def check_manifest(self, manifest):
@@ -99,6 +108,9 @@ class SentimentTask(Task):
         if len(classes) < 2:
             raise NlpkitError(f"{train.source}: only one class ({classes[0]!r}) in the training data; "
                               "need two or more.")
+        if options.loss in BINARY_LOSSES and len(classes) != 2:
+            raise NlpkitError(f"{train.source}: --loss {options.loss} is binary, and the data has {len(classes)} "
+                              "classes; use --loss categorical_hinge (or crossentropy).")
         print(f"data: {len(train)} training and {len(valid)} validation examples, classes: {', '.join(classes)}")
         return types.SimpleNamespace(train=train, valid=valid, classes=classes,
                                      y_train=label_ids(train, classes), y_valid=label_ids(valid, classes))
@@ -114,7 +126,8 @@ class SentimentTask(Task):
         vocabulary = run.preprocessor.get_vocabulary()
         embedding = text.word_vectors.embedding_arguments(options, vocabulary)
         return models.build_classifier(len(vocabulary), len(run.data.classes), spec=options.recurrent_spec(),
-                                       pooling=options.pooling, **embedding, optimizer=self.optimizer(options))
+                                       pooling=options.pooling, loss=options.loss, **embedding,
+                                       optimizer=self.optimizer(options))
 
     def batches(self, run):
         options, data, vectorizer = run.options, run.data, run.preprocessor
@@ -160,11 +173,12 @@ class SentimentTask(Task):
 
     def format_prediction(self, text, result):
         preview = text if len(text) <= 70 else text[:67] + "..."
-        return f"{result['label']}\t{result['probability']:.3f}\t{preview}"
+        return f"{result['label']}\t{result['score']:.3f}\t{preview}"
 
 
 class SentimentClassifier(RunPredictor):
-    """A trained sentiment model: raw texts in, labels and probabilities out."""
+    """A trained sentiment model: raw texts in, labels and scores out (probabilities, or a hinge-trained
+    model's linear scores)."""
 
     task_name = SentimentTask.name
     required = ("classes", "options.max_length")
@@ -173,10 +187,13 @@ class SentimentClassifier(RunPredictor):
         super().__init__(model, manifest)
         self.classes = self.output_names("classes", model.network.num_classes)
         self.vectorizer = model.vectorizer
+        self.probabilities = getattr(model.network, "loss_name", "crossentropy") == "crossentropy"
 
     def predict(self, texts, batch_size=256):
-        """One dict per text: label, its probability, every class's probability,
-        the token count (texts over `max_length` tokens are cut) and the OOV count."""
+        """One dict per text: label, its score and every class's score, the token count (texts over
+        `max_length` tokens are cut) and the OOV count. A model trained with cross-entropy scores by
+        probability (and also gives `probability` and `probabilities`); one trained with a hinge loss
+        gives its linear class scores, and the label's score is its margin over the next class."""
         texts = text.tokenization.check_texts(texts)
         if not texts:
             return []
@@ -184,14 +201,18 @@ class SentimentClassifier(RunPredictor):
         results = []
         for start in range(0, len(texts), batch_size):
             batch = text.tokenization.string_tensor(texts[start:start + batch_size])
-            probabilities = np.asarray(self.model(batch, training=False))
-            for row in probabilities:
-                best = int(np.argmax(row))
-                results.append({
-                    "label": self.classes[best],
-                    "probability": float(row[best]),
-                    "probabilities": {name: float(p) for name, p in zip(self.classes, row)},
-                })
+            scores = np.asarray(self.model(batch, training=False))
+            results.extend(self.labelled(row) for row in scores)
         for result, length, oov in zip(results, lengths, unknown):
             result.update(tokens=int(length), unknown_tokens=int(oov), truncated=bool(length > self.max_length))
         return results
+
+    def labelled(self, row):
+        """The answer for one row of model outputs (probabilities, or linear scores)."""
+        best = int(np.argmax(row))
+        scores = {name: float(value) for name, value in zip(self.classes, row)}
+        if self.probabilities:
+            return {"label": self.classes[best], "score": float(row[best]), "probability": float(row[best]),
+                    "probabilities": scores}
+        runner_up = float(np.max(np.delete(row, best)))
+        return {"label": self.classes[best], "score": float(row[best]) - runner_up, "scores": scores}
