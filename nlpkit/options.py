@@ -218,6 +218,8 @@ class FitOptions(Options):
                                    "whose validation loss (a tagger's: accuracy) did not improve.")
     time_budget: float = option(None, "Minutes of training at most: stop before an epoch that would not "
                                       "finish in time (the best epoch is kept).")
+    tensorboard: str = option(None, "Write TensorBoard logs to this folder: every epoch's metrics and learning rate, "
+                                    "and histograms of the weights (`tensorboard --logdir DIR` shows them).")
 
     def check(self):
         check_range("epochs", self.epochs, 1, 100_000)
@@ -229,6 +231,8 @@ class FitOptions(Options):
             check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True, high_open=True)
         if self.time_budget is not None:
             check_range("time_budget", self.time_budget, 0.0, 1e6, low_open=True)
+        if self.tensorboard is not None and os.path.isfile(self.tensorboard):
+            raise NlpkitError(f"{self.tensorboard}: --tensorboard names a file; give a folder for the logs.")
 
 
 @dataclasses.dataclass

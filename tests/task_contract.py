@@ -105,9 +105,10 @@ class TaskContract:
 
     @pytest.fixture(scope="class")
     def run(self, task, cli, tmp_path_factory):
-        """The task's tiny run, trained through the command line."""
+        """The task's tiny run, trained through the command line (its TensorBoard logs in ../tensorboard)."""
         folder = tmp_path_factory.mktemp(f"contract-{task.name}") / "run"
-        result = cli("train", task.name, "--out", folder, *cli_arguments(task.tiny_options))
+        result = cli("train", task.name, "--out", folder, "--tensorboard", folder.parent / "tensorboard",
+                     *cli_arguments(task.tiny_options))
         assert result.exit_code == 0, result.stdout + result.stderr
         assert "held-out validation metrics" in result.stdout
         return folder
@@ -138,6 +139,19 @@ class TaskContract:
         loss = run.model.train_on_batch(*next(iter(train_batches)), return_dict=True)["loss"]
         assert np.isfinite(loss)
         assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, run.model.trainable_weights))
+
+    def test_the_run_records_what_training_took_and_its_tensorboard_logs(self, run):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        history = json.loads((run / "history.json").read_text())
+        training = json.loads((run / "metrics.json").read_text())["training"]
+        assert training["epochs"] == len(history["loss"]) and 1 <= training["best_epoch"] <= training["epochs"]
+        assert training["parameters"] > 0 and training["seconds"] > 0
+        assert training["per_epoch"] > 0 and training["per_second"] > 0 and training["unit"]
+        logs = EventAccumulator(str(run.parent / "tensorboard" / "train"), size_guidance={"tensors": 0})
+        tags = logs.Reload().Tags()["tensors"]
+        assert {"epoch_loss", "epoch_learning_rate"} <= set(tags)
+        assert any("recurrent_kernel/histogram" in tag for tag in tags), tags
 
     # --- the command line round trip ----------------------------------------------------------------
 

@@ -64,7 +64,9 @@ class QuestionTask(Task):
         options = run.options
         train, valid = (text.pipeline.id_examples(run.preprocessor, *split, options.max_length)
                         for split in (run.data.train, run.data.valid))
-        boundaries = text.pipeline.bucket_boundaries(text.pipeline.sequence_lengths(train))
+        lengths = text.pipeline.sequence_lengths(train)
+        run.epoch_units = (int(lengths.sum()), "tokens")
+        boundaries = text.pipeline.bucket_boundaries(lengths)
         return (text.pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed),
                 text.pipeline.bucketed_batches(valid, options.batch_size, boundaries))
 

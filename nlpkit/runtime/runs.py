@@ -63,7 +63,7 @@ def check_destination(destination):
 
 
 # Options that say how to run, not what to train: they do not make a run different.
-CONTROL_OPTIONS = ("out", "resume", "force")
+CONTROL_OPTIONS = ("out", "resume", "force", "tensorboard")
 
 
 def run_identity(task, options, files):

@@ -10,7 +10,8 @@ what its stage makes):
     read(run)          -> the training and validation data          (run.data)
     preprocess(run)    -> vocabularies, ids: whatever the model eats (run.preprocessor)
     build(run)         -> the compiled Keras model                    (run.model)
-    batches(run)       -> (training, validation) tf.data datasets
+    batches(run)       -> (training, validation) tf.data datasets, and how many tokens (words,
+                          windows) an epoch reads, in run.epoch_units: (count, "tokens")
     callbacks(run)     -> extra Keras callbacks (per-epoch BLEU, say)
     measure(run, valid)-> the held-out metrics of the trained model
     saved_model(run)   -> the raw-string model to save
@@ -57,6 +58,7 @@ class RunContext:
     preprocessor: object = None
     model: object = None
     history: dict = None
+    epoch_units: tuple = None
     lock: object = None
 
 
@@ -158,13 +160,28 @@ class Task:
             run.model = self.build(run)
             print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
             train_batches, valid_batches = self.batches(run)
+            clock = runtime.training.EpochClock()
             run.history = runtime.training.fit(
-                run.model, train_batches, valid_batches, checkpoint=run.checkpoint, callbacks=self.callbacks(run),
-                epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
-                lr_decay=options.lr_decay, monitor=self.monitor)
+                run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
+                callbacks=[clock, *self.callbacks(run)], epochs=options.epochs, patience=options.patience,
+                time_budget=options.time_budget, lr_decay=options.lr_decay, monitor=self.monitor,
+                tensorboard=options.tensorboard)
             metrics = self.measure(run, valid_batches)
-            folder = self.save(run, metrics)
-        return {"validation": metrics, "folder": str(folder)}
+            training = self.training_summary(run, clock.seconds)
+            folder = self.save(run, metrics, training)
+        return {"validation": metrics, "training": training, "folder": str(folder)}
+
+    def training_summary(self, run, epoch_seconds):
+        """What training took: parameters, epochs (and the best one, restored), seconds of training (validation
+        passes not counted), and the tokens (or windows) read per second, as `batches` counted them."""
+        losses = run.history.get(self.monitor) or []
+        pick = max if runtime.training.monitor_mode(self.monitor) == "max" else min
+        seconds = float(sum(epoch_seconds))
+        count, unit = run.epoch_units or (None, None)
+        return {"parameters": int(run.model.count_params()), "epochs": len(run.history.get("loss", [])),
+                "best_epoch": 1 + pick(range(len(losses)), key=losses.__getitem__) if losses else None,
+                "seconds": seconds, "unit": unit, "per_epoch": count,
+                "per_second": count * len(epoch_seconds) / seconds if count and seconds > 0 else None}
 
     def read(self, run):
         raise NotImplementedError
@@ -207,8 +224,9 @@ class Task:
         """The Keras optimizer that the options (FitOptions) ask for."""
         return models.make_optimizer(options.optimizer, options.learning_rate, options.clipnorm)
 
-    def save(self, run, metrics):
-        """Writes the run folder atomically: model, manifest, metrics, history and learning curve."""
+    def save(self, run, metrics, training=None):
+        """Writes the run folder atomically: model, manifest, metrics (held-out, and what training took),
+        history and learning curve."""
         options = run.options
         with runs.RunWriter(run.destination, lock=run.lock) as folder:
             model = self.saved_model(run)
@@ -216,7 +234,8 @@ class Task:
             model.save(folder.path(runs.MODEL_FILE))
             runs.write_json(folder.path(runs.MANIFEST_FILE),
                             runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
-            runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics})
+            runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics,
+                                                             **({"training": training} if training else {})})
             runs.write_json(folder.path(runs.HISTORY_FILE), run.history)
             runtime.training.plot_history(run.history, folder.path(runs.CURVE_FILE),
                                           title=f"nlpkit {self.name} ({options.cell})", monitor=self.monitor)

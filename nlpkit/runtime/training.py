@@ -26,7 +26,7 @@ def seed_everything(seed):
 
 
 def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=(),
-        checkpoint=None, monitor="val_loss"):
+        checkpoint=None, monitor="val_loss", tensorboard=None):
     """Trains with early stopping on `monitor` (the validation loss, or a validation metric that should grow,
     such as a tagger's "val_accuracy") and restores the best weights.
 
@@ -34,7 +34,9 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
     in time; `lr_decay` multiplies the learning rate by that factor after every
     epoch whose `monitor` did not improve. Stops at once if the loss
     becomes NaN or infinite, and raises NlpkitError so that nothing is saved.
-    `callbacks` run before the early stopping. With a `checkpoint`
+    `callbacks` run before the early stopping. `tensorboard` (a folder) writes
+    Keras TensorBoard logs there: every epoch's metrics and learning rate, and
+    histograms of every weight (the recurrent kernels among them). With a `checkpoint`
     (`nlpkit.runtime.checkpoint.Checkpoint`) every epoch is backed up and a backup left
     by a killed run is resumed. A shuffled training set (`pipeline.EpochShuffled`)
     is read in the order of each epoch's number, so a resumed epoch sees the
@@ -44,6 +46,8 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     schedule = [TimeBudget(time_budget)] if time_budget else []
+    if tensorboard:
+        schedule.append(keras.callbacks.TensorBoard(tensorboard, histogram_freq=1, write_graph=False))
     if lr_decay:
         schedule.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=monitor_mode(monitor),
                                                           factor=lr_decay, patience=0, verbose=1))
@@ -130,6 +134,34 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
             print(f"time budget: stopping after epoch {epoch + 1} "
                   f"({(now - self.start) / 60:.1f} of {self.seconds / 60:g} minutes used)")
+
+
+class EpochClock(keras.callbacks.Callback):
+    """The seconds of every epoch's training (its validation pass not counted), a resumed run's earlier
+    epochs included (`nlpkit.runtime.checkpoint` backs the list up with the epoch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.monotonic()
+        self.validating = 0.0
+
+    def on_test_begin(self, logs=None):
+        self.test_start = time.monotonic()
+
+    def on_test_end(self, logs=None):
+        self.validating += time.monotonic() - self.test_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.monotonic() - self.start - self.validating)
+
+    def backup_state(self):
+        return {"seconds": self.seconds}
+
+    def restore_state(self, state):
+        self.seconds = [float(value) for value in state["seconds"]]
 
 
 class ResetStatesEachEpoch(keras.callbacks.Callback):

@@ -287,6 +287,7 @@ class ForecastTask(Task):
 
         count = len(prepared.train[0])
         passes = epoch_passes(count)
+        run.epoch_units = (count * passes, "windows")
         train = pipeline.epoch_batches(dataset(prepared.train).repeat(passes),
                                        lambda windows: windows.batch(options.batch_size), options.seed,
                                        count * passes)

@@ -139,6 +139,7 @@ class LanguageModelTask(Task):
     def batches(self, run):
         options, streams = run.options, run.preprocessor
         layout = (options.bptt, options.batch_size, options.stateful)
+        run.epoch_units = (len(streams.train), self.unit)
         return (stream_batches(streams.train, *layout, shuffle_seed=options.seed),
                 stream_batches(streams.valid, *layout))
 

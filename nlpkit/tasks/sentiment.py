@@ -133,7 +133,9 @@ class SentimentTask(Task):
         options, data, vectorizer = run.options, run.data, run.preprocessor
         train_ids = text.pipeline.id_examples(vectorizer, data.train.texts, data.y_train, options.max_length)
         valid_ids = text.pipeline.id_examples(vectorizer, data.valid.texts, data.y_valid, options.max_length)
-        boundaries = text.pipeline.bucket_boundaries(text.pipeline.sequence_lengths(train_ids))
+        lengths = text.pipeline.sequence_lengths(train_ids)
+        run.epoch_units = (int(lengths.sum()), "tokens")
+        boundaries = text.pipeline.bucket_boundaries(lengths)
         text.pipeline.sequence_lengths(valid_ids)  # fills the validation cache before training starts
         train = text.pipeline.bucketed_batches(train_ids, options.batch_size, boundaries, shuffle_seed=options.seed,
                                           shuffle_size=len(data.train))

@@ -208,8 +208,9 @@ class TaggingTask(Task):
         options = run.options
         train = self.id_examples(run, run.data.train)
         valid = self.id_examples(run, run.data.valid)
-        boundaries = text.pipeline.bucket_boundaries([min(len(words), options.max_length)
-                                                      for words in run.data.train.words])
+        lengths = [min(len(words), options.max_length) for words in run.data.train.words]
+        run.epoch_units = (sum(lengths), "words")
+        boundaries = text.pipeline.bucket_boundaries(lengths)
         padding = (((0, 0) if options.char_features else 0), models.PADDING_TAG)
         shape = dict(length=self.sentence_length, padding_values=padding)
         batches = text.pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed,

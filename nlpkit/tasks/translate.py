@@ -362,6 +362,8 @@ class TranslateTask(Task):
         options, rows, pipeline = run.options, run.preprocessor.rows, text.pipeline
         lengths = (options.max_length, options.max_output_length)
         boundaries = pipeline.bucket_boundaries(pipeline.example_lengths(*rows["train"], *lengths))
+        run.epoch_units = (sum(min(len(s), lengths[0]) + min(len(t), lengths[1]) for s, t in zip(*rows["train"])),
+                           "tokens (source and target)")
         train, valid = (pipeline.teacher_forcing_examples(*rows[split], *lengths, START_ID, END_ID)
                         for split in ("train", "valid"))
         return (pipeline.teacher_forcing_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed,
