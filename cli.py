@@ -5,6 +5,7 @@
     nlpkit evaluate TASK --data FILE     measure a trained model on held-out data
     nlpkit VERB ...                      a task's own name for its predict (`aliases`)
     nlpkit vocabulary RUN                print a trained run's vocabulary
+    nlpkit gradients [--model RUN]       measure how the loss's gradient fades with distance (nlpkit.lab)
 
 Every command is built from the task registry (`nlpkit.tasks`): a task's
 option dataclasses become its click options, and the verbs it declares are
@@ -22,15 +23,19 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import sys
 
 import click
+from click.core import ParameterSource
 
 import nlpkit
 from nlpkit.config import OptionError
 from nlpkit.errors import NlpkitError, at
-from nlpkit.runtime import runs
-from nlpkit.runtime.task import warning
+from nlpkit.lab import compare as compare_lab
+from nlpkit.lab import gradients as gradient_lab
+from nlpkit.runtime import runs, transfer
+from nlpkit.runtime.task import DEFAULT_MODELS_DIR, warning
 from nlpkit.tasks import all_tasks
 from nlpkit.text import datasets
 
@@ -120,11 +125,12 @@ def fail(message, code=2):
     sys.exit(code)
 
 
-def dataclass_options(options_class):
-    """Click options for every field of an options dataclass (help, choices and flag aliases from its metadata)."""
+def dataclass_options(options_class, exclude=()):
+    """Click options for every field of an options dataclass but those in `exclude` (help, choices and flag
+    aliases from its metadata)."""
 
     def decorate(function):
-        for field in reversed(dataclasses.fields(options_class)):
+        for field in reversed([f for f in dataclasses.fields(options_class) if f.name not in exclude]):
             flag = "--" + field.name.replace("_", "-")
             names = [flag, *field.metadata.get("aliases", ())]
             help_text = field.metadata.get("help", "")
@@ -267,8 +273,11 @@ def train_command(task):
                    epilog=examples_epilog([f"nlpkit train {task.name}",
                                            f"nlpkit train {task.name} --cell gru --layers 2 --epochs 5"]))
     @dataclass_options(task.TrainOptions)
-    def command(**values):
+    @click.pass_context
+    def command(context, **values):
         options = task.TrainOptions(**values).validate()
+        typed = {name for name in values if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+        options = transfer.inherit(options, explicit=typed)
         start_backend()
         identity = task.run_identity(options)
         finished = None if options.force else task.finished_run(options, identity)
@@ -319,6 +328,45 @@ def evaluate_command(task):
         predictor = load_predictor(task, model_dir)
         report = task.evaluate(predictor, data, options)
         click.echo(json.dumps(report, indent=2) if as_json else task.format_metrics(report))
+
+    return command
+
+
+@task_group(lambda task: compare_command(task))
+def compare():
+    """Train one model per recurrent cell, with identical options, data and seeds, and compare them.
+
+    Writes OUT/compare.md, compare.json and compare.png (learning curves and the
+    final metric per cell), keeps every cell's run folder under OUT, and its
+    TensorBoard logs under OUT/tensorboard. The same command again resumes an
+    interrupted compare, cell by cell.
+    """
+
+
+def compare_command(task):
+    # The cell, destination and logs of each run are the comparison's to set.
+    shared = ("cell", "out", "tensorboard")
+
+    @click.command(name=task.name, help=f"Train one {task.name} model per cell and compare them.\n\n"
+                                        f"Takes every option of `nlpkit train {task.name}` but --cell, --out and "
+                                        "--tensorboard.",
+                   epilog=examples_epilog([f"nlpkit compare {task.name} --cells rnn,lstm,gru",
+                                           f"nlpkit compare {task.name} --seeds 3 --time-budget 2"]))
+    @click.option("--cells", default="rnn,lstm,gru", show_default=True, help="The cells to compare, comma-separated.")
+    @click.option("--seeds", default=1, show_default=True, type=click.INT,
+                  help="Runs per cell, with seeds --seed, --seed + 1, ...: the table shows mean ± sd.")
+    @click.option("--out", "out", default=f"{DEFAULT_MODELS_DIR}/compare-{task.name}", show_default=True,
+                  help="Folder for the comparison and every cell's run.")
+    @dataclass_options(task.TrainOptions, exclude=shared)
+    def command(cells, seeds, out, **values):
+        cells = compare_lab.parse_cells(cells)
+        options = task.TrainOptions(**values, cell=cells[0]).validate()
+        compare_lab.plan(options, cells, seeds, out)  # every run's options are checked before TensorFlow starts
+        start_backend()
+        command_line = "nlpkit " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+        rows = compare_lab.compare(task, options, cells, seeds, out, command_line, announce=click.echo)
+        click.echo(f"\n{compare_lab.format_table(rows)}\n\nwritten: {os.path.join(out, compare_lab.TABLE_FILE)}, "
+                   f"{compare_lab.JSON_FILE}, {compare_lab.FIGURE_FILE}")
 
     return command
 
@@ -402,6 +450,31 @@ def vocabulary(model_dir):
     task = task_of_run(model_dir)
     model, _ = runs.load_run(model_dir, task.name)
     echo_stream([vocabulary_lines(model.vectorizer.get_vocabulary()[2:])])
+
+
+@main.command(epilog=examples_epilog(["nlpkit gradients --variants rnn,rnn+irnn,rnn+layer-norm,lstm,gru",
+                                      "nlpkit gradients --model models/next-word --model models/chargen --json"]))
+@click.option("--model", "run_folders", multiple=True, metavar="RUN",
+              help="Run folder of a trained model of any text task, measured instead of untrained models "
+                   "(repeat for several lines).")
+@dataclass_options(gradient_lab.GradientOptions)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of the table.")
+def gradients(run_folders, as_json, **values):
+    """Measure the vanishing gradient: the norm of the gradient of the loss at the last step T with respect
+    to the input at each earlier step, averaged over real sequences of the task's corpus.
+
+    Prints, per model, g(1) and g(T), their ratio and the distance at which g has fallen 100-fold, and
+    writes gradients.png (g against distance, log scale) and gradients.json to --out. Without --model it
+    compares untrained language models (--variants) of the same size, from the same seed. The exact
+    definitions are in nlpkit/lab/gradients.py.
+    """
+    options = gradient_lab.GradientOptions(**values).validate()
+    gradient_lab.check_request(options, run_folders)
+    start_backend()
+    report = gradient_lab.measure(options, run_folders)
+    json_path, png_path = gradient_lab.write_outputs(report, options.out)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else
+               f"{gradient_lab.format_table(report)}\nwrote {png_path} and {json_path}")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,15 @@ def save_png(figure, path, what):
         pyplot().close(figure)
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def label_epochs(axis, epochs):
+    """Whole-number epoch ticks (every epoch when there are few), even for a one-epoch run."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_xlim(0.5, epochs + 0.5)
+    if epochs <= 12:
+        axis.set_xticks(range(1, epochs + 1))
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("epoch")

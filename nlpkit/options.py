@@ -5,6 +5,7 @@
     RecurrentOptions    cell, units, layers, dropout, IRNN, layer norm    (every task)
     BidirectionalOption --bidirectional                                   (not for language models)
     EmbeddingOptions    learned / one-hot / word vectors, their size      (EmbeddingSizeOption: the size only)
+    TransferOptions     --init-from a trained run, frozen or gradually unfrozen
     TokenOptions        words or characters, standardization
     VocabularyOptions   vocabulary size, or a fixed vocabulary file (VocabularySizeOption: the size only)
     LengthOption        --max-length, the longest input
@@ -233,6 +234,29 @@ class FitOptions(Options):
             check_range("time_budget", self.time_budget, 0.0, 1e6, low_open=True)
         if self.tensorboard is not None and os.path.isfile(self.tensorboard):
             raise NlpkitError(f"{self.tensorboard}: --tensorboard names a file; give a folder for the logs.")
+
+
+@dataclasses.dataclass
+class TransferOptions(Options):
+    """Starting from a trained run's embedding and recurrent layers (`nlpkit.runtime.transfer`)."""
+
+    init_from: str = option(None, "A trained run (next-word, chargen or sentiment) whose embedding, recurrent layers "
+                                  "and vocabulary start this model; the head is new. The cell, sizes and "
+                                  "tokenization are the run's.")
+    freeze_encoder: bool = option(False, "With --init-from: keep the copied layers fixed and train the new head only.")
+    unfreeze_after: int = option(None, "With --init-from: train the new head alone for N epochs, then every layer "
+                                       "at a tenth of the learning rate (gradual unfreezing, as in ULMFiT).")
+
+    def check(self):
+        if self.unfreeze_after is not None:
+            check_range("unfreeze_after", self.unfreeze_after, 0, 100_000, whole=True)
+        if (self.freeze_encoder or self.unfreeze_after is not None) and not self.init_from:
+            flag = "--freeze-encoder" if self.freeze_encoder else "--unfreeze-after"
+            raise NlpkitError(f"{flag} freezes the layers copied by --init-from; give --init-from RUN.")
+        if self.freeze_encoder and self.unfreeze_after is not None:
+            raise NlpkitError("give either --freeze-encoder (frozen throughout) or --unfreeze-after N, not both.")
+        if self.init_from and checking_this_machine() and not os.path.isdir(self.init_from):
+            raise NlpkitError(f"{self.init_from}: --init-from is not a run folder.")
 
 
 @dataclasses.dataclass

@@ -50,7 +50,7 @@ def test_learning_curves_tick_whole_epochs_even_for_one_epoch(epochs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nlpkit.runtime.training import label_epochs
+    from nlpkit.figures import label_epochs
 
     figure, axis = plt.subplots()
     axis.plot(range(1, epochs + 1), np.linspace(1.0, 0.5, epochs), marker="o")

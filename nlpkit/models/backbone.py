@@ -12,6 +12,8 @@ transfer and diagnostics reach them there, never by layer name:
 
 It runs in two ways that give the same numbers:
   - `backbone(ids)`: the whole sequence at once (training, evaluation);
+    `backbone.encode(x)` is the same on inputs already embedded (what the
+    first recurrent layer reads), for diagnostics that differentiate there;
   - `backbone.step(token, states)`: one step with explicit recurrent states,
     through each layer's own cell (the very same variables), as decoders need.
     `initial_state(batch)` gives the zeros to start from. States are a flat
@@ -177,6 +179,13 @@ class RecurrentBackbone(keras.layers.Layer):
             x = ops.concatenate([x, ops.cast(features, x.dtype)], axis=-1)
         if self.embedding_dropout is not None:
             x = self.embedding_dropout(x, training=training)
+        return self.encode(x, mask=mask, initial_state=initial_state, training=training)
+
+    def encode(self, x, mask=None, initial_state=None, training=None):
+        """The recurrent stack (layers, layer norms, dropouts) on inputs already embedded: `x` (batch, time,
+        width) is what the first recurrent layer reads. `call` embeds the ids (with any per-step features and
+        the embedding dropout) and runs this; `nlpkit.lab.gradients` calls it directly, to differentiate
+        with respect to the embedded inputs."""
         states = self.split_states(initial_state) if initial_state is not None else [None] * self.spec.layers
         final_states = []
         for level, layer in enumerate(self.recurrent_layers):

@@ -7,9 +7,10 @@
     run_writer   writing a run folder: the atomic swap, the destination's lock, room and write errors
     manifests    the checks of a run's manifest.json before anything in it is used
     safety       the inspection of a saved archive before Keras reads it: no code, bounded loading
+    transfer     --init-from: a trained run's architecture, encoder weights and vocabulary, frozen or not
 """
 
 from nlpkit.lazy import submodules_on_demand
 
 __getattr__ = submodules_on_demand(__name__, ["checkpoint", "manifests", "run_writer", "runs", "safety", "task",
-                                                          "training"])
+                                                          "training", "transfer"])

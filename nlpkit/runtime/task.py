@@ -58,6 +58,7 @@ class RunContext:
     preprocessor: object = None
     model: object = None
     history: dict = None
+    source: object = None
     epoch_units: tuple = None
     lock: object = None
 
@@ -105,6 +106,9 @@ class Task:
             value = getattr(options, field.name)
             if field.name != "out" and isinstance(value, str) and os.path.isfile(value):
                 files[field.name] = value
+        if getattr(options, "init_from", None):
+            for name in (runs.MANIFEST_FILE, runs.MODEL_FILE):
+                files[f"init_from:{name}"] = os.path.join(options.init_from, name)
         if getattr(options, "data", None) is None:
             for path in self.bundled_files():
                 files[f"bundled:{path.relative_to(self.bundled_folder()).as_posix()}"] = str(path)
@@ -133,8 +137,8 @@ class Task:
         """Checks the options and the destination before any work starts, locks the destination (one
         line names the process that is writing it, if one is), and opens the run context with its epoch
         backups (resuming a matching interrupted run; refusing another one's backup). `train` releases
-        the lock when the run is saved or has failed."""
-        options.validate()
+        the lock when the run is saved or has failed. A run --init-from another takes its architecture."""
+        options = runtime.transfer.inherit(options.validate())
         destination = self.destination(options)
         runs.check_destination(destination)
         lock = runs.lock_destination(destination)
@@ -153,23 +157,44 @@ class Task:
         `identity` (from `run_identity`) saves hashing the input files again when the caller has it.
         """
         run = self.begin(options, identity)
+        options = run.options
         with run.lock:
             run.data = self.read(run)
             runtime.training.seed_everything(options.seed)
+            if getattr(options, "init_from", None):
+                run.source = runtime.transfer.load_source(options.init_from)
             run.preprocessor = self.preprocess(run)
             run.model = self.build(run)
+            self.start_from_source(run)
             print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
             train_batches, valid_batches = self.batches(run)
             clock = runtime.training.EpochClock()
             run.history = runtime.training.fit(
                 run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
-                callbacks=[clock, *self.callbacks(run)], epochs=options.epochs, patience=options.patience,
-                time_budget=options.time_budget, lr_decay=options.lr_decay, monitor=self.monitor,
-                tensorboard=options.tensorboard)
+                callbacks=[clock, *self.callbacks(run), *self.transfer_callbacks(run)], epochs=options.epochs,
+                patience=options.patience, time_budget=options.time_budget, lr_decay=options.lr_decay,
+                monitor=self.monitor, tensorboard=options.tensorboard)
             metrics = self.measure(run, valid_batches)
             training = self.training_summary(run, clock.seconds)
             folder = self.save(run, metrics, training)
         return {"validation": metrics, "training": training, "folder": str(folder)}
+
+    def start_from_source(self, run):
+        """With --init-from: copies the source run's encoder into the built model, and freezes it as asked."""
+        if run.source is None:
+            return
+        options, backbone = run.options, run.model.backbone
+        runtime.transfer.copy_encoder(run.source[0].network.backbone, backbone)
+        if options.freeze_encoder or options.unfreeze_after is not None:
+            runtime.transfer.freeze(run.model, backbone, options.unfreeze_after)
+        print(f"init-from: {options.init_from} ({run.source[1]['task']}): embedding and recurrent layers copied"
+              + (", frozen" if options.freeze_encoder else
+                 f", frozen for {options.unfreeze_after} epoch(s)" if options.unfreeze_after is not None else ""))
+
+    def transfer_callbacks(self, run):
+        if run.source is None or run.options.unfreeze_after is None:
+            return []
+        return [runtime.training.GradualUnfreezing(run.model.backbone, run.options.unfreeze_after)]
 
     def training_summary(self, run, epoch_seconds):
         """What training took: parameters, epochs (and the best one, restored), seconds of training (validation
@@ -207,6 +232,11 @@ class Task:
     def write_extras(self, run, folder):
         """Writes the task's own files into the run folder being written (`folder.path(name)`): forecast's
         plot, say. Nothing by default."""
+
+    def headline(self, metrics):
+        """The one number that says how good a run is, from its validation `metrics`: (name, value,
+        higher_is_better). `nlpkit compare` ranks cells by it."""
+        return "accuracy", metrics.get("accuracy"), True
 
     def describe(self, run):
         """What the manifest records beyond the options (classes, vocabulary sizes, data fingerprints)."""

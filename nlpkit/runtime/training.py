@@ -9,6 +9,8 @@ import keras
 import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
+from nlpkit.figures import label_epochs
+from nlpkit.runtime import transfer
 from nlpkit.text import pipeline
 
 
@@ -164,6 +166,29 @@ class EpochClock(keras.callbacks.Callback):
         self.seconds = [float(value) for value in state["seconds"]]
 
 
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Unfreezes the copied encoder of `backbone` (`nlpkit.runtime.transfer`) when epoch `epoch` (0-based) begins,
+    or at once in a run resumed after it, and lowers the learning rate to `transfer.UNFREEZE_RATE` of the head's
+    on that epoch (a resumed run's backup already holds the lower rate)."""
+
+    def __init__(self, backbone, epoch):
+        super().__init__()
+        self.backbone = backbone
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch < self.epoch or not transfer.is_frozen(self.backbone):
+            return
+        transfer.set_encoder_trainable(self.backbone, True)
+        self.model.make_train_function(force=True)  # the train step is traced again, over every variable
+        optimizer = self.model.optimizer
+        if epoch == self.epoch:
+            optimizer.learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate)) * \
+                transfer.UNFREEZE_RATE
+        print(f"epoch {epoch + 1}: the copied layers are unfrozen; learning rate "
+              f"{float(keras.ops.convert_to_numpy(optimizer.learning_rate)):.3g}")
+
+
 class ResetStatesEachEpoch(keras.callbacks.Callback):
     """Truncated BPTT with a stateful model: the state flows from batch to batch
     within a pass over the data, and starts from zeros at every epoch and every
@@ -190,18 +215,6 @@ class EpochMetrics(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}: {self.describe(values)}")
         if logs is not None:
             logs.update(values)
-
-
-def label_epochs(axis, epochs):
-    """Whole-number epoch ticks (every epoch when there are few), even for a one-epoch run."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_xlim(0.5, epochs + 0.5)
-    if epochs <= 12:
-        axis.set_xticks(range(1, epochs + 1))
-    else:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_xlabel("epoch")
 
 
 def plot_history(history, path, title="", monitor="val_loss"):

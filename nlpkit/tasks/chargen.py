@@ -200,6 +200,9 @@ class ChargenTask(LanguageModelTask):
         options = options or self.EvaluateOptions()
         return {"data": str(data), **predictor.evaluate(read_whole_text(data)[:options.limit])}
 
+    def headline(self, metrics):
+        return "bits per character", metrics.get("bits_per_character"), False
+
     def format_metrics(self, metrics):
         lines = [f"data           {metrics['data']}"] if "data" in metrics else []
         lines += [

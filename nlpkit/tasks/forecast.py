@@ -363,6 +363,9 @@ class ForecastTask(Task):
         options = options or self.EvaluateOptions()
         return predictor.backtest(data, options)
 
+    def headline(self, metrics):
+        return "MAPE %", ((metrics.get("rows") or {}).get("nlpkit") or {}).get("mape"), False
+
     def format_metrics(self, metrics):
         return format_table(metrics)
 

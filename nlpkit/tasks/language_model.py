@@ -154,6 +154,9 @@ class LanguageModelTask(Task):
     def saved_model(self, run):
         return models.TextModel(run.model.inference_copy(), [run.preprocessor.vectorizer], run.options.max_length)
 
+    def headline(self, metrics):
+        return "perplexity", metrics.get("perplexity"), False
+
 
 class LanguageModelRun(RunPredictor):
     """A saved language-model run; each task's predictor builds on it.

@@ -18,8 +18,8 @@ from nlpkit import models, text
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
-                            Options, RecurrentOptions, RunOptions, TokenOptions, VocabularyOptions, check_model_size,
-                            embedding_parameters, option, recurrent_parameters)
+                            Options, RecurrentOptions, RunOptions, TokenOptions, TransferOptions, VocabularyOptions,
+                            check_model_size, embedding_parameters, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task
 from nlpkit.tasks import register_task
 
@@ -42,7 +42,7 @@ class TextColumns(Options):
 
 @dataclasses.dataclass
 class SentimentOptions(TextColumns, RunOptions, RecurrentOptions, BidirectionalOption, EmbeddingOptions,
-                       TokenOptions, VocabularyOptions, LengthOption, FitOptions):
+                       TokenOptions, VocabularyOptions, LengthOption, FitOptions, TransferOptions):
     pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic "
                                   "many-to-one), or the mean or max over all non-padded steps.",
                           choices=("last", "mean", "max"))
@@ -117,6 +117,9 @@ class SentimentTask(Task):
 
     def preprocess(self, run):
         options = run.options
+        if run.source is not None:  # --init-from: the run's own tokens, ids and all
+            vectorizer = run.source[0].vectorizer
+            return text.tokenization.with_vocabulary(vectorizer, vectorizer.get_vocabulary()[2:])
         return text.tokenization.build_vectorizer(run.data.train.texts, level=options.tokens,
                                              max_tokens=options.max_tokens, standardize=options.standardize,
                                              vocabulary_file=options.vocabulary)

@@ -424,6 +424,9 @@ class TranslateTask(Task):
         pairs = read_pairs(data, options.source_column, options.target_column, options.limit)
         return {"data": str(data), **predictor.score(pairs.sources, pairs.targets, beam=options.beam)}
 
+    def headline(self, metrics):
+        return "BLEU (greedy)", (metrics.get("greedy") or {}).get("bleu"), True
+
     def format_metrics(self, metrics):
         lines = [f"data       {metrics['data']}"] if "data" in metrics else []
         for name, scores in metrics.items():

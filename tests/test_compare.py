@@ -1,0 +1,92 @@
+"""`nlpkit compare`: one run per cell through the task's own training, compared and resumable."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import assert_one_line_error, nlpkit_command, subprocess_env
+
+TINY = ["--units", "4", "--embedding-dim", "4", "--max-tokens", "300", "--batch-size", "16", "--limit", "120"]
+
+
+def test_every_task_has_a_compare_command(cli_runner):
+    from nlpkit.tasks import all_tasks
+
+    listed = cli_runner("compare", "--help")
+    assert listed.exit_code == 0
+    for name in all_tasks():
+        assert name in listed.stdout
+    options = cli_runner("compare", "sentiment", "--help").stdout
+    assert "--cells" in options and "--seeds" in options and "--pooling" in options
+    assert "--cell [" not in options and "--tensorboard TEXT" not in options
+
+
+def test_three_cells_give_a_table_json_figure_and_logs(cli_runner, tmp_path, tiny_tsv):
+    out = tmp_path / "compare"
+    done = cli_runner("compare", "sentiment", "--data", tiny_tsv, "--epochs", "1", "--out", out, *TINY)
+    assert done.exit_code == 0, done.stderr
+    report = json.loads((out / "compare.json").read_text())
+    cells = report["cells"]
+    assert [row["cell"] for row in cells] == ["rnn", "lstm", "gru"]
+    assert len({row["parameters"] for row in cells}) == 3  # the cells differ, the rest is the same
+    for row in cells:
+        assert row["metric"] == "accuracy" and 0 <= row["mean"] <= 1 and row["sd"] is None
+        assert row["epochs"] == 1 and row["seconds"] > 0 and row["per_second"] > 0 and row["unit"] == "tokens"
+    for run in report["runs"]:
+        manifest = json.loads((out / run["cell"] / "manifest.json").read_text())
+        assert manifest["options"]["cell"] == run["cell"] and manifest["options"]["seed"] == 1337
+        assert len(run["curve"]["values"]) == 1
+        assert any((out / "tensorboard" / run["cell"] / "train").iterdir())
+    table = (out / "compare.md").read_text()
+    assert table.count("\n| ") == 5 and "nlpkit compare sentiment" in table
+    assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
+    assert "lstm" in done.stdout and "tokens/s" in done.stdout
+
+
+def test_seeds_give_mean_and_spread_per_cell(cli_runner, tmp_path, tiny_tsv):
+    out = tmp_path / "compare"
+    done = cli_runner("compare", "sentiment", "--data", tiny_tsv, "--epochs", "1", "--cells", "gru", "--seeds", "2",
+                      "--out", out, *TINY)
+    assert done.exit_code == 0, done.stderr
+    report = json.loads((out / "compare.json").read_text())
+    assert [run["seed"] for run in report["runs"]] == [1337, 1338]
+    values = [run["value"] for run in report["runs"]]
+    row = report["cells"][0]
+    assert row["seeds"] == 2 and row["mean"] == pytest.approx(sum(values) / 2)
+    assert (out / "gru" / "seed-1338" / "model.keras").is_file()
+
+
+def test_a_killed_compare_resumes_cell_by_cell(tmp_path, tiny_tsv):
+    out = tmp_path / "compare"
+    command = [*nlpkit_command(), "compare", "sentiment", "--data", str(tiny_tsv), "--epochs", "3", "--out", str(out),
+               *TINY]
+    process = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (out / "rnn" / "manifest.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = (out / "rnn" / "model.keras").stat().st_mtime_ns
+    assert not (out / "compare.json").exists()
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "already holds this run; reused" in done.stdout
+    assert (out / "rnn" / "model.keras").stat().st_mtime_ns == first  # the finished cell was not trained again
+    report = json.loads((out / "compare.json").read_text())
+    assert [run["reused"] for run in report["runs"]] == [True, False, False]
+
+
+@pytest.mark.parametrize("arguments, fragments", [
+    (["--cells", "rnn,foo"], ["--cells", "'foo'"]),
+    (["--cells", ""], ["--cells"]),
+    (["--cells", "rnn,rnn"], ["named twice"]),
+    (["--seeds", "0"], ["--seeds"]),
+    (["--cells", "rnn,lstm", "--irnn"], ["--cells lstm", "irnn"]),
+])
+def test_bad_options_are_one_line_errors(cli_runner, tmp_path, arguments, fragments):
+    done = cli_runner("compare", "sentiment", "--out", tmp_path / "c", *arguments)
+    assert_one_line_error(done.exit_code, done.stderr, *fragments)
+    assert not (tmp_path / "c").exists()

@@ -1,0 +1,107 @@
+"""--init-from: a next-word language model's encoder and vocabulary start a sentiment classifier."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, tiny_options
+
+TEXTS = ["Great value and excellent sound!", "Terrible service, cold food."]
+
+
+@pytest.fixture(scope="module")
+def language_model(tmp_path_factory):
+    """A tiny next-word run: the source of every transfer here."""
+    from nlpkit.tasks.next_word import NextWordOptions, NextWordTask
+
+    folder = tmp_path_factory.mktemp("source") / "lm"
+    NextWordTask().train(NextWordOptions(units=8, embedding_dim=8, max_tokens=500, epochs=1, limit=300,
+                                         out=str(folder)))
+    return folder
+
+
+def encoder_weights(folder):
+    from nlpkit.runtime import runs, transfer
+
+    model, manifest = runs.load_run(folder, runs.read_manifest(folder)["task"])
+    return [w for _, layer in transfer.encoder_layers(model.network.backbone) for w in layer.get_weights()], model
+
+
+def test_the_copied_encoder_and_vocabulary_are_the_source_runs(language_model, tiny_tsv, tmp_path):
+    from nlpkit.runtime import transfer
+    from nlpkit.tasks.sentiment import SentimentTask
+
+    task = SentimentTask()
+    options = tiny_options(tmp_path, tiny_tsv, init_from=str(language_model))
+    options = transfer.inherit(options, explicit={"init_from", "data", "out"})
+    assert (options.units, options.embedding_dim, options.standardize) == (8, 8, "none")
+    run = task.begin(options)
+    with run.lock:
+        run.data = task.read(run)
+        run.source = transfer.load_source(options.init_from)
+        run.preprocessor = task.preprocess(run)
+        run.model = task.build(run)
+        task.start_from_source(run)
+    source, source_model = encoder_weights(language_model)
+    copied = [w for _, layer in transfer.encoder_layers(run.model.backbone) for w in layer.get_weights()]
+    assert len(copied) == len(source) == 4  # embedding, LSTM kernel, recurrent kernel, bias
+    for ours, theirs in zip(copied, source):
+        np.testing.assert_array_equal(ours, theirs)
+    assert run.preprocessor.get_vocabulary() == source_model.vectorizer.get_vocabulary()
+
+
+def test_frozen_layers_do_not_change_and_a_fresh_process_predicts_the_same(language_model, tiny_tsv, tmp_path,
+                                                                           nlpkit_process):
+    from nlpkit.tasks.sentiment import SentimentClassifier
+
+    out = tmp_path / "frozen"
+    done = nlpkit_process("train", "sentiment", "--data", tiny_tsv, "--init-from", language_model, "--freeze-encoder",
+                          "--epochs", "2", "--limit", "120", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "embedding and recurrent layers copied, frozen" in done.stdout
+    trained, _ = encoder_weights(out)
+    source, _ = encoder_weights(language_model)
+    for ours, theirs in zip(trained, source):
+        np.testing.assert_array_equal(ours, theirs)
+    here = SentimentClassifier.load(out).predict(TEXTS)
+    predicted = nlpkit_process("predict", "sentiment", "--model", out, "--json", *TEXTS)
+    assert predicted.returncode == 0, predicted.stderr
+    there = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["label"] for r in there] == [r["label"] for r in here]
+    np.testing.assert_allclose([r["score"] for r in there], [r["score"] for r in here], atol=1e-6)
+
+
+def test_unfreeze_after_trains_the_head_then_everything(language_model, tiny_tsv, tmp_path, capsys):
+    from nlpkit.runtime import transfer
+    from nlpkit.tasks.sentiment import SentimentTask
+
+    options = tiny_options(tmp_path, tiny_tsv, init_from=str(language_model), unfreeze_after=1, epochs=2, patience=5)
+    options = transfer.inherit(options, explicit={"init_from", "data", "out", "unfreeze_after", "epochs", "patience"})
+    result = SentimentTask().train(options)
+    assert "epoch 2: the copied layers are unfrozen; learning rate 0.0001" in capsys.readouterr().out
+    trained, _ = encoder_weights(result["folder"])
+    source, _ = encoder_weights(language_model)
+    assert any(not np.array_equal(ours, theirs) for ours, theirs in zip(trained, source))
+
+
+@pytest.mark.parametrize("arguments, fragments", [
+    (["--units", "32"], ["--units 32 does not match the run's 8"]),
+    (["--cell", "gru"], ["--cell gru does not match the run's lstm"]),
+    (["--tokens", "char"], ["--tokens char does not match the run's word"]),
+    (["--freeze-encoder", "--unfreeze-after", "1"], ["not both"]),
+    (["--unfreeze-after", "-1"], ["--unfreeze-after"]),
+])
+def test_a_mismatch_is_refused_in_one_line(language_model, cli_runner, tmp_path, arguments, fragments):
+    done = cli_runner("train", "sentiment", "--init-from", language_model, "--out", tmp_path / "x", *arguments)
+    assert_one_line_error(done.exit_code, done.stderr, *fragments)
+
+
+def test_init_from_a_folder_that_is_not_a_run_is_refused(cli_runner, tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = cli_runner("train", "sentiment", "--init-from", tmp_path / "empty", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "not an nlpkit model folder")
+    done = cli_runner("train", "sentiment", "--init-from", tmp_path / "missing", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "--init-from is not a run folder")
+    done = cli_runner("train", "sentiment", "--freeze-encoder", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "give --init-from RUN")
