@@ -105,3 +105,32 @@ def test_init_from_a_folder_that_is_not_a_run_is_refused(cli_runner, tmp_path):
     assert_one_line_error(done.exit_code, done.stderr, "--init-from is not a run folder")
     done = cli_runner("train", "sentiment", "--freeze-encoder", "--out", tmp_path / "x")
     assert_one_line_error(done.exit_code, done.stderr, "give --init-from RUN")
+
+
+def test_a_tagger_starts_from_the_language_model_and_a_fresh_process_tags_the_same(language_model, tmp_path,
+                                                                                   nlpkit_process):
+    from nlpkit.tasks.tagging import Tagger
+
+    out = tmp_path / "tagger"
+    done = nlpkit_process("train", "tagging", "--init-from", language_model, "--freeze-encoder", "--epochs", "1",
+                          "--limit", "60", "--out", out)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["options"]["units"], manifest["options"]["bidirectional"]) == (8, False)
+    assert manifest["options"]["char_features"] is False
+    trained, _ = encoder_weights(out)
+    source, _ = encoder_weights(language_model)
+    for ours, theirs in zip(trained, source):
+        np.testing.assert_array_equal(ours, theirs)
+    sentence = "The cat sat on the mat ."
+    here = Tagger.load(out).predict([sentence])
+    tagged = nlpkit_process("predict", "tagging", "--model", out, "--json", sentence)
+    assert tagged.returncode == 0, tagged.stderr
+    there = json.loads(tagged.stdout)
+    assert there["tags"] == here[0]["tags"] and len(there["tags"]) == 7
+    np.testing.assert_allclose(there["probabilities"], here[0]["probabilities"], atol=1e-6)
+
+
+def test_a_tagger_refuses_character_features_it_cannot_copy(language_model, cli_runner, tmp_path):
+    done = cli_runner("train", "tagging", "--init-from", language_model, "--char-features", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "--char-features does not match the run's False")

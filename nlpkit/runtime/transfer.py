@@ -22,8 +22,10 @@ from nlpkit.errors import NlpkitError
 from nlpkit.runtime import runs
 
 # What the copied layers fix, with the value a source run that has no such option stands for.
+# (No source run has a tagger's character encoder: a tagger started from one reads word embeddings only.)
 ARCHITECTURE = {"cell": None, "units": None, "layers": None, "bidirectional": False, "activation": "tanh",
-                "irnn": False, "layer_norm": False, "embedding_dim": None, "max_tokens": None}
+                "irnn": False, "layer_norm": False, "embedding_dim": None, "max_tokens": None,
+                "char_features": False}
 TOKENIZATION = ("tokens", "standardize")
 UNFREEZE_RATE = 0.1  # the learning rate of the whole network, relative to the head's, after unfreezing
 SOURCE_TASKS = ("next-word", "chargen", "sentiment")  # runs with one text vectorizer and a token backbone
@@ -76,6 +78,9 @@ def inherit(options, explicit=None):
     if getattr(options, "vocabulary", None):
         raise NlpkitError(f"--init-from {options.init_from}: the run's own vocabulary is copied; leave "
                           "--vocabulary out.")
+    if not hasattr(options, "tokens") and source["tokens"] != "word":
+        raise NlpkitError(f"--init-from {options.init_from}: a {manifest['task']} run reads characters, and this "
+                          "task reads words; start it from a word-level run (next-word or sentiment).")
     changes = {}
     for name, value in source.items():
         if not hasattr(options, name):
@@ -85,7 +90,8 @@ def inherit(options, explicit=None):
             mine = default_standardize(getattr(options, "tokens", "word"))
         if name in explicit and mine != value:
             flag = "--" + name.replace("_", "-")
-            raise NlpkitError(f"--init-from {options.init_from}: {flag} {mine} does not match the run's {value} "
+            given = (flag if mine else f"--no-{flag[2:]}") if isinstance(mine, bool) else f"{flag} {mine}"
+            raise NlpkitError(f"--init-from {options.init_from}: {given} does not match the run's {value} "
                               f"(the copied layers and vocabulary need it; leave {flag} out to take the run's).")
         changes[name] = value
     return dataclasses.replace(options, **changes)

@@ -22,8 +22,8 @@ from nlpkit import models, tag_metrics, text
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
-                            Options, RecurrentOptions, RunOptions, VocabularySizeOption, check_model_size,
-                            embedding_parameters, option, recurrent_parameters)
+                            Options, RecurrentOptions, RunOptions, TransferOptions, VocabularySizeOption,
+                            check_model_size, embedding_parameters, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
 
@@ -44,7 +44,7 @@ class TagColumnOption(Options):
 
 @dataclasses.dataclass
 class TaggingOptions(TagColumnOption, RunOptions, RecurrentOptions, BidirectionalOption, EmbeddingOptions,
-                     VocabularySizeOption, LengthOption, FitOptions):
+                     VocabularySizeOption, LengthOption, FitOptions, TransferOptions):
     units: int = option(128, "Units per recurrent layer (per direction).")
     dropout: float = option(0.25, "Dropout on the word features and between layers (never on the recurrent "
                                   "connections).")
@@ -184,6 +184,14 @@ class TaggingTask(Task):
 
     def preprocess(self, run):
         options, train = run.options, run.data.train
+        if run.source is not None:  # --init-from: the run's words and ids, read one word at a time
+            vectorizer = run.source[0].vectorizer
+            if "strip_punctuation" in str(run.source[1]["options"].get("standardize")):
+                raise NlpkitError(f"--init-from {options.init_from}: that run strips punctuation, which a tagger "
+                                  "tags as words; start from a run trained with another --standardize.")
+            words = text.tokenization.with_vocabulary(vectorizer, vectorizer.get_vocabulary()[2:], split=None,
+                                                      name="word_vectorizer")
+            return types.SimpleNamespace(words=words, characters=None)
         words = flat_words(train.words)
         word_vectorizer = frequent_words(text.tokenization.build_vectorizer(
             words, max_tokens=options.max_tokens, standardize="lower", presplit=True, name="word_vectorizer"),

@@ -115,9 +115,10 @@ def check_texts(texts, what="text", allow_blank=False):
     return texts
 
 
-def with_vocabulary(vectorizer, tokens):
-    """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config."""
-    config = vectorizer.get_config()
+def with_vocabulary(vectorizer, tokens, **changes):
+    """A copy of `vectorizer` whose vocabulary is `tokens` (ids 2, 3, ...), kept in its config; `changes` are other
+    config entries to set (`split=None` reads words already split, `name=...`)."""
+    config = {**vectorizer.get_config(), **changes}
     config.pop("vocabulary_size", None)
     if callable(config["standardize"]):  # get_config hands back the function; from_config expects it serialized
         config["standardize"] = keras.saving.serialize_keras_object(config["standardize"])
