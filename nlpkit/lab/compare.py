@@ -17,13 +17,13 @@ overlays the cells. The comparison itself is written to OUT:
 import dataclasses
 import json
 import math
-import os
 import statistics
 from pathlib import Path
 
 from nlpkit import figures
 from nlpkit.config import OptionError, check_range
 from nlpkit.errors import NlpkitError
+from nlpkit.lab.output import write_json, write_whole
 from nlpkit.options import CELLS
 from nlpkit.runtime import runs
 
@@ -161,19 +161,10 @@ def write_outputs(out, task_name, command, records, rows):
     """compare.md, compare.json and compare.png in `out`, each written whole (temporary file, then renamed)."""
     out = Path(out)
     report = {"task": task_name, "command": command, "cells": rows, "runs": records}
-    write_whole(out / JSON_FILE, json.dumps(report, indent=2) + "\n")
+    write_json(out / JSON_FILE, report)
     write_whole(out / TABLE_FILE, f"# nlpkit compare {task_name}\n\n```\n{command}\n```\n\n"
                                   f"{format_table(rows, markdown=True)}\n")
     plot(records, rows, task_name, out / FIGURE_FILE)
-
-
-def write_whole(path, content):
-    partial = Path(f"{path}.partial")
-    try:
-        partial.write_text(content, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as error:
-        raise NlpkitError(f"{path}: cannot be written ({error.strerror or error}).") from None
 
 
 def compare(task, options, cells, seeds, out, command, announce=print):

@@ -39,8 +39,6 @@ g(k) of every model) to `--out`, each through a temporary file renamed into plac
 """
 
 import dataclasses
-import json
-import os
 import time
 from pathlib import Path
 
@@ -49,6 +47,7 @@ import numpy as np
 from nlpkit import figures, text
 from nlpkit.config import OptionError, Options, check_range, option
 from nlpkit.errors import NlpkitError
+from nlpkit.lab.output import write_json
 from nlpkit.options import CELLS, RecurrentSpec, check_model_size, output_parameters, recurrent_parameters
 from nlpkit.runtime import runs
 from nlpkit.tasks import chargen, next_word, sentiment, tagging, translate
@@ -360,21 +359,6 @@ def write_outputs(report, out):
     write_json(paths[0], report)
     plot(report, paths[1])
     return paths
-
-
-def write_json(path, value):
-    """Writes JSON through a temporary file renamed into place: a reader never sees half a file."""
-    partial = f"{path}.partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(partial, path)
-    except OSError as error:
-        raise NlpkitError(f"{path}: cannot be written ({error.strerror or error}).") from None
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def plot(report, path):

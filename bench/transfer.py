@@ -1,0 +1,98 @@
+"""Transfer benchmark: an IMDB language model fine-tuned into a sentiment classifier, against the same
+classifier trained from scratch, in one run.
+
+    python bench/transfer.py --shared ../shared/data                  # everything, about an hour
+    python bench/transfer.py --shared ../shared/data --lm-minutes 10  # a shorter pretraining
+
+Steps (each an nlpkit run through the Python API, the same as the CLI):
+  pretrain   `nlpkit train next-word` on the text of the IMDB training reviews only: the 22,500
+             that `nlpkit train sentiment` keeps for training with seed 1337, one review per line,
+             labels unused; its own validation is the last 10% of those lines. The 2,500 validation
+             reviews are never read by the language model.
+  finetune   `nlpkit train sentiment --init-from LM` (all layers trained), and with
+             `--unfreeze-after 1` (the head alone for one epoch, then everything at a tenth of the rate).
+  scratch    the identical classifier (same cell, sizes, vocabulary size, tokenization, pooling,
+             dropout, epochs) from random weights, on the same split.
+Reported: validation accuracy on the 2,500 held-out reviews and the minutes of each step. The IMDB
+test half is withheld for independent evaluation and is not used.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import RESULTS, Timer, machine, save_results  # noqa: E402
+from bench.sentiment import imdb_split, imdb_tsv  # noqa: E402
+
+from nlpkit.runtime import transfer  # noqa: E402
+from nlpkit.tasks.next_word import NextWordOptions, NextWordTask  # noqa: E402
+from nlpkit.tasks.sentiment import SentimentOptions, SentimentTask  # noqa: E402
+
+STANDARDIZE = "lower_and_split_punctuation"
+CLASSIFIER = dict(pooling="max", dropout=0.5, max_length=600, epochs=6, patience=2, batch_size=64)
+
+
+def language_model_corpus(data_path, workdir):
+    """The training reviews' text, one per line (the validation reviews left out)."""
+    train, _ = imdb_split(data_path)
+    target = workdir / "imdb_lm_train.txt"
+    target.write_text("\n".join(train.texts) + "\n", encoding="utf-8")
+    print(f"language-model corpus: {len(train.texts):,} reviews -> {target}", flush=True)
+    return target
+
+
+def pretrain(corpus, workdir, args):
+    options = NextWordOptions(data=str(corpus), standardize=STANDARDIZE, max_tokens=args.max_tokens,
+                              units=args.units, embedding_dim=args.units, tie_weights=True, dropout=0.25,
+                              bptt=args.bptt, batch_size=64, epochs=50, patience=2, time_budget=args.lm_minutes,
+                              out=str(workdir / "imdb_lm"))
+    with Timer() as timer:
+        result = NextWordTask().train(options)
+    row = {"step": "pretrain", "perplexity": result["validation"]["perplexity"],
+           "epochs": result["training"]["epochs"], "tokens_per_second": result["training"]["per_second"],
+           "minutes": timer.seconds / 60, "folder": result["folder"]}
+    print(f"[pretrain] perplexity {row['perplexity']:.1f} after {row['epochs']} epochs, {row['minutes']:.1f} min",
+          flush=True)
+    return row
+
+
+def classify(name, data_path, workdir, **options):
+    options = SentimentOptions(data=str(data_path), out=str(workdir / name), **CLASSIFIER, **options)
+    options = transfer.inherit(options)
+    with Timer() as timer:
+        result = SentimentTask().train(options)
+    row = {"step": name, "accuracy": result["validation"]["accuracy"], "f1": result["validation"]["f1"],
+           "epochs": result["training"]["epochs"], "minutes": timer.seconds / 60,
+           "parameters": result["training"]["parameters"]}
+    print(f"[{name}] accuracy {row['accuracy']:.4f} in {row['minutes']:.1f} min ({row['epochs']} epochs)", flush=True)
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", default="../shared/data", help="folder holding imdb_aclimdb/")
+    parser.add_argument("--workdir", default=str(RESULTS / "transfer_work"), help="scratch folder for data and runs")
+    parser.add_argument("--lm-minutes", type=float, default=25.0, help="time budget of the language model")
+    parser.add_argument("--units", type=int, default=128, help="LSTM units and embedding size (tied)")
+    parser.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size")
+    parser.add_argument("--bptt", type=int, default=50, help="language-model window")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = {"machine": machine(), "command": " ".join(sys.argv), "classifier": CLASSIFIER,
+               "standardize": STANDARDIZE, "units": args.units, "max_tokens": args.max_tokens}
+    print(f"machine: {results['machine']}", flush=True)
+    data = imdb_tsv(args.shared, workdir)
+    lm = pretrain(language_model_corpus(data, workdir), workdir, args)
+    rows = [lm,
+            classify("finetune", data, workdir, init_from=lm["folder"]),
+            classify("finetune_unfreeze_after_1", data, workdir, init_from=lm["folder"], unfreeze_after=1),
+            classify("scratch", data, workdir, cell="lstm", units=args.units, embedding_dim=args.units,
+                     max_tokens=args.max_tokens, standardize=STANDARDIZE)]
+    results["steps"] = rows
+    save_results("transfer", results)
+
+
+if __name__ == "__main__":
+    main()
