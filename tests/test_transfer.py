@@ -52,13 +52,13 @@ def test_the_copied_encoder_and_vocabulary_are_the_source_runs(language_model, t
 
 
 def test_frozen_layers_do_not_change_and_a_fresh_process_predicts_the_same(language_model, tiny_tsv, tmp_path,
-                                                                           nlpkit_process):
+                                                                           cli_runner, nlpkit_process):
     from nlpkit.tasks.sentiment import SentimentClassifier
 
     out = tmp_path / "frozen"
-    done = nlpkit_process("train", "sentiment", "--data", tiny_tsv, "--init-from", language_model, "--freeze-encoder",
-                          "--epochs", "2", "--limit", "120", "--out", out)
-    assert done.returncode == 0, done.stderr
+    done = cli_runner("train", "sentiment", "--data", tiny_tsv, "--init-from", language_model, "--freeze-encoder",
+                      "--epochs", "2", "--limit", "120", "--out", out)
+    assert done.exit_code == 0, done.stderr
     assert "embedding and recurrent layers copied, frozen" in done.stdout
     trained, _ = encoder_weights(out)
     source, _ = encoder_weights(language_model)
@@ -108,13 +108,13 @@ def test_init_from_a_folder_that_is_not_a_run_is_refused(cli_runner, tmp_path):
 
 
 def test_a_tagger_starts_from_the_language_model_and_a_fresh_process_tags_the_same(language_model, tmp_path,
-                                                                                   nlpkit_process):
+                                                                                   cli_runner, nlpkit_process):
     from nlpkit.tasks.tagging import Tagger
 
     out = tmp_path / "tagger"
-    done = nlpkit_process("train", "tagging", "--init-from", language_model, "--freeze-encoder", "--epochs", "1",
-                          "--limit", "60", "--out", out)
-    assert done.returncode == 0, done.stderr
+    done = cli_runner("train", "tagging", "--init-from", language_model, "--freeze-encoder", "--epochs", "1",
+                      "--limit", "60", "--out", out)
+    assert done.exit_code == 0, done.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["options"]["units"], manifest["options"]["bidirectional"]) == (8, False)
     assert manifest["options"]["char_features"] is False
