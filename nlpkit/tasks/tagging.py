@@ -62,6 +62,9 @@ class TaggingOptions(TagColumnOption, RunOptions, RecurrentOptions, Bidirectiona
                                        "unknown-word vector is learned (0 turns it off).")
     epochs: int = option(20, "Most epochs to train (early stopping may end sooner).")
     batch_size: int = option(32, "Sentences per batch.")
+    init_from: str = option(None, "A trained word-level run (next-word, or a sentiment run that keeps punctuation) "
+                                  "whose embedding, recurrent layers and vocabulary start this tagger, without "
+                                  "character features; the tag layer is new. The cell and sizes are the run's.")
 
     def check(self):
         check_range("char_units", self.char_units, 1, 100_000, whole=True)
