@@ -120,7 +120,7 @@ def format_table(rows, markdown=False):
     lines = []
     for row in rows:
         shown = number(row["mean"]) + (f" ± {number(row['sd'])}" if row["sd"] is not None else "")
-        lines.append([row["cell"], shown, f"{row['parameters']:,.0f}", f"{row['epochs']:g}",
+        lines.append([row["cell"], shown, f"{row['parameters']:,.0f}", f"{row['epochs']:.3g}",
                       f"{row['seconds']:.1f}" if row["seconds"] is not None else "n/a",
                       f"{row['per_second']:,.0f}" if row["per_second"] is not None else "n/a"])
     if markdown:
