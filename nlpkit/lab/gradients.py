@@ -70,7 +70,8 @@ class GradientOptions(Options):
                                     "its own task.")
     variants: str = option("rnn,lstm,gru", "Untrained models to compare (without --model), comma-separated: a cell "
                                            "(rnn, lstm, gru), optionally followed by +irnn (ReLU, identity "
-                                           "recurrent weights; rnn only), +relu (rnn only) or +layer-norm.")
+                                           "recurrent weights; rnn only), +relu (rnn only) or +layer-norm.",
+                           aliases=("--cells",))
     data: str = option(None, "Corpus to cut the sequences from, in the task's own format (all of it). "
                              "Default: the task's bundled training corpus.")
     units: int = option(128, "Units of each untrained model.")
