@@ -116,7 +116,7 @@ def number(value):
 def format_table(rows, markdown=False):
     """The comparison as a text table (or a Markdown one): a row per cell."""
     metric, unit = rows[0]["metric"], rows[0]["unit"] or "examples"
-    header = ["cell", f"{metric} (validation)", "parameters", "epochs", "training s", f"{unit}/s"]
+    header = ["cell", f"{metric} (held-out)", "parameters", "epochs", "training s", f"{unit}/s"]
     lines = []
     for row in rows:
         shown = number(row["mean"]) + (f" ± {number(row['sd'])}" if row["sd"] is not None else "")
