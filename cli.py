@@ -5,6 +5,7 @@
     nlpkit evaluate TASK --data FILE     measure a trained model on held-out data
     nlpkit VERB ...                      a task's own name for its predict (`aliases`)
     nlpkit vocabulary RUN                print a trained run's vocabulary
+    nlpkit compare TASK --cells ...      train one model per cell and compare them (nlpkit.lab)
     nlpkit gradients [--model RUN]       measure how the loss's gradient fades with distance (nlpkit.lab)
 
 Every command is built from the task registry (`nlpkit.tasks`): a task's
