@@ -504,7 +504,7 @@ def test_sentiment_reads_a_table_or_names_its_problem(fmt, data, columns, valid,
     valid_raw = {"holdout": None, "same": raw, "clean": clean_file(SENTIMENT_ROWS[:4], SENTIMENT_HEADER, fmt)}[valid]
     with written(raw, valid_raw, suffix=f".{fmt}") as (path, valid_path):
         run = run_with(data=str(path), valid=valid_path and str(valid_path), text_column=columns[0],
-                       label_column=columns[1], limit=limit, valid_fraction=fraction)
+                       label_column=columns[1], limit=limit, valid_fraction=fraction, loss="crossentropy")
         result = outcome(lambda: SentimentTask().read(run), [path, valid_path], [raw, valid_raw])
     if result is None:
         return

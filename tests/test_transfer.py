@@ -107,8 +107,8 @@ def test_init_from_a_folder_that_is_not_a_run_is_refused(cli_runner, tmp_path):
     assert_one_line_error(done.exit_code, done.stderr, "give --init-from RUN")
 
 
-def test_a_tagger_starts_from_the_language_model_and_a_fresh_process_tags_the_same(language_model, tmp_path,
-                                                                                   cli_runner, nlpkit_process):
+def test_a_tagger_starts_from_the_language_model_and_its_reload_tags_the_same(language_model, tmp_path,
+                                                                              cli_runner):
     from nlpkit.tasks.tagging import Tagger
 
     out = tmp_path / "tagger"
@@ -124,8 +124,8 @@ def test_a_tagger_starts_from_the_language_model_and_a_fresh_process_tags_the_sa
         np.testing.assert_array_equal(ours, theirs)
     sentence = "The cat sat on the mat ."
     here = Tagger.load(out).predict([sentence])
-    tagged = nlpkit_process("predict", "tagging", "--model", out, "--json", sentence)
-    assert tagged.returncode == 0, tagged.stderr
+    tagged = cli_runner("predict", "tagging", "--model", out, "--json", sentence)
+    assert tagged.exit_code == 0, tagged.stderr
     there = json.loads(tagged.stdout)
     assert there["tags"] == here[0]["tags"] and len(there["tags"]) == 7
     np.testing.assert_allclose(there["probabilities"], here[0]["probabilities"], atol=1e-6)
