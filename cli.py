@@ -362,10 +362,10 @@ def compare_command(task):
     def command(cells, seeds, out, **values):
         cells = compare_lab.parse_cells(cells)
         options = task.TrainOptions(**values, cell=cells[0]).validate()
-        compare_lab.plan(options, cells, seeds, out)  # every run's options are checked before TensorFlow starts
+        planned = compare_lab.plan(options, cells, seeds, out)  # every run's options checked before TensorFlow starts
         start_backend()
         command_line = "nlpkit " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        rows = compare_lab.compare(task, options, cells, seeds, out, command_line, announce=click.echo)
+        rows = compare_lab.compare(task, planned, out, command_line, announce=click.echo)
         click.echo(f"\n{compare_lab.format_table(rows)}\n\nwritten: {os.path.join(out, compare_lab.TABLE_FILE)}, "
                    f"{compare_lab.JSON_FILE}, {compare_lab.FIGURE_FILE}")
 

@@ -167,9 +167,8 @@ def write_outputs(out, task_name, command, records, rows):
     plot(records, rows, task_name, out / FIGURE_FILE)
 
 
-def compare(task, options, cells, seeds, out, command, announce=print):
-    """Trains (or reuses) every planned run, then writes and returns the comparison's rows."""
-    planned = plan(options, cells, seeds, out)
+def compare(task, planned, out, command, announce=print):
+    """Trains (or reuses) every run of `planned` (from `plan`), then writes and returns the comparison's rows."""
     Path(out).mkdir(parents=True, exist_ok=True)
     records = []
     for index, (cell, seed, cell_options) in enumerate(planned, start=1):
