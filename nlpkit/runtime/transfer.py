@@ -20,6 +20,7 @@ import dataclasses
 
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime import runs
+from nlpkit.text.tokens import default_standardize
 
 # What the copied layers fix, with the value a source run that has no such option stands for.
 # (No source run has a tagger's character encoder: a tagger started from one reads word embeddings only.)
@@ -51,10 +52,6 @@ def source_architecture(manifest):
     values["standardize"] = options.get("standardize") or default_standardize(tokens)
     values["embedding"] = "onehot" if options.get("embedding") == "onehot" else "learned"
     return values
-
-
-def default_standardize(tokens):
-    return "lower_and_strip_punctuation" if tokens == "word" else "none"
 
 
 def explicit_options(options):

@@ -18,7 +18,7 @@ import keras
 
 from nlpkit.errors import NlpkitError, at
 from nlpkit.text.datasets import read_bytes
-from nlpkit.text.tokens import OOV, PAD, PAD_ID
+from nlpkit.text.tokens import OOV, PAD, PAD_ID, default_standardize
 from nlpkit.options import LEVELS, STANDARDIZERS
 from nlpkit.serialization import serializable
 
@@ -48,11 +48,6 @@ def _standardizer(name):
     if name == "none":
         return None
     return lower_and_split_punctuation if name == "lower_and_split_punctuation" else name
-
-
-def default_standardize(level):
-    """Words are lowercased without punctuation; characters are kept as they are."""
-    return "lower_and_strip_punctuation" if level == "word" else "none"
 
 
 def build_vectorizer(texts, *, level="word", max_tokens=20000, standardize=None,

@@ -11,3 +11,8 @@ START = "[start]"
 END = "[end]"
 PAD_ID, OOV_ID = 0, 1
 RESERVED_IDS = (PAD_ID, OOV_ID)  # padding and out-of-vocabulary: no text is made of them, nothing generates them
+
+
+def default_standardize(level):
+    """Words are lowercased without punctuation; characters are kept as they are."""
+    return "lower_and_strip_punctuation" if level == "word" else "none"
