@@ -1,9 +1,12 @@
 """The recurrent backbone and the seq2seq step as layers: Keras' own layer harness, config round trips, and
 golden outputs on fixed weights (hand-set constants, checked against NumPy written from the equations)."""
 
+import gc
+
 import keras
 import numpy as np
 import pytest
+from keras.src.saving.serialization_lib import ObjectSharingScope
 from keras.src.testing import TestCase
 
 from nlpkit.models import RecurrentBackbone, build_translator
@@ -125,3 +128,19 @@ def test_the_seq2seq_step_gives_the_hand_computed_logits_without_attention():
         logits, states, _ = model.step(target[:, t], states, memory, mask)
         np.testing.assert_allclose(np.asarray(logits), expected[t], atol=1e-5)
     np.testing.assert_allclose(np.asarray(model([source, target]))[:, 0], expected[0], atol=1e-5)
+
+
+
+def test_bidirectional_backbones_build_inside_a_model_load_whatever_the_garbage_collector_does():
+    """Inside `load_model` (its ObjectSharingScope) Keras' Bidirectional keys the copies it makes by id(); once
+    a wrapped layer is collected its id comes back, and without `bidirectional()` keeping those layers alive a
+    reload failed at random ("should have different `go_backwards` value", first seen in CI)."""
+    spec = RecurrentSpec(cell="gru", units=2, layers=2, bidirectional=True)
+    backbones = []
+    with ObjectSharingScope():
+        for _ in range(15):
+            backbones.append(RecurrentBackbone(5, spec, embedding_dim=2))
+            gc.collect()
+    directions = {(layer.forward_layer.go_backwards, layer.backward_layer.go_backwards)
+                  for backbone in backbones for layer in backbone.recurrent_layers}
+    assert directions == {(False, True)}

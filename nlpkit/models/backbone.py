@@ -25,6 +25,8 @@ right-padded masks computed from the ids (id 0 is padding). A row must hold at
 least one real token; `nlpkit.text` never produces one that does not.
 """
 
+import weakref
+
 import keras
 from keras import ops
 
@@ -47,6 +49,25 @@ def recurrent_layer(spec, *, return_sequences, return_state=False, stateful=Fals
             kwargs["recurrent_initializer"] = keras.initializers.Identity()
     return CELLS[spec.cell](spec.units, return_sequences=return_sequences, return_state=return_state,
                             stateful=stateful, name=name, **kwargs)
+
+
+# Each Bidirectional wrapper -> the layer it was built from (see `bidirectional`).
+_WRAPPED = weakref.WeakKeyDictionary()
+
+
+def bidirectional(layer, name):
+    """`keras.layers.Bidirectional(layer)`, safe to build while a model loads.
+
+    Bidirectional copies `layer` through serialization, and inside `load_model`
+    Keras keys those copies by `id(layer)`. Once `layer` is garbage-collected the
+    next layer can get the same id and be handed the earlier *backward* copy as
+    its forward one ("should have different `go_backwards` value", seen at random
+    with stacked bidirectional layers). Keeping `layer` alive as long as its
+    wrapper keeps every id unique.
+    """
+    wrapper = keras.layers.Bidirectional(layer, name=name)
+    _WRAPPED[wrapper] = layer
+    return wrapper
 
 
 def state_sizes(layer):
@@ -109,7 +130,7 @@ class RecurrentBackbone(keras.layers.Layer):
             layer = recurrent_layer(self.spec, return_sequences=return_sequences or not last,
                                     return_state=return_state, stateful=stateful, name=f"{self.spec.cell}_{level}")
             if self.spec.bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{level}")
+                layer = bidirectional(layer, name=f"bidirectional_{level}")
             self.recurrent_layers.append(layer)
             if self.spec.layer_norm:
                 self.layer_norms.append(keras.layers.LayerNormalization(name=f"layer_norm_{level}"))
