@@ -3,7 +3,6 @@ golden outputs on fixed weights (hand-set constants, checked against NumPy writt
 
 import gc
 
-import keras
 import numpy as np
 import pytest
 from keras.src.saving.serialization_lib import ObjectSharingScope
