@@ -319,6 +319,16 @@ def test_top_k_runs_one_model_call_per_batch(predictor, monkeypatch):
     assert calls == [20]
 
 
+def test_prompts_of_mixed_lengths_get_the_answers_they_get_alone_in_input_order(predictor):
+    """Prompts are batched by length (less padding); each answer still belongs to its own prompt."""
+    prompts = PROMPTS + ["the"]
+    together = predictor.predict(prompts, top_k=3, batch_size=2)
+    for prompt, result in zip(prompts, together):
+        alone = predictor.predict([prompt], top_k=3)[0]
+        assert [w["word"] for w in result["next_words"]] == [w["word"] for w in alone["next_words"]]
+        assert [w["probability"] for w in result["next_words"]] == pytest.approx(
+            [w["probability"] for w in alone["next_words"]], abs=1e-6)
+
 def test_raw_string_model_agrees_with_the_language_model_on_ids(predictor):
     contexts = predictor.token_ids(PROMPTS)
     from_text = predictor.next_word_probabilities(PROMPTS, contexts, batch_size=64)

@@ -19,6 +19,7 @@ import random
 import numpy as np
 
 from nlpkit import generation, text
+from nlpkit.batching import by_length
 from nlpkit.errors import NlpkitError
 from nlpkit.options import STANDARDIZERS, Options, check_range, option
 from nlpkit.tasks import register_task
@@ -293,11 +294,14 @@ class NextWordPredictor(LanguageModelRun):
         return max(1, min(batch_size, PROBABILITY_BUDGET // (longest * len(self.vocabulary))))
 
     def next_word_probabilities(self, prompts, contexts, batch_size):
-        """(prompts, vocabulary) next-word probabilities from the saved raw-string model, batched."""
-        rows = self.rows_per_call(contexts, batch_size)
-        batches = (text.tokenization.string_tensor(prompts[start:start + rows])
-                   for start in range(0, len(prompts), rows))
-        return np.concatenate([np.asarray(self.model(batch, training=False)) for batch in batches])
+        """(prompts, vocabulary) next-word probabilities from the saved raw-string model, in batches of similar
+        length."""
+        probabilities = [None] * len(prompts)
+        for chunk in by_length([len(ids) for ids in contexts], self.rows_per_call(contexts, batch_size)):
+            batch = text.tokenization.string_tensor([prompts[i] for i in chunk])
+            for index, row in zip(chunk, np.asarray(self.model(batch, training=False))):
+                probabilities[index] = row
+        return np.stack(probabilities)
 
     def top_words(self, probabilities, k):
         """The k likeliest words (padding excluded), most likely first."""

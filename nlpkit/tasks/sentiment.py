@@ -15,6 +15,7 @@ import types
 import numpy as np
 
 from nlpkit import models, text
+from nlpkit.batching import by_length
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -203,11 +204,11 @@ class SentimentClassifier(RunPredictor):
         if not texts:
             return []
         lengths, unknown = text.tokenization.token_counts(self.vectorizer, texts, batch_size)
-        results = []
-        for start in range(0, len(texts), batch_size):
-            batch = text.tokenization.string_tensor(texts[start:start + batch_size])
-            scores = np.asarray(self.model(batch, training=False))
-            results.extend(self.labelled(row) for row in scores)
+        results = [None] * len(texts)
+        for chunk in by_length(lengths, batch_size):
+            batch = text.tokenization.string_tensor([texts[i] for i in chunk])
+            for index, row in zip(chunk, np.asarray(self.model(batch, training=False))):
+                results[index] = self.labelled(row)
         for result, length, oov in zip(results, lengths, unknown):
             result.update(tokens=int(length), unknown_tokens=int(oov), truncated=bool(length > self.max_length))
         return results

@@ -20,6 +20,7 @@ import numpy as np
 
 from nlpkit import models, tag_metrics, text
 from nlpkit.config import check_range
+from nlpkit.batching import by_length
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
                             Options, RecurrentOptions, RunOptions, TransferOptions, VocabularySizeOption,
@@ -344,14 +345,13 @@ class Tagger(RunPredictor):
 
         sentences = [checked_words(words, number) for number, words in enumerate(sentences, start=1)]
         results = [None] * len(sentences)
-        order = np.argsort([len(words) for words in sentences], kind="stable")  # less padding per batch
-        for start in range(0, len(order), batch_size):
-            rows = [sentences[i] for i in order[start:start + batch_size]]
+        for chunk in by_length([len(words) for words in sentences], batch_size):
+            rows = [sentences[i] for i in chunk]
             width = min(max(len(words) for words in rows), self.max_length)
             padded = [list(words[:width]) + [""] * (width - len(words[:width])) for words in rows]
             # The compiled predict function: several times faster than an eager call once traced.
             probabilities = np.asarray(self.model.predict_on_batch(tf.constant(padded, dtype=tf.string)))
-            for i, words, row in zip(order[start:start + batch_size], rows, probabilities):
+            for i, words, row in zip(chunk, rows, probabilities):
                 kept = words[:self.max_length]
                 best = np.argmax(row[:len(kept)], axis=-1)
                 results[i] = {"tokens": list(kept), "tags": [self.tags[j] for j in best],

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from nlpkit import generation, models, text
+from nlpkit.batching import by_length
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
                             LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption,
@@ -240,10 +241,8 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
                    batch_size=DECODE_BATCH):
     """Decodes id rows in batches of similar length: per row, a list of n-best (tokens, score) and the
     best translation's attention (output steps x source steps)."""
-    order = np.argsort([len(row) for row in source_rows], kind="stable")
     results = [None] * len(source_rows)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+    for chunk in by_length([len(row) for row in source_rows], batch_size):
         ids = padded([source_rows[i] for i in chunk], source_max_length)
         out = decoder.decode(ids, beam=beam, n_best=n_best, max_steps=max_steps)
         for row, index in enumerate(chunk):

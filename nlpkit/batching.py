@@ -1,0 +1,20 @@
+"""Inference batches of similar length: less padding per batch, answers in input order.
+
+A batch is padded to its longest row, so one long text in a batch of short ones
+makes the whole batch pay for it. Predictors sort their inputs by length, run
+the batches and put every answer back at its input's index:
+
+    results = [None] * len(texts)
+    for chunk in by_length(lengths, batch_size):
+        for index, answer in zip(chunk, run([texts[i] for i in chunk])):
+            results[index] = answer
+"""
+
+import numpy as np
+
+
+def by_length(lengths, batch_size):
+    """The input indices in batches of at most `batch_size`, shortest first (a stable sort, so equal lengths
+    keep their input order)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
