@@ -50,8 +50,8 @@ def language_model_corpus(data_path, workdir):
 def pretrain(corpus, workdir, args):
     options = NextWordOptions(data=str(corpus), standardize=STANDARDIZE, max_tokens=args.max_tokens,
                               units=args.units, embedding_dim=args.units, tie_weights=True, dropout=0.25,
-                              bptt=args.bptt, stateful=args.stateful, batch_size=64, epochs=50, patience=2, time_budget=args.lm_minutes,
-                              out=str(workdir / "imdb_lm"))
+                              bptt=args.bptt, stateful=args.stateful, batch_size=64, epochs=50, patience=2,
+                              time_budget=args.lm_minutes, out=str(workdir / "imdb_lm"))
     with Timer() as timer:
         result = NextWordTask().train(options)
     row = {"step": "pretrain", "perplexity": result["validation"]["perplexity"],

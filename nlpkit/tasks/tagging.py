@@ -19,8 +19,8 @@ import types
 import numpy as np
 
 from nlpkit import models, tag_metrics, text
-from nlpkit.config import check_range
 from nlpkit.batching import by_length
+from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
                             Options, RecurrentOptions, RunOptions, TransferOptions, VocabularySizeOption,
