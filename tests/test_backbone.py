@@ -129,7 +129,6 @@ def test_the_seq2seq_step_gives_the_hand_computed_logits_without_attention():
     np.testing.assert_allclose(np.asarray(model([source, target]))[:, 0], expected[0], atol=1e-5)
 
 
-
 def test_bidirectional_backbones_build_inside_a_model_load_whatever_the_garbage_collector_does():
     """Inside `load_model` (its ObjectSharingScope) Keras' Bidirectional keys the copies it makes by id(); once
     a wrapped layer is collected its id comes back, and without `bidirectional()` keeping those layers alive a

@@ -329,6 +329,7 @@ def test_prompts_of_mixed_lengths_get_the_answers_they_get_alone_in_input_order(
         assert [w["probability"] for w in result["next_words"]] == pytest.approx(
             [w["probability"] for w in alone["next_words"]], abs=1e-6)
 
+
 def test_raw_string_model_agrees_with_the_language_model_on_ids(predictor):
     contexts = predictor.token_ids(PROMPTS)
     from_text = predictor.next_word_probabilities(PROMPTS, contexts, batch_size=64)

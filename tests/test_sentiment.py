@@ -94,6 +94,7 @@ def test_batches_group_texts_of_similar_length_and_answers_keep_the_input_order(
     for text, result in zip(texts, results):
         assert result["probability"] == pytest.approx(model.predict_on_batch(np.array([text]))[0].max(), abs=1e-6)
 
+
 def test_a_text_without_any_word_still_gets_a_prediction(classifier):
     (result,) = classifier.predict(["!!! ???"])
     assert result["tokens"] == 0
