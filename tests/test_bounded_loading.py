@@ -228,6 +228,8 @@ VARIANTS = {
     "classifier_bigru_norm_mean": lambda: models.build_classifier(
         50, 2, cell="gru", units=6, embedding_dim=5, bidirectional=True, layers=2, layer_norm=True, pooling="mean",
         dropout=0.2),
+    "classifier_bilstm_concat": lambda: models.build_classifier(50, 2, cell="lstm", units=6, embedding_dim=5,
+                                                                bidirectional=True, pooling="concat"),
     "classifier_onehot_irnn": lambda: models.build_classifier(
         20, 2, cell="rnn", irnn=True, units=4, embedding="onehot"),
     "lm_gru_tied": lambda: models.build_language_model(40, cell="gru", units=6, embedding_dim=5, tie_weights=True),

@@ -25,6 +25,7 @@ VARIANTS = {
     "onehot": dict(embedding="onehot"),
     "mean_pooling": dict(pooling="mean"),
     "max_pooling_stacked_bi": dict(pooling="max", layers=2, bidirectional=True),
+    "concat_pooling_bi": dict(pooling="concat", bidirectional=True),
 }
 
 
@@ -80,6 +81,18 @@ def test_classifier_builds_trains_and_outputs_class_logits(cell, variant):
     np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0]]), short, atol=1e-6)
     # (next to another row, the float32 sums may round differently: 1e-6 was exceeded by 1.1e-6 once)
     np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0, 0], [4, 5, 6, 7, 8, 9]])[:1], short, atol=1e-5)
+
+
+def test_concat_pooling_reads_the_last_real_step_the_mean_and_the_max_of_the_backbone_outputs():
+    model = build_classifier(VOCAB, 3, cell="gru", pooling="concat", **SMALL)
+    outputs = np.asarray(model.backbone(IDS, training=False))
+    expected = []
+    for row, sequence in zip(IDS, outputs):
+        real = sequence[row != 0]
+        expected.append(np.concatenate([real[-1], real.mean(axis=0), real.max(axis=0)]))
+    kernel, bias = model.class_logits.get_weights()
+
+    np.testing.assert_allclose(logits(model, IDS), np.stack(expected) @ kernel + bias, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

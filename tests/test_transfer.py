@@ -57,7 +57,7 @@ def test_frozen_layers_do_not_change_and_a_fresh_process_predicts_the_same(langu
 
     out = tmp_path / "frozen"
     done = cli_runner("train", "sentiment", "--data", tiny_tsv, "--init-from", language_model, "--freeze-encoder",
-                      "--epochs", "2", "--limit", "120", "--out", out)
+                      "--pooling", "concat", "--epochs", "2", "--limit", "120", "--out", out)
     assert done.exit_code == 0, done.stderr
     assert "embedding and recurrent layers copied, frozen" in done.stdout
     trained, _ = encoder_weights(out)

@@ -8,14 +8,17 @@ import keras
 from nlpkit.errors import NlpkitError
 from nlpkit.models import declared
 from nlpkit.models.backbone import load_embedding_matrix, token_backbone
-from nlpkit.models.layers import FitSequenceLength, MaskedGlobalMaxPooling1D, PaddingMask
+from nlpkit.models.layers import FitSequenceLength, LastStep, MaskedGlobalMaxPooling1D, PaddingMask
 from nlpkit.models.losses import check_classification_loss, classification_loss, scores_are_probabilities
 from nlpkit.models.optimizers import optimizer_of
 from nlpkit.models.task_model import TaskModel
 from nlpkit.options import RecurrentSpec
 from nlpkit.serialization import deserialized, serializable
 
-POOLINGS = ("last", "mean", "max")
+# What each pooling computes from the backbone's output sequence ("last" has none: the backbone returns its
+# final state).
+POOLED = {"last": (), "mean": ("mean",), "max": ("max",), "concat": ("last", "mean", "max")}
+POOLINGS = tuple(POOLED)
 
 
 @serializable
@@ -24,8 +27,10 @@ class TextClassifier(TaskModel):
 
     `pooling` says how the sequence becomes one vector: "last" (the backbone's
     final output, the classic many-to-one reading; the backbone must then
-    have `return_sequences=False`), or "mean" / "max" over every non-padded
-    output of the last recurrent layer. `loss` is what it trains with
+    have `return_sequences=False`), "mean" / "max" over every non-padded
+    output of the last recurrent layer, or "concat": the last non-padded
+    output, the mean and the max side by side (ULMFiT's concat pooling,
+    Howard & Ruder 2018). `loss` is what it trains with
     (`nlpkit.models.losses`): with "crossentropy" its raw-string model outputs
     probabilities, with a hinge loss the linear class scores themselves.
     """
@@ -43,20 +48,26 @@ class TextClassifier(TaskModel):
         # === Layers ===
         self.backbone = backbone
         self.padding_mask = None if pooling == "last" else PaddingMask(name="padding_mask")
-        self.pooling_layer = {"last": None, "mean": keras.layers.GlobalAveragePooling1D(name="mean_pooling"),
-                              "max": MaskedGlobalMaxPooling1D(name="max_pooling")}[pooling]
+        self.pooling_layers = pooling_layers(pooling)
         self.class_logits = keras.layers.Dense(num_classes, name="class_logits")
 
         # === Functional model ===
         ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
         x = backbone(ids)
-        if self.pooling_layer is not None:
-            x = self.pooling_layer(x, mask=self.padding_mask(ids))
+        if self.pooling_layers:
+            x = self.pooled(x, ids)
         super().__init__(ids, self.class_logits(x), **kwargs)
 
         self.num_classes = int(num_classes)
         self.pooling = pooling
         self.loss_name = loss
+
+    def pooled(self, sequence, ids):
+        """The backbone's outputs (batch, time, features) -> one vector per row, padded steps ignored."""
+        mask = self.padding_mask(ids)
+        vectors = [layer([sequence, ids]) if isinstance(layer, LastStep) else layer(sequence, mask=mask)
+                   for layer in self.pooling_layers]
+        return vectors[0] if len(vectors) == 1 else keras.layers.Concatenate(name="concat_pooling")(vectors)
 
     def default_loss(self):
         return classification_loss(self.loss_name)
@@ -74,7 +85,8 @@ class TextClassifier(TaskModel):
     @classmethod
     def declared_weights(cls, config, build_config=None):
         """The class-logit layer's numbers, from the config alone (the backbone declares its own)."""
-        return declared.dense_over_backbone(config, "num_classes", 2, "TextClassifier")
+        vectors = max(1, len(POOLED.get(config.get("pooling"), ())))
+        return declared.dense_over_backbone(config, "num_classes", 2, "TextClassifier", vectors=vectors)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "num_classes": self.num_classes,
@@ -85,6 +97,13 @@ class TextClassifier(TaskModel):
         return cls(**deserialized(config, "backbone"))
 
 
+def pooling_layers(pooling):
+    """The layers that pool the backbone's outputs for `pooling` (none for "last": the backbone pools)."""
+    layers = {"last": LastStep(name="last_step"), "mean": keras.layers.GlobalAveragePooling1D(name="mean_pooling"),
+              "max": MaskedGlobalMaxPooling1D(name="max_pooling")}
+    return [layers[name] for name in POOLED[pooling]]
+
+
 def build_classifier(vocab_size, num_classes, *, pooling="last", loss="crossentropy", embedding="learned",
                      embedding_dim=64, embedding_matrix=None, train_embedding=True, spec=None, optimizer="adam",
                      learning_rate=1e-3, clipnorm=1.0, name="classifier", **recurrent):
@@ -93,7 +112,8 @@ def build_classifier(vocab_size, num_classes, *, pooling="last", loss="crossentr
     Args:
         vocab_size: size of the token vocabulary, padding and OOV included.
         num_classes: number of labels (2 for binary sentiment).
-        pooling: "last" (the final state), "mean" or "max" over every non-padded step.
+        pooling: "last" (the final state), "mean" or "max" over every non-padded step, or "concat"
+            (last, mean and max together).
         loss: "crossentropy", "hinge" or "squared_hinge" (two classes), or "categorical_hinge"
             (`nlpkit.models.losses`).
         embedding: "learned" (masked `Embedding`), "onehot" (no trainable

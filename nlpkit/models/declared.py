@@ -42,10 +42,11 @@ def recurrent_spec(config, owner):
         raise NlpkitError(f"{owner}: spec in config.json has unknown fields ({error}).") from None
 
 
-def dense_over_backbone(config, outputs_key, least, owner):
+def dense_over_backbone(config, outputs_key, least, owner, vectors=1):
     """The numbers of a dense layer with config[outputs_key] outputs (at least `least`) over every feature of
-    the recurrent backbone under config["backbone"]: a classifier's or a tagger's logits."""
+    the recurrent backbone under config["backbone"] (`vectors` of them side by side): a classifier's or a
+    tagger's logits."""
     spec = recurrent_spec(nested(config, "backbone", owner), owner)
     outputs = integer(config, outputs_key, least, MAX_VOCABULARY, owner)
-    features = spec.units * (2 if spec.bidirectional else 1)
+    features = spec.units * (2 if spec.bidirectional else 1) * vectors
     return features * outputs + outputs

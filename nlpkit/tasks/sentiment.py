@@ -45,8 +45,9 @@ class TextColumns(Options):
 class SentimentOptions(TextColumns, RunOptions, RecurrentOptions, BidirectionalOption, EmbeddingOptions,
                        TokenOptions, VocabularyOptions, LengthOption, FitOptions, TransferOptions):
     pooling: str = option("last", "How the recurrent outputs become one vector: the last state (classic "
-                                  "many-to-one), or the mean or max over all non-padded steps.",
-                          choices=("last", "mean", "max"))
+                                  "many-to-one), the mean or max over all non-padded steps, or concat: all "
+                                  "three side by side (ULMFiT's reading of a fine-tuned language model).",
+                          choices=("last", "mean", "max", "concat"))
     loss: str = option("crossentropy", "Training loss: crossentropy (softmax probabilities), hinge or squared_hinge "
                                        "(two classes; linear scores), or categorical_hinge (any number of classes).",
                        choices=CLASSIFICATION_LOSSES)
