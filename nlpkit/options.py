@@ -297,13 +297,17 @@ class EmbeddingSizeOption(Options):
 class EmbeddingOptions(EmbeddingSizeOption):
     embedding: str = option("learned", "learned (masked Embedding), onehot (nothing to train), "
                                        "or the path of a GloVe/word2vec text file.")
-    freeze_embedding: bool = option(False, "Keep pretrained word vectors fixed instead of fine-tuning them.")
+    freeze_embedding: bool = option(False, "Keep pretrained word vectors (--embedding FILE, or the embedding "
+                                           "--init-from copies) fixed instead of fine-tuning them.")
 
     def check(self):
         on_this_machine = checking_this_machine()
         if self.embedding not in ("learned", "onehot") and on_this_machine and not os.path.isfile(self.embedding):
             raise NlpkitError(f"{self.embedding}: --embedding is neither learned, onehot nor an existing "
                               "word-vector file.")
+        if self.freeze_embedding and self.embedding in ("learned", "onehot") and not getattr(self, "init_from", None):
+            raise NlpkitError("--freeze-embedding keeps pretrained vectors fixed: give them with --embedding FILE "
+                              "or --init-from RUN (a random embedding would stay random).")
 
 
 @dataclasses.dataclass

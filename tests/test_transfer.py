@@ -85,6 +85,26 @@ def test_unfreeze_after_trains_the_head_then_everything(language_model, tiny_tsv
     assert any(not np.array_equal(ours, theirs) for ours, theirs in zip(trained, source))
 
 
+def test_freeze_embedding_keeps_the_copied_embedding_through_unfreezing(language_model, tiny_tsv, tmp_path, capsys):
+    from nlpkit.runtime import transfer
+    from nlpkit.tasks.sentiment import SentimentTask
+
+    chosen = {"init_from", "data", "out", "unfreeze_after", "epochs", "patience", "freeze_embedding"}
+    options = tiny_options(tmp_path, tiny_tsv, init_from=str(language_model), unfreeze_after=1, epochs=2, patience=5,
+                           freeze_embedding=True)
+    result = SentimentTask().train(transfer.inherit(options, explicit=chosen))
+    assert "the embedding stays frozen" in capsys.readouterr().out
+    (embedding, *recurrent), _ = encoder_weights(result["folder"])
+    (source_embedding, *source_recurrent), _ = encoder_weights(language_model)
+    np.testing.assert_array_equal(embedding, source_embedding)
+    assert any(not np.array_equal(ours, theirs) for ours, theirs in zip(recurrent, source_recurrent))
+
+
+def test_freeze_embedding_without_vectors_to_keep_is_refused(cli_runner, tmp_path):
+    done = cli_runner("train", "sentiment", "--freeze-embedding", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "--freeze-embedding keeps pretrained vectors fixed")
+
+
 @pytest.mark.parametrize("arguments, fragments", [
     (["--units", "32"], ["--units 32 does not match the run's 8"]),
     (["--cell", "gru"], ["--cell gru does not match the run's lstm"]),

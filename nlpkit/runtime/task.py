@@ -187,14 +187,19 @@ class Task:
         runtime.transfer.copy_encoder(run.source[0].network.backbone, backbone)
         if options.freeze_encoder or options.unfreeze_after is not None:
             runtime.transfer.freeze(run.model, backbone, options.unfreeze_after)
+        embedding_frozen = getattr(options, "freeze_embedding", False) and backbone.embedding is not None
+        if embedding_frozen:
+            backbone.embedding.trainable = False
         print(f"init-from: {options.init_from} ({run.source[1]['task']}): embedding and recurrent layers copied"
               + (", frozen" if options.freeze_encoder else
-                 f", frozen for {options.unfreeze_after} epoch(s)" if options.unfreeze_after is not None else ""))
+                 f", frozen for {options.unfreeze_after} epoch(s)" if options.unfreeze_after is not None else "")
+              + ("; the embedding stays frozen" if embedding_frozen and not options.freeze_encoder else ""))
 
     def transfer_callbacks(self, run):
         if run.source is None or run.options.unfreeze_after is None:
             return []
-        return [runtime.training.GradualUnfreezing(run.model.backbone, run.options.unfreeze_after)]
+        return [runtime.training.GradualUnfreezing(run.model.backbone, run.options.unfreeze_after,
+                                                   getattr(run.options, "freeze_embedding", False))]
 
     def training_summary(self, run, epoch_seconds):
         """What training took: parameters, epochs (and the best one, restored), seconds of training (validation

@@ -169,17 +169,19 @@ class EpochClock(keras.callbacks.Callback):
 class GradualUnfreezing(keras.callbacks.Callback):
     """Unfreezes the copied encoder of `backbone` (`nlpkit.runtime.transfer`) when epoch `epoch` (0-based) begins,
     or at once in a run resumed after it, and lowers the learning rate to `transfer.UNFREEZE_RATE` of the head's
-    on that epoch (a resumed run's backup already holds the lower rate)."""
+    on that epoch (a resumed run's backup already holds the lower rate). With `keep_embedding_frozen`
+    (--freeze-embedding) the embedding stays frozen."""
 
-    def __init__(self, backbone, epoch):
+    def __init__(self, backbone, epoch, keep_embedding_frozen=False):
         super().__init__()
         self.backbone = backbone
         self.epoch = epoch
+        self.keep_embedding_frozen = keep_embedding_frozen
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch < self.epoch or not transfer.is_frozen(self.backbone):
             return
-        transfer.set_encoder_trainable(self.backbone, True)
+        transfer.set_encoder_trainable(self.backbone, True, self.keep_embedding_frozen)
         self.model.make_train_function(force=True)  # the train step is traced again, over every variable
         optimizer = self.model.optimizer
         if epoch == self.epoch:

@@ -13,7 +13,9 @@ vocabulary; the task builds its own head. Three steps:
   3. `freeze(model, backbone, ...)` and `nlpkit.runtime.training.GradualUnfreezing`: --freeze-encoder
      keeps the copied layers fixed; --unfreeze-after N trains the head alone for
      N epochs, then everything at a tenth of the learning rate (as ULMFiT
-     unfreezes, Howard & Ruder 2018).
+     unfreezes, Howard & Ruder 2018); --freeze-embedding keeps the copied
+     embedding fixed for the whole run (the language model's word vectors,
+     learned from far more text than the labels cover).
 """
 
 import dataclasses
@@ -127,12 +129,14 @@ def copy_encoder(source, target):
 
 
 def is_frozen(backbone):
-    return not all(layer.trainable for _, layer in encoder_layers(backbone))
+    """Whether the copied recurrent layers are frozen (the embedding may stay frozen on its own:
+    --freeze-embedding)."""
+    return not all(layer.trainable for layer in backbone.recurrent_layers)
 
 
-def set_encoder_trainable(backbone, trainable):
-    for _, layer in encoder_layers(backbone):
-        layer.trainable = trainable
+def set_encoder_trainable(backbone, trainable, keep_embedding_frozen=False):
+    for name, layer in encoder_layers(backbone):
+        layer.trainable = trainable and not (keep_embedding_frozen and name == "embedding")
 
 
 def freeze(model, backbone, unfreeze_after=None):
