@@ -196,6 +196,25 @@ def test_greedy_generation_is_the_full_models_argmax(lm):
     assert greedy[0].tolist() == ids[len(seed):]
 
 
+@pytest.mark.parametrize("temperature, top_k, top_p", [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.7, 5, 0.9)])
+def test_the_compiled_loop_picks_what_a_python_loop_of_single_steps_picks(lm, temperature, top_k, top_p):
+    """The reference: one `step` at a time in Python, each pick compiled alone by XLA (its random numbers are
+    XLA's, not the TensorFlow kernel's, so the reference draws them the way the compiled loop does)."""
+    seed, length, rng_seed = [3, 4, 5], 40, 7
+    compiled_pick = tf.function(pick, jit_compile=True)
+    generated = run(lm, seed, length, temperature=temperature, top_k=top_k, top_p=top_p, num_samples=3,
+                    rng_seed=rng_seed, chunk_size=16)
+    states = lm.backbone.initial_state(3)
+    for token in seed[:-1]:
+        states = lm.backbone.step(np.full(3, token), states)[1]
+    token, reference = np.full(3, seed[-1]), []
+    for step in range(length):
+        logits, states = lm.step(token, states)
+        token = np.asarray(compiled_pick(logits, step, rng_seed, temperature, top_k, top_p))
+        reference.append(token)
+    np.testing.assert_array_equal(generated, np.stack(reference, axis=1))
+
+
 def test_padding_and_oov_are_never_generated_even_when_the_model_prefers_them(lm):
     head = lm.output_dense
     kernel, bias = head.get_weights()

@@ -13,9 +13,10 @@ compiled `tf.function` loop (`tf.while_loop`):
 
 The seed is consumed once, step by step inside the compiled loop, advancing
 only the states; generation then carries them from one token to the next.
-`generate` yields the ids chunk by chunk, each chunk one compiled call that
-carries the states over, so a caller can stream text while it is made. N
-samples are decoded together as the N rows of one batch.
+`generate` yields the ids chunk by chunk, each chunk one call of one XLA
+program (`jit_compile=True`) that carries the states over, so a caller can
+stream text while it is made. N samples are decoded together as the N rows
+of one batch.
 
 Picking the next id, the same code for every mode:
   - ids 0 (padding) and 1 (out-of-vocabulary) are never emitted: an OOV id
@@ -59,8 +60,10 @@ class Sampler:
         self.model = model
         self.vocabulary_size = model.backbone.vocabulary_size
         self._prime = tf.function(self._prime_loop, reduce_retracing=True)
-        self._sample = tf.function(self._sample_loop, reduce_retracing=True)
-        self._sample_checked = tf.function(self._checked_sample_loop, reduce_retracing=True)
+        # One XLA program per chunk: at batch 1 a step is a few small ops, and the per-op overhead
+        # of running them one by one is most of the time.
+        self._sample = tf.function(self._sample_loop, reduce_retracing=True, jit_compile=True)
+        self._sample_checked = tf.function(self._checked_sample_loop, reduce_retracing=True, jit_compile=True)
 
     def _prime_loop(self, ids, states):
         """The states after every column of `ids` (batch, time), in one while_loop."""
@@ -88,7 +91,8 @@ class Sampler:
 
     def _checked_sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
         """`_sample_loop` that checks every step's scores and stops at the first that is not finite:
-        (ids (batch, <= steps), that step or -1). Run again over a chunk whose states overflowed."""
+        (ids (batch, steps), valid up to that step; that step or -1). Run again over a chunk whose states
+        overflowed."""
 
         def body(t, token, states, outputs, overflow):
             logits, states = self.model.step(token, states)
@@ -96,7 +100,7 @@ class Sampler:
             token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
             return t + 1, token, states, outputs.write(t, token), overflow
 
-        outputs = tf.TensorArray("int32", size=0, dynamic_size=True)
+        outputs = tf.TensorArray("int32", size=steps)
         _, _, _, outputs, overflow = tf.while_loop(
             lambda t, *rest: (t < steps) & (rest[-1] < 0), body,
             (tf.constant(0), token, states, outputs, tf.constant(-1)))
@@ -216,17 +220,21 @@ def _chunks(loops, seed_ids, options, rng_seed, chunk_size):
     token = rows[:, -1]
     done = 0
     while done < options.length:
-        steps = min(chunk_size, options.length - done)
-        arguments = (done, steps, rng_seed, options.temperature, options.top_k, options.top_p)
+        # Every chunk runs `chunk_size` steps, the last one too (its surplus is dropped): one program, compiled
+        # once, instead of a second compilation (about a second) for the remainder.
+        wanted = min(chunk_size, options.length - done)
+        arguments = (done, chunk_size, rng_seed, options.temperature, options.top_k, options.top_p)
         ids, next_token, next_states, finite = loops.sample(token, states, *arguments)
         if not bool(finite):  # the states overflowed in this chunk: find the step, keep what came before it
             ids, overflow = loops.sample(token, states, *arguments, checked=True)
-            overflow = int(overflow) if int(overflow) >= 0 else done + steps  # only the last states overflowed
-            if overflow > done:
-                yield np.asarray(ids)[:, :overflow - done]
-            raise NlpkitError(
-                f"generation stopped at token {overflow + 1}: the model's scores are no longer finite "
-                "numbers (its recurrent state overflowed). A ReLU SimpleRNN (--irnn or --activation relu) can "
-                "grow its state without bound: generate fewer tokens, or train a tanh SimpleRNN, an LSTM or a GRU.")
-        token, states, done = next_token, next_states, done + steps
-        yield np.asarray(ids)
+            overflow = int(overflow) if int(overflow) >= 0 else done + chunk_size  # only the last states overflowed
+            if overflow < options.length:  # (an overflow in the dropped surplus harms nothing)
+                if overflow > done:
+                    yield np.asarray(ids)[:, :overflow - done]
+                raise NlpkitError(
+                    f"generation stopped at token {overflow + 1}: the model's scores are no longer finite "
+                    "numbers (its recurrent state overflowed). A ReLU SimpleRNN (--irnn or --activation relu) can "
+                    "grow its state without bound: generate fewer tokens, or train a tanh SimpleRNN, an LSTM or a "
+                    "GRU.")
+        token, states, done = next_token, next_states, done + wanted
+        yield np.asarray(ids)[:, :wanted]
