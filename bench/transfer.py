@@ -4,6 +4,8 @@ classifier trained from scratch, in one run.
     python bench/transfer.py --shared ../shared/data                  # everything, about 95 minutes
     python bench/transfer.py --shared ../shared/data --lm-minutes 10  # a shorter pretraining
 
+    python bench/transfer.py --shared ../shared/data --lm RUN --continue-lm   # RUN trained --lm-minutes more
+
 Steps (each an nlpkit run through the Python API, the same as the CLI):
   pretrain   `nlpkit train next-word --stateful` on the text of the IMDB training reviews only: the
              22,500 that `nlpkit train sentiment` keeps for training with seed 1337, one review per
@@ -47,16 +49,22 @@ def language_model_corpus(data_path, workdir):
     return target
 
 
-def pretrain(corpus, workdir, args):
+def pretrain(corpus, workdir, args, continued=None):
+    """The language model, trained for --lm-minutes; with `continued` (the pretrain row of an earlier one), that
+    model's encoder and vocabulary trained further (`--init-from`; the output bias starts again from zeros)."""
     options = NextWordOptions(data=str(corpus), standardize=STANDARDIZE, max_tokens=args.max_tokens,
                               units=args.units, embedding_dim=args.units, tie_weights=True, dropout=0.25,
                               bptt=args.bptt, stateful=args.stateful, batch_size=64, epochs=50, patience=2,
-                              time_budget=args.lm_minutes, out=str(workdir / "imdb_lm"))
+                              time_budget=args.lm_minutes, out=str(workdir / "imdb_lm"),
+                              init_from=continued and continued["folder"])
     with Timer() as timer:
-        result = NextWordTask().train(options)
+        result = NextWordTask().train(transfer.inherit(options))
     row = {"step": "pretrain", "perplexity": result["validation"]["perplexity"],
            "epochs": result["training"]["epochs"], "tokens_per_second": result["training"]["per_second"],
            "minutes": timer.seconds / 60, "folder": result["folder"]}
+    if continued:
+        row.update(continued_from=continued, epochs=continued["epochs"] + row["epochs"],
+                   minutes=continued["minutes"] + row["minutes"])
     print(f"[pretrain] perplexity {row['perplexity']:.1f} after {row['epochs']} epochs, {row['minutes']:.1f} min",
           flush=True)
     return row
@@ -98,6 +106,8 @@ def main():
     parser.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=True,
                         help="carry the language model's state from window to window")
     parser.add_argument("--lm", help="reuse this finished language-model run instead of pretraining one")
+    parser.add_argument("--continue-lm", action="store_true",
+                        help="with --lm: train that language model for --lm-minutes more first, on the same text")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="the classifiers' learning rate")
     parser.add_argument("--poolings", default="mean,last", help="classifier poolings to fine-tune and compare")
     parser.add_argument("--unfreeze-after", type=int, default=0,
@@ -110,7 +120,12 @@ def main():
                "stateful": args.stateful, "bptt": args.bptt}
     print(f"machine: {results['machine']}", flush=True)
     data = imdb_tsv(args.shared, workdir)
-    lm = reuse(args.lm) if args.lm else pretrain(language_model_corpus(data, workdir), workdir, args)
+    if args.continue_lm and not args.lm:
+        parser.error("--continue-lm continues the language model --lm names")
+    if args.lm and not args.continue_lm:
+        lm = reuse(args.lm)
+    else:
+        lm = pretrain(language_model_corpus(data, workdir), workdir, args, args.lm and reuse(args.lm))
     rate = dict(learning_rate=args.learning_rate)
     same_architecture = dict(cell="lstm", units=args.units, embedding_dim=args.units, max_tokens=args.max_tokens,
                              standardize=STANDARDIZE, **rate)

@@ -100,6 +100,34 @@ def test_freeze_embedding_keeps_the_copied_embedding_through_unfreezing(language
     assert any(not np.array_equal(ours, theirs) for ours, theirs in zip(recurrent, source_recurrent))
 
 
+def test_a_language_model_continues_from_another_with_its_encoder_and_vocabulary(language_model, tmp_path,
+                                                                                cli_runner, nlpkit_process):
+    """ULMFiT's second stage: pretraining continued on another corpus (here the sentiment reviews, one a line)."""
+    corpus = tmp_path / "reviews.txt"
+    corpus.write_text("\n".join(TEXTS * 30) + "\n", encoding="utf-8")
+    out = tmp_path / "continued"
+    done = cli_runner("train", "next-word", "--data", corpus, "--init-from", language_model, "--epochs", "1",
+                      "--bptt", "5", "--out", out)
+    assert done.exit_code == 0, done.stderr
+    assert "embedding and recurrent layers copied" in done.stdout
+    (embedding, *_), continued = encoder_weights(out)
+    (source_embedding, *_), source = encoder_weights(language_model)
+    assert embedding.shape == source_embedding.shape and not np.array_equal(embedding, source_embedding)
+    assert continued.vectorizer.get_vocabulary() == source.vectorizer.get_vocabulary()
+    predicted = nlpkit_process("predict", "next-word", "--model", out, "--json", "great value and")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout.splitlines()[0])["next_words"]
+
+
+def test_a_language_model_from_a_run_without_line_ends_is_refused(tiny_tsv, tmp_path, cli_runner):
+    classifier = tmp_path / "classifier"
+    done = cli_runner("train", "sentiment", "--data", tiny_tsv, "--units", "4", "--embedding-dim", "4", "--epochs",
+                      "1", "--limit", "60", "--out", classifier)
+    assert done.exit_code == 0, done.stderr
+    done = cli_runner("train", "next-word", "--init-from", classifier, "--epochs", "1", "--out", tmp_path / "x")
+    assert_one_line_error(done.exit_code, done.stderr, "its vocabulary has no <eos>")
+
+
 def test_freeze_embedding_without_vectors_to_keep_is_refused(cli_runner, tmp_path):
     done = cli_runner("train", "sentiment", "--freeze-embedding", "--out", tmp_path / "x")
     assert_one_line_error(done.exit_code, done.stderr, "--freeze-embedding keeps pretrained vectors fixed")

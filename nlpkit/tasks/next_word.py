@@ -21,7 +21,7 @@ import numpy as np
 from nlpkit import generation, text
 from nlpkit.batching import by_length
 from nlpkit.errors import NlpkitError
-from nlpkit.options import STANDARDIZERS, Options, check_range, option
+from nlpkit.options import STANDARDIZERS, Options, TransferOptions, check_range, option
 from nlpkit.tasks import register_task
 from nlpkit.tasks.language_model import LanguageModelOptions, LanguageModelRun, LanguageModelTask, Streams
 
@@ -35,7 +35,7 @@ PROBABILITY_BUDGET = 2 ** 25
 
 
 @dataclasses.dataclass
-class NextWordOptions(LanguageModelOptions):
+class NextWordOptions(LanguageModelOptions, TransferOptions):
     # Fields redefined from LanguageModelOptions keep their place but get next-word defaults and help.
     data: str = option(None, "Training corpus: a UTF-8 text file, one paragraph or sentence per line (already "
                              "tokenized is best), or tfds:NAME[:SPLIT] for a downloaded TFDS dataset. "
@@ -182,8 +182,14 @@ class NextWordTask(LanguageModelTask):
     def preprocess(self, run):
         options = run.options
         train, valid = run.data
-        vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
+        if run.source is None:
+            vectorizer = build_word_vectorizer(train.lines, options.max_tokens, options.standardize, options.vocabulary)
+        else:  # --init-from: the run's own words and ids (pretraining continued on this corpus)
+            vectorizer = run.source[0].vectorizer
         vocabulary = display_vocabulary(vectorizer)
+        if EOS not in vocabulary:
+            raise NlpkitError(f"--init-from {options.init_from}: its vocabulary has no {EOS}, which a next-word model "
+                              "predicts at every line end; start it from a next-word run.")
         eos_id = vocabulary.index(EOS)
         streams = Streams(vectorizer, vocabulary, text.pipeline.token_stream(vectorizer, train.lines, eos_id),
                           text.pipeline.token_stream(vectorizer, valid.lines, eos_id))
