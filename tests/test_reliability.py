@@ -7,7 +7,6 @@ final weights with an uninterrupted run. The others use the session's tiny run.
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import subprocess
