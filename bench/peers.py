@@ -1,12 +1,13 @@
-"""Training speed of nlpkit's language model against plain Keras and PyTorch, in the same run.
+"""Training and sampling speed of nlpkit's language model against plain Keras, PyTorch and JAX, in the same run.
 
-    pip install -e '.[bench]'        # PyTorch, the reference peer
-    python bench/peers.py            # both configurations, 1 thread each, 30 steps, best of 3 rounds
-    python bench/peers.py --configs chargen --threads 2 --steps 50 --repeat 5
+    pip install -e '.[bench]'        # PyTorch and JAX, the reference peers
+    python bench/peers.py            # training and generation, 1 thread each, best of 3 rounds
+    python bench/peers.py --measure training --configs chargen --threads 2 --steps 50 --repeat 5
+    python bench/peers.py --measure generation --gen-batches 1,32 --gen-length 1024 --repeat 3
 
-Measures training tokens/s (steps x batch x time steps / seconds) of one LSTM language model
-written three ways, with the same thread settings for all (--threads: TensorFlow's intra- and
-inter-op pools, torch.set_num_threads and set_num_interop_threads):
+TRAINING (--measure training) measures training tokens/s (steps x batch x time steps / seconds) of
+one LSTM language model written three ways, with the same thread settings for all (--threads:
+TensorFlow's intra- and inter-op pools, torch.set_num_threads and set_num_interop_threads):
 
   nlpkit   `build_language_model(..., optimizer="sgd")` trained as the next-word and chargen
            tasks train it: `nlpkit.runtime.training.fit` (`model.fit` with the tasks' callbacks:
@@ -33,17 +34,56 @@ untimed round first (tracing, warm-up); then the contenders take turns, starting
 different one each round, for --repeat rounds of --steps steps. A contender's figure is its
 BEST round, the one least disturbed by other load (the median is saved too). The goal:
 nlpkit with the peers' (untied) head >= 0.95 x the faster peer.
+
+GENERATION (--measure generation) measures characters/s (samples x characters / seconds) of sampling
+from chargen's model (1 x 512 LSTM, vocabulary 67, embedding 64; random fixed weights, random biases)
+at each batch of --gen-batches: --gen-length characters per sample after a 10-character seed, at
+temperature 1.0 with no top-k / top-p cut, ids 0 and 1 (padding, OOV) never drawn, Gumbel-max draws:
+
+  nlpkit   `nlpkit.generation.sampling.generate` (one XLA program per chunk of 32 tokens, a
+           tf.while_loop over `model.step` and `pick`), its iterator consumed to the end.
+  jax      the compiled-loop reference: the SAME weights copied out of the nlpkit model, one step in
+           jax.numpy (Keras's gate order i, f, c, o), the seed and the whole generation two
+           `jax.lax.scan`s in one `jax.jit` program, noise from `jax.random` folded with the step.
+  pytorch  an eager loop: nn.Embedding + nn.LSTMCell (the same weights: PyTorch's gates i, f, g, o are
+           Keras's order; its kernels transposed, the bias in bias_ih, bias_hh zero) + nn.Linear,
+           under torch.inference_mode(), one step per character.
+  naive    the loop users write: `model.predict` on the whole text so far (seed and characters made)
+           for every new character; batch 1 only, --naive-length characters, for it is slow.
+
+Before timing, the JAX and PyTorch steps must give nlpkit's `model.step` logits (and states) on the
+same random tokens and states within 1e-4, so that they are the same network; the run stops if not.
+Each contender runs once untimed (tracing, compilation, warm-up), then they take turns for --repeat
+rounds; the best round counts (the median and the process CPU seconds per wall second, which shows
+a contender using more than --threads cores, are saved too). The goal: nlpkit >= 0.9 x JAX at
+every batch. Printed and saved: nlpkit / jax, nlpkit / pytorch and (batch 1) nlpkit / naive.
+
+Threads: --threads sets TensorFlow's pools and PyTorch's (as for training). JAX has no thread
+setting: with --threads 1, XLA_FLAGS gets --xla_cpu_multi_thread_eigen=false (single-threaded Eigen
+matmuls) before JAX or TensorFlow's XLA start. TensorFlow's XLA reads the same flag, which changes
+nothing for it at 1 thread (its XLA programs run on TensorFlow's 1-thread pool), nor for training
+(Keras compiles no XLA on a CPU-only machine). With more threads nothing is set and JAX's XLA uses
+every core. The often quoted companion "intra_op_parallelism_threads=1" is not an XLA flag (XLA
+ignores words without "--"), so it is not set. JAX is imported after TensorFlow, on the CPU
+(JAX_PLATFORMS=cpu), in float32 (x64 off). For a hard limit on every library: `taskset -c 0`.
+
+Results go to bench/results/peers.json: one entry per training configuration, and "generation" with
+one entry per batch; measuring one part (or one batch) keeps the others' saved figures.
 """
 
 import argparse
+import functools
+import importlib.util
+import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import Timer, limit_threads, machine, save_results  # noqa: E402
+from bench.common import Timer, limit_threads, load_results, machine, save_results  # noqa: E402
 
 CONFIGS = {
     "next-word": dict(vocabulary=10002, layers=2, units=256, embedding_dim=256, bptt=35, batch=32,
@@ -54,6 +94,13 @@ CONFIGS = {
 LEARNING_RATE, CLIPNORM = 1.0, 0.25
 GOAL = 0.95
 SEED = 1337
+MEASURES = ("training", "generation")
+
+# Generation: chargen's model, sampled at temperature 1 after a short seed.
+GENERATION = dict(vocabulary=67, layers=1, units=512, embedding_dim=64)
+SEED_LENGTH, TEMPERATURE = 10, 1.0
+GENERATION_GOAL = 0.9  # nlpkit / JAX, at every batch
+TOLERANCE = 1e-4  # largest difference allowed between a reference's step and nlpkit's
 
 
 def windows(config, steps):
@@ -166,6 +213,262 @@ def measure(name, steps, repeat):
     return result
 
 
+# --- generation -------------------------------------------------------------------------------------
+# Each contender returns a function that makes one round of samples and returns their ids (batch, length).
+
+
+def generation_model():
+    """chargen's untied 1 x 512 LSTM language model, with random (not zero) biases so that the checks see them."""
+    from nlpkit.models import build_language_model
+
+    model = build_language_model(GENERATION["vocabulary"], cell="lstm", units=GENERATION["units"],
+                                 layers=GENERATION["layers"], embedding_dim=GENERATION["embedding_dim"])
+    rng = np.random.default_rng(SEED)
+    for bias in (model.backbone.recurrent_layers[0].cell.bias, model.output_dense.bias):
+        bias.assign(rng.normal(0.0, 0.1, size=bias.shape).astype("float32"))
+    return model
+
+
+def lstm_weights(model):
+    """The model's numbers as NumPy arrays: embedding (vocabulary, embedding), LSTM kernel (embedding, 4 x
+    units), recurrent_kernel (units, 4 x units) and bias (4 x units), gates in Keras's order i, f, c, o,
+    and the output layer's kernel (units, vocabulary) and bias."""
+    import keras
+
+    cell = model.backbone.recurrent_layers[0].cell
+    variables = dict(embedding=model.backbone.embedding.embeddings, kernel=cell.kernel,
+                     recurrent_kernel=cell.recurrent_kernel, bias=cell.bias, dense_kernel=model.output_dense.kernel,
+                     dense_bias=model.output_dense.bias)
+    return {name: keras.ops.convert_to_numpy(variable).astype("float32") for name, variable in variables.items()}
+
+
+def check_steps(model, references, batch=4):
+    """The largest difference between each reference's step and nlpkit's `model.step` (logits and new
+    states) on the same random tokens and states; stops the run if one is above TOLERANCE."""
+    import keras
+
+    rng = np.random.default_rng(SEED)
+    tokens = rng.integers(2, GENERATION["vocabulary"], size=batch).astype("int32")
+    h = rng.uniform(-1, 1, size=(batch, GENERATION["units"])).astype("float32")
+    c = rng.normal(0, 1, size=(batch, GENERATION["units"])).astype("float32")
+    logits, states = model.step(tokens, [h, c])
+    expected = [keras.ops.convert_to_numpy(x) for x in (logits, *states)]
+    differences = {}
+    for name, step in references.items():
+        differences[name] = max(float(np.max(np.abs(got - want))) for got, want in zip(step(tokens, h, c), expected))
+        print(f"  check: {name} step vs nlpkit's model.step, largest difference in logits and states "
+              f"{differences[name]:.1e} (tolerance {TOLERANCE:.0e})", flush=True)
+    wrong = [name for name, difference in differences.items() if not difference <= TOLERANCE]
+    if wrong:
+        sys.exit(f"{', '.join(wrong)}: not the same network as nlpkit's; no speed is measured.")
+    return differences
+
+
+def nlpkit_sampler(model, seed, length, batch):
+    from nlpkit.generation.sampling import generate
+
+    return lambda: np.concatenate(list(generate(model, seed, length, temperature=TEMPERATURE, num_samples=batch,
+                                                rng_seed=SEED)), axis=1)
+
+
+def jax_reference(weights):
+    """(step, sampler) of the same network in JAX: step(tokens, h, c) -> (logits, h, c) as NumPy, and
+    sampler(seed, length, batch) -> the function that makes one round of samples (one jit program)."""
+    import jax
+    import jax.numpy as jnp
+
+    from nlpkit.text.tokens import RESERVED_IDS
+
+    params = {name: jnp.asarray(value) for name, value in weights.items()}
+    banned = jnp.isin(jnp.arange(GENERATION["vocabulary"]), jnp.asarray(RESERVED_IDS))
+
+    def step(params, token, h, c):
+        z = params["embedding"][token] @ params["kernel"] + h @ params["recurrent_kernel"] + params["bias"]
+        i, f, g, o = jnp.split(z, 4, axis=1)  # Keras's gate order: input, forget, cell, output
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return h @ params["dense_kernel"] + params["dense_bias"], h, c
+
+    @functools.partial(jax.jit, static_argnames="length")
+    def generate(params, seed_rows, length, key, temperature):
+        def prime(states, token):
+            return step(params, token, *states)[1:], None
+
+        def sample(carry, t):
+            logits, h, c = step(params, *carry)
+            logits = jnp.where(banned, -jnp.inf, logits) / temperature
+            noise = jax.random.gumbel(jax.random.fold_in(key, t), logits.shape)
+            token = jnp.argmax(logits + noise, axis=1).astype(seed_rows.dtype)
+            return (token, h, c), token
+
+        zeros = jnp.zeros((seed_rows.shape[0], params["recurrent_kernel"].shape[0]), "float32")
+        states, _ = jax.lax.scan(prime, (zeros, zeros), seed_rows[:, :-1].T)
+        _, ids = jax.lax.scan(sample, (seed_rows[:, -1], *states), jnp.arange(length))
+        return ids.T
+
+    jitted_step = jax.jit(step)
+
+    def numpy_step(tokens, h, c):
+        return [np.asarray(x) for x in jitted_step(params, jnp.asarray(tokens), jnp.asarray(h), jnp.asarray(c))]
+
+    def sampler(seed, length, batch):
+        rows, key = jnp.asarray(np.tile(seed, (batch, 1)).astype("int32")), jax.random.key(SEED)
+        return lambda: np.asarray(generate(params, rows, length, key, jnp.float32(TEMPERATURE)))  # waits for it
+
+    return numpy_step, sampler
+
+
+def pytorch_reference(weights):
+    """(step, sampler) of the same network in PyTorch, as `jax_reference`; the sampler is an eager loop."""
+    import torch
+
+    from nlpkit.text.tokens import RESERVED_IDS
+
+    vocabulary, embedding_dim = weights["embedding"].shape
+    units = weights["recurrent_kernel"].shape[0]
+    embedding = torch.nn.Embedding.from_pretrained(torch.from_numpy(weights["embedding"]))
+    cell = torch.nn.LSTMCell(embedding_dim, units)
+    output = torch.nn.Linear(units, vocabulary)
+    with torch.no_grad():  # PyTorch's gates i, f, g, o are Keras's i, f, c, o; its kernels are (out, in)
+        cell.weight_ih.copy_(torch.from_numpy(weights["kernel"].T))
+        cell.weight_hh.copy_(torch.from_numpy(weights["recurrent_kernel"].T))
+        cell.bias_ih.copy_(torch.from_numpy(weights["bias"]))
+        cell.bias_hh.zero_()  # Keras has one bias, PyTorch two (added)
+        output.weight.copy_(torch.from_numpy(weights["dense_kernel"].T))
+        output.bias.copy_(torch.from_numpy(weights["dense_bias"]))
+    banned = torch.zeros(vocabulary, dtype=torch.bool)
+    banned[list(RESERVED_IDS)] = True
+
+    def step(tokens, h, c):
+        h, c = cell(embedding(tokens), (h, c))
+        return output(h), h, c
+
+    def numpy_step(tokens, h, c):
+        with torch.inference_mode():
+            return [x.numpy() for x in step(torch.from_numpy(tokens).long(), torch.from_numpy(h), torch.from_numpy(c))]
+
+    def sampler(seed, length, batch):
+        rows = torch.from_numpy(np.tile(seed, (batch, 1))).long()
+
+        @torch.inference_mode()
+        def sample():
+            generator = torch.Generator().manual_seed(SEED)
+            h = c = torch.zeros(batch, units)
+            for t in range(rows.shape[1] - 1):  # the seed: states only
+                h, c = cell(embedding(rows[:, t]), (h, c))
+            token, ids = rows[:, -1], torch.empty(batch, length, dtype=torch.long)
+            for t in range(length):
+                logits, h, c = step(token, h, c)
+                logits = logits.masked_fill(banned, -torch.inf) / TEMPERATURE
+                uniform = torch.rand(logits.shape, generator=generator).clamp_(min=1e-20)
+                token = torch.argmax(logits - torch.log(-torch.log(uniform)), dim=1)
+                ids[:, t] = token
+            return ids.numpy()
+
+        return sample
+
+    return numpy_step, sampler
+
+
+def naive_sampler(model, seed, length):
+    """One sample, `model.predict` on the whole text so far for every new character, Gumbel-max in NumPy."""
+    from nlpkit.text.tokens import RESERVED_IDS
+
+    def sample():
+        ids, rng = [int(i) for i in seed], np.random.default_rng(SEED)
+        for _ in range(length):
+            logits = model.predict(np.array([ids]), verbose=0)[0, -1].astype("float64")
+            logits[list(RESERVED_IDS)] = -np.inf
+            ids.append(int(np.argmax(logits / TEMPERATURE + rng.gumbel(size=logits.shape))))
+        return np.array([ids[len(seed):]])
+
+    return sample
+
+
+def timed_rounds(contenders, repeat):
+    """{name: [(chars/s, CPU s per wall s)] per round}: `contenders` maps a name to (sample, chars per round);
+    each samples once untimed, then they take turns, a different one first each round."""
+    names = list(contenders)
+    for name, (sample, chars) in contenders.items():  # trace, compile, warm up; and check what comes out
+        ids = sample()
+        rows = chars // ids.shape[1]
+        if ids.shape[0] != rows or ids.min() < 2 or ids.max() >= GENERATION["vocabulary"]:
+            sys.exit(f"{name} sampled {ids.shape} ids in [{ids.min()}, {ids.max()}]; expected {rows} rows in "
+                     f"[2, {GENERATION['vocabulary']})")
+    rounds = {name: [] for name in names}
+    for round_ in range(repeat):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            sample, chars = contenders[name]
+            cpu = time.process_time()
+            with Timer() as timer:
+                sample()
+            rounds[name].append((chars / timer.seconds, (time.process_time() - cpu) / timer.seconds))
+    return rounds
+
+
+def measure_generation(model, references, batch, length, naive_length, repeat):
+    seed = np.random.default_rng(SEED).integers(2, GENERATION["vocabulary"], size=SEED_LENGTH)
+    contenders = {"nlpkit": (nlpkit_sampler(model, seed, length, batch), batch * length)}
+    for name, (_, sampler) in references.items():
+        contenders[name] = (sampler(seed, length, batch), batch * length)
+    if batch == 1 and naive_length:
+        contenders["naive"] = (naive_sampler(model, seed, naive_length), naive_length)
+    naive = f" (naive: {naive_length})" if "naive" in contenders else ""
+    print(f"\n[generation, batch {batch}] {length:,} characters per sample{naive} after a {SEED_LENGTH}-character "
+          f"seed, temperature {TEMPERATURE}, best of {repeat}", flush=True)
+    rounds = timed_rounds(contenders, repeat)
+    rows = []
+    for name, measured in rounds.items():
+        speeds = [speed for speed, _ in measured]
+        best = max(range(len(measured)), key=lambda i: speeds[i])
+        rows.append({"contender": name, "chars_per_s": speeds[best], "median_chars_per_s": statistics.median(speeds),
+                     "rounds_chars_per_s": speeds, "cpu_per_wall_best_round": measured[best][1],
+                     "chars_per_round": contenders[name][1]})
+        print(f"  {name:<8} {speeds[best]:>11,.0f} chars/s  (median {statistics.median(speeds):,.0f}; "
+              f"{measured[best][1]:.2f} CPU s per s)", flush=True)
+    best = {row["contender"]: row["chars_per_s"] for row in rows}
+    ratios = {f"nlpkit / {name}": best["nlpkit"] / best[name] for name in best if name != "nlpkit"}
+    for key, ratio in ratios.items():
+        print(f"  {key}: {ratio:,.2f}x", flush=True)
+    goal_met = ratios["nlpkit / jax"] >= GENERATION_GOAL
+    print(f"  goal nlpkit >= {GENERATION_GOAL}x jax: {'met' if goal_met else 'NOT met'}", flush=True)
+    return {"batch": batch, "length": length, "naive_length": naive_length if "naive" in best else None,
+            "rows": rows, "ratios": ratios, "goal_met": goal_met}
+
+
+def generation(batches, length, naive_length, repeat):
+    """{batch: result} for each batch, and the reference checks."""
+    print(f"\n[generation] {GENERATION['layers']} x {GENERATION['units']} LSTM, vocabulary "
+          f"{GENERATION['vocabulary']}, embedding {GENERATION['embedding_dim']}", flush=True)
+    model = generation_model()
+    weights = lstm_weights(model)
+    references = {"jax": jax_reference(weights), "pytorch": pytorch_reference(weights)}
+    checks = check_steps(model, {name: step for name, (step, _) in references.items()})
+    return {str(batch): measure_generation(model, references, batch, length, naive_length, repeat)
+            for batch in batches}, checks
+
+
+def configure_jax(threads):
+    """JAX's environment, before it (or TensorFlow's XLA) starts: the CPU, and with 1 thread single-threaded
+    Eigen in XLA (see the module docstring). Returns XLA_FLAGS. Stops at once if JAX is missing."""
+    if importlib.util.find_spec("jax") is None:
+        sys.exit("JAX is missing: pip install -e '.[bench]'")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+    return os.environ.get("XLA_FLAGS", "")
+
+
+def import_jax():
+    """Imports JAX (after TensorFlow: call it once TensorFlow is loaded) in float32; returns its versions."""
+    import jax
+    import jaxlib
+
+    jax.config.update("jax_enable_x64", False)
+    jax.config.update("jax_platforms", "cpu")
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jax_devices": [str(d) for d in jax.devices()]}
+
+
 def limit_torch_threads(threads):
     try:
         import torch
@@ -182,18 +485,49 @@ def positive(value):
     return int(value)
 
 
+def comma_list(value, choices=None):
+    """'a,b' -> ['a', 'b'] (each one of `choices`), or, without choices, whole numbers >= 1."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    if choices is None:
+        return [positive(item) for item in items]
+    unknown = sorted(set(items) - set(choices))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; expected some of {', '.join(choices)}")
+    return items
+
+
+def save_generation(settings, measured):
+    """Saves the measured batches under "generation", keeping the batches saved before that were not measured."""
+    saved = load_results("peers").get("generation", {})
+    saved = saved if isinstance(saved, dict) else {}
+    save_results("peers", {"generation": {**saved, **{batch: {**settings, **result}
+                                                      for batch, result in measured.items()}}})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--measure", type=lambda value: comma_list(value, MEASURES), default=list(MEASURES),
+                        help="what to measure: training, generation or both (comma-separated)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations to measure")
     parser.add_argument("--threads", type=positive, default=1, help="threads for every contender")
     parser.add_argument("--steps", type=positive, default=30, help="training steps per timed round")
     parser.add_argument("--repeat", type=positive, default=3, help="timed rounds per contender (the best counts)")
     parser.add_argument("--no-determinism", action="store_true",
                         help="seed TensorFlow without turning on its deterministic ops (nlpkit's tasks turn them on)")
+    parser.add_argument("--gen-batches", type=comma_list, default=[1, 32],
+                        help="generation: comma-separated numbers of samples drawn together")
+    parser.add_argument("--gen-length", type=positive, default=1024,
+                        help="generation: characters per sample (a multiple of generate's 32-token chunks)")
+    parser.add_argument("--naive-length", type=int, default=50,
+                        help="generation: characters of the naive model.predict loop (batch 1; 0 skips it)")
     args = parser.parse_args()
     unknown = set(args.configs.split(",")) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}; expected some of {', '.join(CONFIGS)}")
+    if "generation" in args.measure:
+        xla_flags = configure_jax(args.threads)  # before JAX, and before TensorFlow's first XLA program
     limit_threads(args.threads)  # before any TensorFlow op
     versions = {"torch": limit_torch_threads(args.threads)}
     import keras
@@ -206,13 +540,24 @@ def main():
     else:
         seed_everything(SEED)
     versions.update(tensorflow=tf.__version__, keras=keras.__version__)
-    settings = {"machine": machine(), "command": " ".join(sys.argv), "threads": args.threads, "versions": versions,
-                "deterministic_tf_ops": not args.no_determinism, "optimizer": "sgd", "learning_rate": LEARNING_RATE,
-                "clipnorm": CLIPNORM, "dropout": 0.0, "goal": GOAL}
-    print(f"machine: {settings['machine']}; {args.threads} thread(s); {versions}", flush=True)
-    # One entry per configuration, so that measuring one keeps the other's saved figures.
-    save_results("peers", {name: {**settings, **measure(name, args.steps, args.repeat)}
-                           for name in args.configs.split(",")})
+    common = {"machine": machine(), "command": " ".join(sys.argv), "threads": args.threads, "versions": versions,
+              "deterministic_tf_ops": not args.no_determinism}
+    print(f"machine: {common['machine']}; {args.threads} thread(s); {versions}", flush=True)
+    if "training" in args.measure:
+        settings = {**common, "optimizer": "sgd", "learning_rate": LEARNING_RATE, "clipnorm": CLIPNORM,
+                    "dropout": 0.0, "goal": GOAL}
+        # One entry per configuration, so that measuring one keeps the other's saved figures.
+        save_results("peers", {name: {**settings, **measure(name, args.steps, args.repeat)}
+                               for name in args.configs.split(",")})
+    if "generation" in args.measure:
+        jax_versions = import_jax()  # after TensorFlow
+        print(f"JAX {jax_versions}; XLA_FLAGS={xla_flags!r}", flush=True)
+        measured, checks = generation(args.gen_batches, args.gen_length, args.naive_length, args.repeat)
+        settings = {**common, "versions": {**versions, **jax_versions}, "xla_flags": xla_flags, **GENERATION,
+                    "seed_length": SEED_LENGTH, "temperature": TEMPERATURE, "repeat": args.repeat,
+                    "statistic": "best round", "goal": f"nlpkit / jax >= {GENERATION_GOAL}",
+                    "max_step_difference_vs_nlpkit": checks, "tolerance": TOLERANCE}
+        save_generation(settings, measured)
 
 
 if __name__ == "__main__":
