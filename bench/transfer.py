@@ -1,10 +1,11 @@
 """Transfer benchmark: an IMDB language model fine-tuned into a sentiment classifier, against the same
 classifier trained from scratch, in one run.
 
-    python bench/transfer.py --shared ../shared/data                  # everything, about 95 minutes
+    python bench/transfer.py --shared ../shared/data                  # everything, about 80 minutes
     python bench/transfer.py --shared ../shared/data --lm-minutes 10  # a shorter pretraining
-
     python bench/transfer.py --shared ../shared/data --lm RUN --continue-lm   # RUN trained --lm-minutes more
+
+(BENCHMARKS.md's 0.9104: the first command, then the third on its language model, with --poolings concat.)
 
 Steps (each an nlpkit run through the Python API, the same as the CLI):
   pretrain   `nlpkit train next-word --stateful` on the text of the IMDB training reviews only: the
@@ -13,8 +14,9 @@ Steps (each an nlpkit run through the Python API, the same as the CLI):
              validation reviews are never read by the language model. Stateful windows carry the
              state across a whole review, as the classifier will read it (600 tokens, not one window).
   finetune   `nlpkit train sentiment --init-from LM` (all layers trained), once per --poolings
-             (mean and last: a language model's states hold what the text says so far, and the
-             classifier's max pooling, which picks each unit's extreme over 600 steps, reads them badly).
+             (default concat: ULMFiT's last state, mean and max side by side, the best measured; max
+             pooling alone, which picks each unit's extreme over 600 steps, reads a language model's
+             states badly).
              `--unfreeze-after N` adds the gradual-unfreezing variant.
   scratch    the identical classifier (same cell, sizes, vocabulary size, tokenization, pooling,
              dropout, epochs) from random weights, on the same split, per pooling; and the sentiment
@@ -109,7 +111,7 @@ def main():
     parser.add_argument("--continue-lm", action="store_true",
                         help="with --lm: train that language model for --lm-minutes more first, on the same text")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="the classifiers' learning rate")
-    parser.add_argument("--poolings", default="mean,last", help="classifier poolings to fine-tune and compare")
+    parser.add_argument("--poolings", default="concat", help="classifier poolings to fine-tune and compare")
     parser.add_argument("--unfreeze-after", type=int, default=0,
                         help="also fine-tune with the head alone for N epochs first (0: skip)")
     args = parser.parse_args()
