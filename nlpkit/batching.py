@@ -4,10 +4,7 @@ A batch is padded to its longest row, so one long text in a batch of short ones
 makes the whole batch pay for it. Predictors sort their inputs by length, run
 the batches and put every answer back at its input's index:
 
-    results = [None] * len(texts)
-    for chunk in by_length(lengths, batch_size):
-        for index, answer in zip(chunk, run([texts[i] for i in chunk])):
-            results[index] = answer
+    answers = map_by_length(texts, lengths, batch_size, answer_batch)
 """
 
 import numpy as np
@@ -18,3 +15,13 @@ def by_length(lengths, batch_size):
     keep their input order)."""
     order = np.argsort(np.asarray(lengths), kind="stable")
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def map_by_length(items, lengths, batch_size, answer_batch):
+    """`answer_batch(list of items)` -> one answer per item, run on batches of items of similar `lengths`;
+    the answers in the order of `items`."""
+    answers = [None] * len(items)
+    for chunk in by_length(lengths, batch_size):
+        for index, answer in zip(chunk, answer_batch([items[i] for i in chunk])):
+            answers[index] = answer
+    return answers

@@ -19,7 +19,7 @@ import random
 import numpy as np
 
 from nlpkit import generation, text
-from nlpkit.batching import by_length
+from nlpkit.batching import map_by_length
 from nlpkit.errors import NlpkitError
 from nlpkit.options import STANDARDIZERS, Options, TransferOptions, check_range, option
 from nlpkit.tasks import register_task
@@ -302,12 +302,11 @@ class NextWordPredictor(LanguageModelRun):
     def next_word_probabilities(self, prompts, contexts, batch_size):
         """(prompts, vocabulary) next-word probabilities from the saved raw-string model, in batches of similar
         length."""
-        probabilities = [None] * len(prompts)
-        for chunk in by_length([len(ids) for ids in contexts], self.rows_per_call(contexts, batch_size)):
-            batch = text.tokenization.string_tensor([prompts[i] for i in chunk])
-            for index, row in zip(chunk, np.asarray(self.model(batch, training=False))):
-                probabilities[index] = row
-        return np.stack(probabilities)
+        def probabilities(batch):
+            return np.asarray(self.model(text.tokenization.string_tensor(batch), training=False))
+
+        rows = self.rows_per_call(contexts, batch_size)
+        return np.stack(map_by_length(prompts, [len(ids) for ids in contexts], rows, probabilities))
 
     def top_words(self, probabilities, k):
         """The k likeliest words (padding excluded), most likely first."""

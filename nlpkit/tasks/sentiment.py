@@ -15,7 +15,7 @@ import types
 import numpy as np
 
 from nlpkit import models, text
-from nlpkit.batching import by_length
+from nlpkit.batching import map_by_length
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -205,14 +205,15 @@ class SentimentClassifier(RunPredictor):
         if not texts:
             return []
         lengths, unknown = text.tokenization.token_counts(self.vectorizer, texts, batch_size)
-        results = [None] * len(texts)
-        for chunk in by_length(lengths, batch_size):
-            batch = text.tokenization.string_tensor([texts[i] for i in chunk])
-            for index, row in zip(chunk, np.asarray(self.model(batch, training=False))):
-                results[index] = self.labelled(row)
+        results = map_by_length(texts, lengths, batch_size, self.labelled_batch)
         for result, length, oov in zip(results, lengths, unknown):
             result.update(tokens=int(length), unknown_tokens=int(oov), truncated=bool(length > self.max_length))
         return results
+
+    def labelled_batch(self, texts):
+        """One `labelled` answer per text of a batch, from one call of the raw-string model."""
+        scores = np.asarray(self.model(text.tokenization.string_tensor(texts), training=False))
+        return [self.labelled(row) for row in scores]
 
     def labelled(self, row):
         """The answer for one row of model outputs (probabilities, or linear scores)."""

@@ -19,7 +19,7 @@ import types
 import numpy as np
 
 from nlpkit import models, tag_metrics, text
-from nlpkit.batching import by_length
+from nlpkit.batching import map_by_length
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -343,21 +343,23 @@ class Tagger(RunPredictor):
         """Like `tag`, for sentences already split into words (lists of non-empty strings)."""
         import tensorflow as tf
 
-        sentences = [checked_words(words, number) for number, words in enumerate(sentences, start=1)]
-        results = [None] * len(sentences)
-        for chunk in by_length([len(words) for words in sentences], batch_size):
-            rows = [sentences[i] for i in chunk]
+        def tag_batch(rows):
             width = min(max(len(words) for words in rows), self.max_length)
             padded = [list(words[:width]) + [""] * (width - len(words[:width])) for words in rows]
             # The compiled predict function: several times faster than an eager call once traced.
             probabilities = np.asarray(self.model.predict_on_batch(tf.constant(padded, dtype=tf.string)))
-            for i, words, row in zip(chunk, rows, probabilities):
-                kept = words[:self.max_length]
-                best = np.argmax(row[:len(kept)], axis=-1)
-                results[i] = {"tokens": list(kept), "tags": [self.tags[j] for j in best],
-                              "probabilities": [float(row[t, j]) for t, j in enumerate(best)],
-                              "truncated": len(words) > self.max_length}
-        return results
+            return [self.tagged(words, row) for words, row in zip(rows, probabilities)]
+
+        sentences = [checked_words(words, number) for number, words in enumerate(sentences, start=1)]
+        return map_by_length(sentences, [len(words) for words in sentences], batch_size, tag_batch)
+
+    def tagged(self, words, probabilities):
+        """The answer for one sentence from its (steps, tags) probabilities."""
+        kept = words[:self.max_length]
+        best = np.argmax(probabilities[:len(kept)], axis=-1)
+        return {"tokens": list(kept), "tags": [self.tags[j] for j in best],
+                "probabilities": [float(probabilities[t, j]) for t, j in enumerate(best)],
+                "truncated": len(words) > self.max_length}
 
     def unknown(self, sentences):
         """For each sentence, whether each word is missing from the model's vocabulary (a flat bool list per

@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from nlpkit import generation, models, text
-from nlpkit.batching import by_length
+from nlpkit.batching import map_by_length
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
                             LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption,
@@ -241,17 +241,18 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
                    batch_size=DECODE_BATCH):
     """Decodes id rows in batches of similar length: per row, a list of n-best (tokens, score) and the
     best translation's attention (output steps x source steps)."""
-    results = [None] * len(source_rows)
-    for chunk in by_length([len(row) for row in source_rows], batch_size):
-        ids = padded([source_rows[i] for i in chunk], source_max_length)
-        out = decoder.decode(ids, beam=beam, n_best=n_best, max_steps=max_steps)
-        for row, index in enumerate(chunk):
+    def decode_batch(rows):
+        out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=max_steps)
+        results = []
+        for row, source in enumerate(rows):
             hypotheses = [([vocabulary[t] for t in out["tokens"][row, k, :out["lengths"][row, k]]],
                            float(out["scores"][row, k])) for k in range(out["tokens"].shape[1])]
             length = out["lengths"][row, 0]
-            source_length = max(1, min(len(source_rows[index]), source_max_length))
-            results[index] = (hypotheses, out["attention"][row, :length, :source_length])
-    return results
+            source_length = max(1, min(len(source), source_max_length))
+            results.append((hypotheses, out["attention"][row, :length, :source_length]))
+        return results
+
+    return map_by_length(source_rows, [len(row) for row in source_rows], batch_size, decode_batch)
 
 
 def corpus_scores(hypotheses, references):
