@@ -186,17 +186,11 @@ def measure(name, steps, repeat):
     print(f"\n[{name}] {config['layers']} x {config['units']} LSTM, vocabulary {config['vocabulary']:,}, embedding "
           f"{config['embedding_dim']}, {config['bptt']} steps x batch {config['batch']}: {steps} training steps "
           f"({tokens:,} tokens) per round, best of {repeat}", flush=True)
-    for train_round in contenders.values():  # trace and warm up
-        train_round()
-    speeds, losses = {key: [] for key in names}, {}
-    for round_ in range(repeat):
-        for key in names[round_ % len(names):] + names[:round_ % len(names)]:  # a different one goes first
-            with Timer() as timer:
-                losses[key] = contenders[key]()
-            speeds[key].append(tokens / timer.seconds)
+    rounds = take_turns(contenders, repeat)
+    speeds = {key: [tokens / seconds for seconds, _, _ in rounds[key]] for key in names}
     rows = [{"contender": key, "tokens_per_s": max(speeds[key]),
              "median_tokens_per_s": statistics.median(speeds[key]), "rounds_tokens_per_s": speeds[key],
-             "last_round_loss": losses[key]} for key in names]
+             "last_round_loss": rounds[key][-1][2]} for key in names]
     for row in rows:
         print(f"  {row['contender']:<17} {row['tokens_per_s']:>9,.0f} tokens/s  "
               f"(median {row['median_tokens_per_s']:,.0f}, loss {row['last_round_loss']:.3f})", flush=True)
@@ -385,25 +379,33 @@ def naive_sampler(model, seed, length):
     return sample
 
 
-def timed_rounds(contenders, repeat):
-    """{name: [(chars/s, CPU s per wall s)] per round}: `contenders` maps a name to (sample, chars per round);
-    each samples once untimed, then they take turns, a different one first each round."""
+def take_turns(contenders, repeat, check=None):
+    """{name: [(seconds, CPU seconds per wall second, result)] per round} of `contenders` ({name: function of
+    no argument}). Each runs once untimed first (tracing, compilation, warm-up; `check(name, result)` sees
+    what it returned), then they take turns for `repeat` rounds, a different one first each round."""
     names = list(contenders)
-    for name, (sample, chars) in contenders.items():  # trace, compile, warm up; and check what comes out
-        ids = sample()
-        rows = chars // ids.shape[1]
-        if ids.shape[0] != rows or ids.min() < 2 or ids.max() >= GENERATION["vocabulary"]:
-            sys.exit(f"{name} sampled {ids.shape} ids in [{ids.min()}, {ids.max()}]; expected {rows} rows in "
-                     f"[2, {GENERATION['vocabulary']})")
+    for name, run in contenders.items():
+        result = run()
+        if check:
+            check(name, result)
     rounds = {name: [] for name in names}
     for round_ in range(repeat):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
-            sample, chars = contenders[name]
             cpu = time.process_time()
             with Timer() as timer:
-                sample()
-            rounds[name].append((chars / timer.seconds, (time.process_time() - cpu) / timer.seconds))
+                result = contenders[name]()
+            rounds[name].append((timer.seconds, (time.process_time() - cpu) / timer.seconds, result))
     return rounds
+
+
+def check_samples(chars):
+    """The `take_turns` check of a generation contender: `chars[name]` ids in [2, vocabulary)."""
+    def check(name, ids):
+        rows = chars[name] // ids.shape[1]
+        if ids.shape[0] != rows or ids.min() < 2 or ids.max() >= GENERATION["vocabulary"]:
+            sys.exit(f"{name} sampled {ids.shape} ids in [{ids.min()}, {ids.max()}]; expected {rows} rows in "
+                     f"[2, {GENERATION['vocabulary']})")
+    return check
 
 
 def measure_generation(model, references, batch, length, naive_length, repeat):
@@ -416,14 +418,15 @@ def measure_generation(model, references, batch, length, naive_length, repeat):
     naive = f" (naive: {naive_length})" if "naive" in contenders else ""
     print(f"\n[generation, batch {batch}] {length:,} characters per sample{naive} after a {SEED_LENGTH}-character "
           f"seed, temperature {TEMPERATURE}, best of {repeat}", flush=True)
-    rounds = timed_rounds(contenders, repeat)
+    chars = {name: count for name, (_, count) in contenders.items()}
+    rounds = take_turns({name: sample for name, (sample, _) in contenders.items()}, repeat, check_samples(chars))
     rows = []
     for name, measured in rounds.items():
-        speeds = [speed for speed, _ in measured]
+        speeds = [chars[name] / seconds for seconds, _, _ in measured]
         best = max(range(len(measured)), key=lambda i: speeds[i])
         rows.append({"contender": name, "chars_per_s": speeds[best], "median_chars_per_s": statistics.median(speeds),
                      "rounds_chars_per_s": speeds, "cpu_per_wall_best_round": measured[best][1],
-                     "chars_per_round": contenders[name][1]})
+                     "chars_per_round": chars[name]})
         print(f"  {name:<8} {speeds[best]:>11,.0f} chars/s  (median {statistics.median(speeds):,.0f}; "
               f"{measured[best][1]:.2f} CPU s per s)", flush=True)
     best = {row["contender"]: row["chars_per_s"] for row in rows}
@@ -510,7 +513,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--measure", type=lambda value: comma_list(value, MEASURES), default=list(MEASURES),
                         help="what to measure: training, generation or both (comma-separated)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated configurations to measure")
+    parser.add_argument("--configs", type=lambda value: comma_list(value, CONFIGS), default=list(CONFIGS),
+                        help="comma-separated configurations to measure")
     parser.add_argument("--threads", type=positive, default=1, help="threads for every contender")
     parser.add_argument("--steps", type=positive, default=30, help="training steps per timed round")
     parser.add_argument("--repeat", type=positive, default=3, help="timed rounds per contender (the best counts)")
@@ -523,9 +527,6 @@ def main():
     parser.add_argument("--naive-length", type=int, default=50,
                         help="generation: characters of the naive model.predict loop (batch 1; 0 skips it)")
     args = parser.parse_args()
-    unknown = set(args.configs.split(",")) - set(CONFIGS)
-    if unknown:
-        parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}; expected some of {', '.join(CONFIGS)}")
     if "generation" in args.measure:
         xla_flags = configure_jax(args.threads)  # before JAX, and before TensorFlow's first XLA program
     limit_threads(args.threads)  # before any TensorFlow op
@@ -548,7 +549,7 @@ def main():
                     "dropout": 0.0, "goal": GOAL}
         # One entry per configuration, so that measuring one keeps the other's saved figures.
         save_results("peers", {name: {**settings, **measure(name, args.steps, args.repeat)}
-                               for name in args.configs.split(",")})
+                               for name in args.configs})
     if "generation" in args.measure:
         jax_versions = import_jax()  # after TensorFlow
         print(f"JAX {jax_versions}; XLA_FLAGS={xla_flags!r}", flush=True)
