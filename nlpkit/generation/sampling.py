@@ -4,7 +4,7 @@
 never re-runs the model over the growing text: the model's own `step` (its
 backbone's layers run one token at a time, through each recurrent layer's
 cell, with the recurrent states passed explicitly) is called inside one
-compiled `tf.function` loop (`tf.while_loop`):
+compiled loop (`keras.ops.while_loop`):
 
     seed ids ──(while_loop: states only)──> states after seed[:-1]
     token = seed[-1]
@@ -14,7 +14,8 @@ compiled `tf.function` loop (`tf.while_loop`):
 The seed is consumed once, step by step inside the compiled loop, advancing
 only the states; generation then carries them from one token to the next.
 `generate` yields the ids chunk by chunk, each chunk one call of one XLA
-program (`jit_compile=True`) that carries the states over, so a caller can
+program (`jit_compile=True` on TensorFlow, `jax.jit` on JAX: see
+`generation.compiled`) that carries the states over, so a caller can
 stream text while it is made. N samples are decoded together as the N rows
 of one batch.
 
@@ -26,7 +27,7 @@ Picking the next id, the same code for every mode:
     likeliest ids (exactly k, 0 = no cut), then to the smallest set of the
     likeliest ids whose probability (after temperature and top-k) is >=
     `top_p` (1 = no cut), and one id is drawn from what is left.
-Draws are Gumbel-max over `tf.random.stateless_uniform` noise seeded with
+Draws are Gumbel-max over `compiled.uniform_noise`, seeded with
 (rng_seed, step): the same seed gives the same text, and row i's text does not
 depend on how many samples are drawn with it.
 
@@ -43,10 +44,11 @@ is decoded again with a check at every step, which finds the exact step.
 import random
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
+from nlpkit.generation.compiled import XlaFunction, bucket_length, scalar, uniform_noise
 from nlpkit.options import SamplingOptions
 from nlpkit.text.tokens import RESERVED_IDS
 
@@ -59,66 +61,69 @@ class Sampler:
     def __init__(self, model):
         self.model = model
         self.vocabulary_size = model.backbone.vocabulary_size
-        self._prime = tf.function(self._prime_loop, reduce_retracing=True)
+        # On TensorFlow the priming loop stays a graph (any seed length, no compilation per length); on JAX
+        # seeds are padded to a few bucket lengths, one compiled program each.
+        self._prime = XlaFunction(self._prime_loop, model, jit_compile=False)
         # One XLA program per chunk: at batch 1 a step is a few small ops, and the per-op overhead
-        # of running them one by one is most of the time.
-        self._sample = tf.function(self._sample_loop, reduce_retracing=True, jit_compile=True)
-        self._sample_checked = tf.function(self._checked_sample_loop, reduce_retracing=True, jit_compile=True)
+        # of running them one by one is most of the time. The chunk length (last argument) fixes shapes.
+        self._sample = XlaFunction(self._sample_loop, model, static_argnums=(7,))
+        self._sample_checked = XlaFunction(self._checked_sample_loop, model, static_argnums=(7,))
 
-    def _prime_loop(self, ids, states):
-        """The states after every column of `ids` (batch, time), in one while_loop."""
+    def _prime_loop(self, ids, length, states):
+        """The states after the first `length` columns of `ids` (batch, time), in one while_loop."""
 
         def body(t, states):
             return t + 1, self.model.backbone.step(ids[:, t], states)[1]
 
-        _, states = tf.while_loop(lambda t, _: t < tf.shape(ids)[1], body, (tf.constant(0), states))
+        _, states = ops.while_loop(lambda t, _: t < length, body, (ops.zeros((), "int32"), states))
         return states
 
-    def _sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
+    def _sample_loop(self, token, states, first_step, rng_seed, temperature, top_k, top_p, steps):
         """`steps` tokens after `token`, each fed back in: (ids (batch, steps), last token, states, and
         whether the final states are finite numbers). Nothing but the step and the pick runs per token."""
 
         def body(t, token, states, outputs):
             logits, states = self.model.step(token, states)
             token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
-            return t + 1, token, states, outputs.write(t, token)
+            return t + 1, token, states, ops.slice_update(outputs, (0, t), token[:, None])
 
-        outputs = tf.TensorArray("int32", size=steps)
-        _, token, states, outputs = tf.while_loop(lambda t, *_: t < steps, body,
-                                                  (tf.constant(0), token, states, outputs))
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(state)) for state in states])
-        return tf.transpose(outputs.stack()), token, states, finite
+        outputs = ops.zeros((ops.shape(token)[0], steps), "int32")
+        _, token, states, outputs = ops.while_loop(lambda t, *_: t < steps, body,
+                                                   (ops.zeros((), "int32"), token, states, outputs))
+        finite = ops.all(ops.stack([ops.all(ops.isfinite(state)) for state in states]))
+        return outputs, token, states, finite
 
-    def _checked_sample_loop(self, token, states, first_step, steps, rng_seed, temperature, top_k, top_p):
+    def _checked_sample_loop(self, token, states, first_step, rng_seed, temperature, top_k, top_p, steps):
         """`_sample_loop` that checks every step's scores and stops at the first that is not finite:
         (ids (batch, steps), valid up to that step; that step or -1). Run again over a chunk whose states
         overflowed."""
 
         def body(t, token, states, outputs, overflow):
             logits, states = self.model.step(token, states)
-            overflow = tf.where(tf.reduce_all(tf.math.is_finite(logits)), overflow, first_step + t)
+            overflow = ops.where(ops.all(ops.isfinite(logits)), overflow, first_step + t)
             token = pick(logits, first_step + t, rng_seed, temperature, top_k, top_p)
-            return t + 1, token, states, outputs.write(t, token), overflow
+            return t + 1, token, states, ops.slice_update(outputs, (0, t), token[:, None]), overflow
 
-        outputs = tf.TensorArray("int32", size=steps)
-        _, _, _, outputs, overflow = tf.while_loop(
+        outputs = ops.zeros((ops.shape(token)[0], steps), "int32")
+        _, _, _, outputs, overflow = ops.while_loop(
             lambda t, *rest: (t < steps) & (rest[-1] < 0), body,
-            (tf.constant(0), token, states, outputs, tf.constant(-1)))
-        return tf.transpose(outputs.stack()), overflow
+            (ops.zeros((), "int32"), token, states, outputs, ops.full((), -1, "int32")))
+        return outputs, overflow
 
     def prime(self, ids):
         """The recurrent states after reading `ids` (batch, time) from zeros."""
-        ids = tf.convert_to_tensor(np.asarray(ids, dtype="int32"))
-        return self._prime(ids, self.model.backbone.initial_state(ids.shape[0]))
+        ids = np.asarray(ids, dtype="int32")
+        padded = np.zeros((ids.shape[0], bucket_length(ids.shape[1])), "int32")
+        padded[:, :ids.shape[1]] = ids
+        return self._prime(padded, scalar(ids.shape[1], "int32"), self.model.backbone.initial_state(ids.shape[0]))
 
     def sample(self, token, states, first_step, steps, rng_seed, temperature=1.0, top_k=0, top_p=1.0,
                checked=False):
         """One compiled call: `steps` picked tokens after `token` (batch,), from step `first_step`
         (`_sample_loop`; with `checked`, `_checked_sample_loop`)."""
         loop = self._sample_checked if checked else self._sample
-        return loop(tf.convert_to_tensor(token, "int32"), states, tf.constant(first_step, "int32"),
-                    tf.constant(steps, "int32"), tf.constant(rng_seed, "int64"), tf.constant(temperature, "float32"),
-                    tf.constant(top_k, "int32"), tf.constant(top_p, "float32"))
+        return loop(scalar(token, "int32"), states, scalar(first_step, "int32"), scalar(rng_seed, "int32"),
+                    scalar(temperature, "float32"), scalar(top_k, "int32"), scalar(top_p, "float32"), int(steps))
 
 
 # --- picking the next token ------------------------------------------------------------------------
@@ -131,47 +136,45 @@ def filter_logits(logits, temperature, top_k, top_p):
     Padding and OOV are always removed first. The nucleus is the smallest set of
     the likeliest ids whose probability, after temperature and top-k, is >= top_p.
     """
-    logits = tf.cast(logits, "float32")
-    vocab = tf.shape(logits)[1]
-    banned = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], tf.constant(RESERVED_IDS)[None, :]), axis=1)
-    minus_inf = tf.fill(tf.shape(logits), -np.inf)
-    logits = tf.where(banned[None, :], minus_inf, logits)
-    logits = logits / tf.maximum(tf.cast(temperature, "float32"), 1e-6)
-    k = tf.cast(top_k, "int32")
-    k = tf.where((k > 0) & (k < vocab), k, vocab)
-    top_p = tf.cast(top_p, "float32")
+    logits = ops.cast(logits, "float32")
+    vocab = logits.shape[-1]
+    banned = np.isin(np.arange(vocab), RESERVED_IDS)[None, :]
+    logits = ops.where(banned, -np.inf, logits)
+    logits = logits / ops.maximum(ops.cast(temperature, "float32"), 1e-6)
+    k = ops.cast(top_k, "int32")
+    k = ops.where((k > 0) & (k < vocab), k, vocab)
+    top_p = ops.cast(top_p, "float32")
     # Without a top-k or top-p cut there is nothing to sort: skipping it is most of a step's ops.
-    return tf.cond((k < vocab) | (top_p < 1.0), lambda: _truncated(logits, k, top_p), lambda: logits)
+    return ops.cond((k < vocab) | (top_p < 1.0), lambda: _truncated(logits, k, top_p), lambda: logits)
 
 
 def _truncated(logits, k, top_p):
     """`logits` with everything outside the `k` likeliest and outside the `top_p` nucleus set to -inf."""
-    vocab = tf.shape(logits)[1]
-    minus_inf = tf.fill(tf.shape(logits), -np.inf)
-    # One stable sort serves both cuts: ties go to the lower id, and top-k keeps exactly k.
-    order = tf.argsort(logits, axis=1, direction="DESCENDING", stable=True)
-    rank = tf.range(vocab)[None, :]
-    in_top_k = rank < k
-    sorted_logits = tf.where(in_top_k, tf.gather(logits, order, batch_dims=1), minus_inf)
-    mass_before = tf.cumsum(tf.nn.softmax(sorted_logits, axis=1), axis=1, exclusive=True)
+    vocab = logits.shape[-1]
+    # One sort serves both cuts. top_k over the whole vocabulary is a descending sort whose ties go to the
+    # lower id on every backend (argsort's order of ties is not defined), so top-k keeps exactly k.
+    sorted_logits, order = ops.top_k(logits, vocab)
+    in_top_k = ops.arange(vocab)[None, :] < k
+    sorted_logits = ops.where(in_top_k, sorted_logits, -np.inf)
+    probabilities = ops.softmax(sorted_logits, axis=1)
+    mass_before = ops.cumsum(probabilities, axis=1) - probabilities
     keep_sorted = in_top_k & ((mass_before < top_p) | (top_p >= 1.0))
-    keep = tf.gather(keep_sorted, tf.argsort(order, axis=1, stable=True), batch_dims=1)  # back to id order
-    return tf.where(keep, logits, minus_inf)
+    keep = ops.take_along_axis(keep_sorted, ops.argsort(order, axis=1), axis=1)  # back to id order
+    return ops.where(keep, logits, -np.inf)
 
 
 def pick(logits, step, rng_seed, temperature, top_k, top_p):
     """The next id of every row: greedy at temperature 0, else a draw from `filter_logits`.
 
-    The draw is Gumbel-max with noise from `stateless_uniform` seeded by
+    The draw is Gumbel-max with noise from `compiled.uniform_noise` seeded by
     (rng_seed, step), element (row, id): row i's draw depends only on the seed,
     the step and i.
     """
     filtered = filter_logits(logits, temperature, top_k, top_p)
-    seed = tf.stack([tf.cast(rng_seed, "int64"), tf.cast(step, "int64")])
-    uniform = tf.random.stateless_uniform(tf.shape(filtered), seed, minval=1e-20, maxval=1.0)
-    sampled = tf.argmax(filtered - tf.math.log(-tf.math.log(uniform)), axis=1, output_type="int32")
-    greedy = tf.argmax(filtered, axis=1, output_type="int32")
-    return tf.where(tf.cast(temperature, "float32") > 0, sampled, greedy)
+    uniform = uniform_noise(filtered, rng_seed, step)
+    sampled = ops.cast(ops.argmax(filtered - ops.log(-ops.log(uniform)), axis=1), "int32")
+    greedy = ops.cast(ops.argmax(filtered, axis=1), "int32")
+    return ops.where(ops.cast(temperature, "float32") > 0, sampled, greedy)
 
 
 # --- the public entry point -----------------------------------------------------------------------
