@@ -9,6 +9,21 @@ the batches and put every answer back at its input's index:
 
 import numpy as np
 
+from nlpkit.generation.compiled import bucket_length, on_jax
+
+
+def padded_ids(rows):
+    """Id rows (int arrays) right-padded with 0 into one (rows, width) int32 array, width >= 1.
+
+    On JAX the width is rounded up to a `bucket_length` (each new input shape is
+    a new compilation there); the padding is masked, so answers do not change."""
+    width = max(1, max((len(row) for row in rows), default=0))
+    width = bucket_length(width, smallest=8) if on_jax() else width
+    ids = np.zeros((len(rows), width), "int32")
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+    return ids
+
 
 def by_length(lengths, batch_size):
     """The input indices in batches of at most `batch_size`, shortest first (a stable sort, so equal lengths

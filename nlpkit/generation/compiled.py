@@ -21,12 +21,14 @@ the Python function was traced, on either backend.
 backends' generators differ, so their draws differ).
 """
 
-import keras
 import numpy as np
 
 
 def on_jax():
-    """Whether Keras runs on its JAX backend."""
+    """Whether Keras runs on its JAX backend (imports Keras: the command line imports this module before
+    it quiets TensorFlow's logging, so Keras is imported only when asked)."""
+    import keras
+
     return keras.backend.backend() == "jax"
 
 
@@ -43,6 +45,7 @@ class XlaFunction:
 
         if on_jax():
             import jax
+            import keras
 
             self._variables = list(model.variables) if model is not None else []
 

@@ -25,7 +25,7 @@ _SOURCES = {
     "RecurrentBackbone": "backbone", "CausalLM": "causal_lm", "build_language_model": "causal_lm",
     "POOLINGS": "classifier", "TextClassifier": "classifier", "build_classifier": "classifier",
     "Perplexity": "metrics", "make_optimizer": "optimizers", "Seq2SeqLM": "seq2seq_lm",
-    "build_translator": "seq2seq_lm", "TextModel": "task_model", "SequenceTagger": "tagger",
+    "build_translator": "seq2seq_lm", "TextModel": "task_model", "id_model": "task_model", "SequenceTagger": "tagger",
     "CharacterEncoder": "tagger", "build_tagger": "tagger", "PADDING_TAG": "tagger", "MAX_WORD_LENGTH": "tagger",
     "Forecaster": "forecaster", "ForecastMember": "forecaster", "ForecastModel": "forecaster",
     "build_forecaster": "forecaster",

@@ -86,9 +86,9 @@ class CausalLM(TaskModel):
     def default_metrics(self):
         return {"weighted_metrics": [Perplexity()]}
 
-    def from_strings(self, texts, vectorizers, max_length):
-        """Texts (their last `max_length` tokens) -> the probabilities of the token after each one's last."""
-        ids = KeepLastTokens(max_length, name="keep_last_tokens")(vectorizers[0](texts[0]))
+    def from_ids(self, ids, max_length):
+        """Texts' ids (their last `max_length` tokens) -> the probabilities of the token after each one's last."""
+        ids = KeepLastTokens(max_length, name="keep_last_tokens")(ids[0])
         logits = LastStep(name="last_step")([self(ids), ids])
         return keras.layers.Activation("softmax", name="next_token_probabilities")(logits)
 

@@ -75,9 +75,9 @@ class TextClassifier(TaskModel):
     def default_metrics(self):
         return {"metrics": ["accuracy"]}
 
-    def from_strings(self, texts, vectorizers, max_length):
-        """Texts cut to their first `max_length` tokens -> class probabilities (linear scores for a hinge loss)."""
-        ids = FitSequenceLength(max_length, name="fit_length")(vectorizers[0](texts[0]))
+    def from_ids(self, ids, max_length):
+        """Texts' ids cut to their first `max_length` -> class probabilities (linear scores for a hinge loss)."""
+        ids = FitSequenceLength(max_length, name="fit_length")(ids[0])
         if not scores_are_probabilities(self.loss_name):
             return self(ids)
         return keras.layers.Activation("softmax", name="probabilities")(self(ids))

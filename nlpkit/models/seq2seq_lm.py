@@ -144,13 +144,11 @@ class Seq2SeqLM(TaskModel):
     def input_vocabulary_sizes(self):
         return [self.encoder.vocabulary_size, self.decoder.vocabulary_size]
 
-    def from_strings(self, texts, vectorizers, max_length):
-        """Source sentences (cut to `max_length` tokens) and target prefixes ("[start] je") -> next-token
+    def from_ids(self, ids, max_length):
+        """Source sentences' ids (cut to `max_length`) and target prefixes' ids ("[start] je") -> next-token
         logits at every prefix position (as saved translation models always gave: decoders score with them)."""
-        source, prefix = texts
-        source_vectorizer, target_vectorizer = vectorizers
-        source_ids = FitSequenceLength(max_length, name="fit_source_length")(source_vectorizer(source))
-        return self([source_ids, target_vectorizer(prefix)])
+        source_ids, prefix_ids = ids
+        return self([FitSequenceLength(max_length, name="fit_source_length")(source_ids), prefix_ids])
 
     @classmethod
     def declared_weights(cls, config, build_config=None):

@@ -128,17 +128,30 @@ class SequenceTagger(TaskModel):
         """One input of words (batch, words): the caller splits the sentences, "" pads them."""
         return [keras.Input(shape=(None,), dtype="string", name="words")]
 
+    def id_inputs(self):
+        """Word ids (batch, words) and, with character features, character ids (batch, words, chars)."""
+        inputs = [keras.Input(shape=(None,), dtype="int32", name="word_ids")]
+        if self.char_encoder is not None:
+            inputs.append(keras.Input(shape=(None, None), dtype="int32", name="character_ids"))
+        return inputs
+
+    def from_ids(self, ids, max_length):
+        """Word ids [and character ids] -> tag probabilities of the first `max_length` words (the character
+        ids must have at least one column: `WordCharacters` makes them so)."""
+        inputs = FitSequenceLength(max_length, name="fit_length")(ids[0])
+        if self.char_encoder is not None:
+            inputs = [inputs, ids[1][:, :max_length, :MAX_WORD_LENGTH]]
+        return keras.layers.Activation("softmax", name="probabilities")(self(inputs))
+
     def from_strings(self, texts, vectorizers, max_length):
         """Words (batch, words) -> tag probabilities of the first `max_length` words; `vectorizers` are the
         word vectorizer and, with character features, the character one."""
         words = texts[0]
-        word_ids = FitSequenceLength(max_length, name="fit_length")(vectorizers[0](words))
-        inputs = word_ids
+        ids = [vectorizers[0](words)]
         if self.char_encoder is not None:
             characters = vectorizers[1](FlattenWords(name="one_word_per_row")(words))
-            inputs = [word_ids, WordCharacters(max_length, MAX_WORD_LENGTH, name="word_characters")(
-                [characters, words])]
-        return keras.layers.Activation("softmax", name="probabilities")(self(inputs))
+            ids.append(WordCharacters(max_length, MAX_WORD_LENGTH, name="word_characters")([characters, words]))
+        return self.from_ids(ids, max_length)
 
     @classmethod
     def declared_weights(cls, config, build_config=None):

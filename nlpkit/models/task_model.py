@@ -52,15 +52,38 @@ class TaskModel(keras.Model):
         """The raw-string inputs of the saved model, one text per row, in `string_inputs` order."""
         return [string_input(name) for name in self.string_inputs]
 
-    def from_strings(self, texts, vectorizers, max_length):
-        """The graph from raw-string inputs to probabilities, for `TextModel`."""
+    def id_inputs(self):
+        """The symbolic inputs of `from_ids`: one row of int32 ids per text, in `string_inputs` order."""
+        return [keras.Input(shape=(None,), dtype="int32", name=f"{name}_ids") for name in self.string_inputs]
+
+    def from_ids(self, ids, max_length):
+        """The graph from the vectorizers' ids (a list, in `id_inputs` order) to probabilities.
+
+        It is the part of `from_strings` after the vectorizers, so predictors can run
+        the vectorizers outside the compiled model (on Keras' JAX backend they cannot
+        run inside it) and call `id_model` on the ids; both give the same answers."""
         raise NotImplementedError
+
+    def from_strings(self, texts, vectorizers, max_length):
+        """The graph from raw-string inputs to probabilities, for `TextModel`: vectorize, then `from_ids`."""
+        return self.from_ids([vectorizer(texts_) for vectorizer, texts_ in zip(vectorizers, texts)], max_length)
 
     def inference_copy(self):
         """The same network with the same weights and no optimizer (whose state a saved model does not need)."""
         copy = type(self).from_config(self.get_config())
         copy.set_weights(self.get_weights())
         return copy
+
+
+def id_model(text_model):
+    """`text_model` without its vectorizers: ids (`network.id_inputs()`) in, the same probabilities out.
+
+    It shares the saved model's layers and weights; it is built anew for each
+    call, so keep it (predictors do)."""
+    network = text_model.network
+    inputs = network.id_inputs()
+    outputs = network.from_ids(inputs, text_model.max_length)
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{text_model.name}_ids")
 
 
 def string_input(name):

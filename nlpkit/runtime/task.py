@@ -37,6 +37,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from nlpkit import models, runtime, text
 from nlpkit.errors import NlpkitError
 from nlpkit.options import EvaluationOptions, NoOptions, RunOptions
@@ -342,6 +344,16 @@ class RunPredictor:
         self.model = model
         self.manifest = manifest
         self.max_length = int(manifest["options"]["max_length"])
+        self._id_model = None
+
+    def outputs(self, *ids):
+        """The saved model's outputs (NumPy) for id arrays the predictor made with its vectorizers.
+
+        The vectorizers run outside the model, so this compiled call (`predict_on_batch`
+        of `models.id_model`) runs on TensorFlow and on JAX alike."""
+        if self._id_model is None:
+            self._id_model = models.id_model(self.model)
+        return np.asarray(self._id_model.predict_on_batch(ids[0] if len(ids) == 1 else list(ids)))
 
     @classmethod
     def load(cls, model_dir):

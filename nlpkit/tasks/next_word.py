@@ -19,7 +19,7 @@ import random
 import numpy as np
 
 from nlpkit import generation, text
-from nlpkit.batching import map_by_length
+from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.errors import NlpkitError
 from nlpkit.options import STANDARDIZERS, Options, TransferOptions, check_range, option
 from nlpkit.tasks import register_task
@@ -272,7 +272,7 @@ class NextWordPredictor(LanguageModelRun):
         for position, ids in enumerate(contexts, start=1):
             if len(ids) == 0:
                 raise NlpkitError(f"prompt {position} has no words left after standardization.")
-        probabilities = self.next_word_probabilities(prompts, contexts, batch_size)
+        probabilities = self.next_word_probabilities(contexts, batch_size)
         results = [
             {"next_words": self.top_words(row, top_k), "tokens": len(ids), "unknown_words": unknown,
              "truncated": len(ids) > self.max_length}
@@ -299,14 +299,14 @@ class NextWordPredictor(LanguageModelRun):
         longest = min(max(len(ids) for ids in contexts), self.max_length)
         return max(1, min(batch_size, PROBABILITY_BUDGET // (longest * len(self.vocabulary))))
 
-    def next_word_probabilities(self, prompts, contexts, batch_size):
-        """(prompts, vocabulary) next-word probabilities from the saved raw-string model, in batches of similar
-        length."""
+    def next_word_probabilities(self, contexts, batch_size):
+        """(prompts, vocabulary) next-word probabilities of the prompts' id rows (`contexts`), in batches of
+        similar length."""
         def probabilities(batch):
-            return np.asarray(self.model(text.tokenization.string_tensor(batch), training=False))
+            return self.outputs(padded_ids([ids[-self.max_length:] for ids in batch]))
 
         rows = self.rows_per_call(contexts, batch_size)
-        return np.stack(map_by_length(prompts, [len(ids) for ids in contexts], rows, probabilities))
+        return np.stack(map_by_length(contexts, [len(ids) for ids in contexts], rows, probabilities))
 
     def top_words(self, probabilities, k):
         """The k likeliest words (padding excluded), most likely first."""

@@ -15,7 +15,7 @@ import types
 import numpy as np
 
 from nlpkit import models, text
-from nlpkit.batching import map_by_length
+from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -204,15 +204,16 @@ class SentimentClassifier(RunPredictor):
         texts = text.tokenization.check_texts(texts)
         if not texts:
             return []
-        lengths, unknown = text.tokenization.token_counts(self.vectorizer, texts, batch_size)
-        results = map_by_length(texts, lengths, batch_size, self.labelled_batch)
-        for result, length, oov in zip(results, lengths, unknown):
-            result.update(tokens=int(length), unknown_tokens=int(oov), truncated=bool(length > self.max_length))
+        rows = text.tokenization.id_rows(self.vectorizer, texts)
+        results = map_by_length(rows, [len(ids) for ids in rows], batch_size, self.labelled_batch)
+        for result, ids in zip(results, rows):
+            result.update(tokens=len(ids), unknown_tokens=int(np.sum(ids == text.tokens.OOV_ID)),
+                          truncated=len(ids) > self.max_length)
         return results
 
-    def labelled_batch(self, texts):
-        """One `labelled` answer per text of a batch, from one call of the raw-string model."""
-        scores = np.asarray(self.model(text.tokenization.string_tensor(texts), training=False))
+    def labelled_batch(self, rows):
+        """One `labelled` answer per id row of a batch (each cut to `max_length`), from one model call."""
+        scores = self.outputs(padded_ids([ids[:self.max_length] for ids in rows]))
         return [self.labelled(row) for row in scores]
 
     def labelled(self, row):

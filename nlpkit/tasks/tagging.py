@@ -19,7 +19,7 @@ import types
 import numpy as np
 
 from nlpkit import models, tag_metrics, text
-from nlpkit.batching import map_by_length
+from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -341,17 +341,27 @@ class Tagger(RunPredictor):
 
     def tag_words(self, sentences, batch_size=64):
         """Like `tag`, for sentences already split into words (lists of non-empty strings)."""
-        import tensorflow as tf
-
         def tag_batch(rows):
-            width = min(max(len(words) for words in rows), self.max_length)
-            padded = [list(words[:width]) + [""] * (width - len(words[:width])) for words in rows]
-            # The compiled predict function: several times faster than an eager call once traced.
-            probabilities = np.asarray(self.model.predict_on_batch(tf.constant(padded, dtype=tf.string)))
+            probabilities = self.outputs(*self.input_ids([words[:self.max_length] for words in rows]))
             return [self.tagged(words, row) for words, row in zip(rows, probabilities)]
 
         sentences = [checked_words(words, number) for number, words in enumerate(sentences, start=1)]
         return map_by_length(sentences, [len(words) for words in sentences], batch_size, tag_batch)
+
+    def input_ids(self, sentences):
+        """The model's id inputs for sentences (lists of words): word ids (sentences, words), and with
+        character features character ids (sentences, words, characters), as training makes them."""
+        lengths = [len(words) for words in sentences]
+        flat = flat_words(sentences)
+        ids = [padded_ids(np.split(word_ids(self.vectorizer, flat), np.cumsum(lengths)[:-1]))]
+        if len(self.model.vectorizers) > 1:
+            values, counts = character_rows(self.model.vectorizers[1], flat, models.MAX_WORD_LENGTH)
+            words = np.split(values, np.cumsum(counts)[:-1])
+            characters = np.zeros(ids[0].shape + (max(counts),), "int32")
+            for (sentence, position), word in zip(((s, p) for s, n in enumerate(lengths) for p in range(n)), words):
+                characters[sentence, position, :len(word)] = word
+            ids.append(characters)
+        return ids
 
     def tagged(self, words, probabilities):
         """The answer for one sentence from its (steps, tags) probabilities."""
