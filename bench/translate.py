@@ -18,7 +18,8 @@ Parts:
   speed     Sentences/s of batched greedy decoding and of beam 5 against the naive
             loop that calls `model.predict` once per output token for one sentence
             at a time, measured in the same run on the Anki model with attention; then
-            beam 5's cost against greedy's for batches of 1 to 256 sentences.
+            greedy and beam 5 for batches of --speed-batches sentences (1, 16, 256), on
+            the backend Keras runs on (KERAS_BACKEND).
 BLEU and chrF are sacrebleu's corpus scores with default settings, on detokenized,
 lowercased-then-capitalised output against the raw references.
 """
@@ -28,6 +29,8 @@ import gzip
 import json
 import sys
 from pathlib import Path
+
+import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
@@ -113,8 +116,9 @@ def run_facts(threads):
     return {"threads": threads or "all", "command": " ".join(sys.argv)}
 
 
-def speed(workdir, batch=256, max_length=30):
-    """Decoding speed of the Anki model with Bahdanau attention on `batch` validation sentences."""
+def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
+    """Decoding speed of the Anki model with Bahdanau attention on `batch` validation sentences: one batch of
+    them (greedy, beam 5 and the naive loop), then in batches of each size of `batches`."""
     folder = Path(workdir) / "anki_bahdanau"
     if not (folder / "model.keras").is_file():
         raise SystemExit(f"{folder}: no trained model; run the anki part first.")
@@ -125,24 +129,25 @@ def speed(workdir, batch=256, max_length=30):
                                                 "target_column")}))
     sentences = list(dict.fromkeys(valid.sources))[:batch]
     sources = padded(id_rows(translator.source_vectorizer, sentences), translator.max_length)
-    network = translator.model.get_layer("translator")  # the teacher-forced ids -> logits network
+    network = translator.decoder.network  # the teacher-forced (source, target so far) -> logits network
 
     def naive_predict(source_ids, target_ids):
         return network.predict([source_ids, target_ids], verbose=0)
 
-    steps = translator.decoder.steps
-    figures = search_speed(steps.encode, steps.step, sources, START_ID, END_ID, max_length, naive_predict)
+    figures = search_speed(network.encode, network.step, sources, START_ID, END_ID, max_length, naive_predict)
     print(f"[speed] batched greedy {figures['greedy_sentences_per_s']:,.0f} sentences/s = "
           f"{figures['greedy_vs_naive']:,.0f}x the naive loop ({figures['naive_sentences_per_s']:.2f}/s); "
           f"beam 5 {figures['beam_sentences_per_s']:,.0f} sentences/s = {figures['beam_cost_vs_greedy']:.2f}x "
           f"greedy's cost (mean lengths {figures['greedy_mean_length']:.1f} / {figures['beam_mean_length']:.1f})",
           flush=True)
-    by_batch = beam_cost_by_batch(steps.encode, steps.step, sources, START_ID, END_ID, max_length)
+    by_batch = beam_cost_by_batch(network.encode, network.step, sources, START_ID, END_ID, max_length,
+                                  batches=batches)
     for row in by_batch:
         print(f"[speed] batches of {row['batch']:>3}: greedy {row['greedy_sentences_per_s']:7,.0f} sentences/s, "
               f"beam 5 {row['beam_sentences_per_s']:7,.0f} sentences/s = {row['beam_cost_vs_greedy']:.2f}x greedy's "
               "cost", flush=True)
-    save_results("translate", {"speed": figures, "speed_by_batch": by_batch, "speed_command": " ".join(sys.argv)})
+    save_results("translate", {"speed": figures, "speed_by_batch": by_batch, "speed_command": " ".join(sys.argv),
+                               "keras_backend": keras.backend.backend()})
     return figures
 
 
@@ -158,6 +163,8 @@ def main():
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
+    parser.add_argument("--speed-batches", default="1,16,256",
+                        help="speed: comma-separated batch sizes to decode the 256 sentences in")
     parser.add_argument("--threads", type=int, default=0, help="cores TensorFlow may use (default: all)")
     parser.add_argument("--workdir", default=str(RESULTS / "translate_work"), help="scratch folder")
     args = parser.parse_args()
@@ -171,7 +178,7 @@ def main():
         anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
              args.threads)
     if "speed" in parts:
-        speed(workdir)
+        speed(workdir, batches=[int(size) for size in args.speed_batches.split(",")])
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
                  args.threads)
