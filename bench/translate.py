@@ -37,7 +37,8 @@ from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save
 
 from bench.search_speed import beam_cost_by_batch, speed as search_speed  # noqa: E402
 from nlpkit.tasks.translate import (END_ID, START_ID, TranslateOptions, TranslateTask, Translator,  # noqa: E402
-                                    id_rows, padded, read_splits)
+                                    padded, read_splits)
+from nlpkit.text.tokenization import id_rows  # noqa: E402
 
 ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
 MULTI30K_ATTENTIONS = ("bahdanau", "none")
