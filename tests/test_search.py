@@ -14,7 +14,6 @@ import math
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from nlpkit.errors import NlpkitError
@@ -47,8 +46,14 @@ class TinyTranslator:
         self.target_embedding = keras.layers.Embedding(TARGET_VOCAB, 6, embeddings_initializer=wide)
         self.cells = [make_cell(units) for _ in range(layers)]
         self.output_layer = keras.layers.Dense(TARGET_VOCAB, kernel_initializer=wide)
-        memory, mask, states = self.encode(SOURCES)  # builds every layer outside any tf.function
-        self.step(tf.fill([len(SOURCES)], START), states, memory, mask)
+        memory, mask, states = self.encode(SOURCES)  # builds every layer outside any compiled function
+        self.step(np.full([len(SOURCES)], START, "int32"), states, memory, mask)
+
+    @property
+    def variables(self):
+        """Every weight: what the compiled search reads on JAX (a Keras model's `variables`)."""
+        layers = [self.source_embedding, self.encoder, self.target_embedding, *self.cells, self.output_layer]
+        return [variable for layer in layers for variable in layer.variables]
 
     def encode(self, source_ids):
         mask = ops.not_equal(source_ids, 0)
@@ -92,6 +97,10 @@ class Bigram:
         self.table = table
         return self
 
+    @property
+    def variables(self):
+        return self.lookup.variables
+
     def encode(self, source_ids):
         batch, length = ops.shape(source_ids)[0], ops.shape(source_ids)[1]
         return ops.zeros((batch, length, 1)), ops.not_equal(source_ids, 0), [ops.zeros((batch, 1))]
@@ -121,7 +130,7 @@ def reference_greedy(model, source, max_steps):
     memory, mask, states = model.encode(np.array([source]))
     token, tokens, attentions, score = START, [], [], 0.0
     for _ in range(max_steps):
-        logits, states, attention = model.step(tf.constant([token]), states, memory, mask)
+        logits, states, attention = model.step(np.array([token], "int32"), states, memory, mask)
         log_probs = log_softmax(logits)[0]
         allowed = np.arange(len(log_probs)) >= 2
         allowed[START] = False
@@ -139,7 +148,7 @@ def teacher_forced_log_prob(model, source, tokens, ended):
     memory, mask, states = model.encode(np.array([source]))
     total, path = 0.0, [START, *tokens] + ([END] if ended else [])
     for previous, word in zip(path, path[1:]):
-        logits, states, _ = model.step(tf.constant([previous]), states, memory, mask)
+        logits, states, _ = model.step(np.array([previous], "int32"), states, memory, mask)
         total += log_softmax(logits)[0, word]
     return total
 
@@ -337,16 +346,16 @@ def test_best_extensions_are_exactly_top_k_of_the_log_softmax_also_with_ties_and
     live = np.where(rng.random((sentences, beam)) < 0.2, -np.inf, -rng.integers(0, 3, size=(sentences, beam)))
     live[0] = -np.inf
     live = live.astype("float32")
-    scores, parents, ids = best_extensions(tf.constant(logits), tf.constant(live), start_id, k, chunk=chunk)
+    scores, parents, ids = best_extensions(logits, live, start_id, k, chunk=chunk)
 
-    log_probs = logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True).numpy()
+    log_probs = (logits - np.asarray(ops.logsumexp(logits, axis=-1, keepdims=True))).astype(logits.dtype)
     log_probs[:, [0, 1, start_id]] = -np.inf
     candidates = (live[:, :, None] + log_probs.reshape(sentences, beam, vocab)).reshape(sentences, -1)
-    expected_scores, expected = tf.math.top_k(candidates, k)
+    expected_scores, expected = (np.asarray(x) for x in ops.top_k(candidates, k))
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
     finite = np.isfinite(expected_scores)
-    np.testing.assert_array_equal(np.asarray(parents)[finite], (expected.numpy() // vocab)[finite])
-    np.testing.assert_array_equal(np.asarray(ids)[finite], (expected.numpy() % vocab)[finite])
+    np.testing.assert_array_equal(np.asarray(parents)[finite], (expected // vocab)[finite])
+    np.testing.assert_array_equal(np.asarray(ids)[finite], (expected % vocab)[finite])
     assert np.all(np.asarray(ids)[~finite] == 0)
 
 
@@ -358,11 +367,10 @@ def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
     search(model, "greedy", max_steps=3)
     search(model, "beam", max_steps=3, beam_size=2)
     compiled = searcher(model.encode, model.step)
-    traces = compiled.greedy_loop.experimental_get_tracing_count(), compiled.beam_loop.experimental_get_tracing_count()
+    traces = compiled.greedy_loop.traces, compiled.beam_loop.traces
     search(model, "greedy", max_steps=5)
     search(model, "beam", max_steps=6, beam_size=2, length_penalty=1.0, n_best=2)
-    assert (compiled.greedy_loop.experimental_get_tracing_count(),
-            compiled.beam_loop.experimental_get_tracing_count()) == traces
+    assert (compiled.greedy_loop.traces, compiled.beam_loop.traces) == traces
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -9,9 +9,10 @@ The search needs two traceable callables from the model, nothing else:
         -> logits (batch, target_vocab) before the softmax, the new states (same structure),
            attention (batch, source_len) (zeros for a model without attention)
 
-The encoder runs once per batch; then one compiled `tf.function` runs a
-`tf.while_loop` over output positions, calling `step` once per position for
-every row of the batch at once:
+The encoder runs once per batch; then one compiled loop (`keras.ops.while_loop`,
+one XLA program: `generation.compiled.XlaFunction`, on TensorFlow or JAX) runs
+over output positions, calling `step` once per position for every row of the
+batch at once:
 
     memory, states = encode(source)
     token = start
@@ -20,10 +21,11 @@ every row of the batch at once:
         greedy: token = the likeliest allowed id
         beam:   the beam_size best (hypothesis + id) of the batch row, states reordered by their parents
 
-A sentence that is finished leaves the loop's tensors (when any sentence
-finishes, the others are gathered), so the steps after it cost nothing for it:
-a batch costs about the sum of its sentences' steps, not batch size x the
-slowest sentence's.
+Every tensor keeps its shape from the first step to the last, as XLA needs: a
+finished sentence stays in the batch, masked (its results no longer change),
+until every sentence is finished. On JAX, sources are padded to a bucket width
+and the output buffers to a bucket length (`compiled.bucket_length`), so that a
+few programs serve every batch; the padding is masked and cut off.
 
 Both searches share these rules:
   - ids 0 (padding), 1 (out-of-vocabulary) and the start id are never emitted;
@@ -53,16 +55,18 @@ end token.
     ...                      beam_size=5, n_best=3)
     >>> result["tokens"].shape, result["scores"].shape   # (batch, 3, 30), (batch, 3), best first
 
-Traced loops are cached per (encode, step) pair and traced again only for a
-new beam size or (after the first change) with unknown batch and source sizes.
+Compiled loops are cached per (encode, step) pair: a new beam size, or a new
+bucket of max_steps, batch or source sizes, compiles again. On JAX the weights
+are read when the loop is called: those of `variables` of the object whose
+methods `encode` and `step` are (a Keras model has them).
 """
 
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
+from nlpkit.generation.compiled import XlaFunction, bucket_length, scalar
 from nlpkit.text.tokens import RESERVED_IDS  # padding and OOV; the start id is never emitted either
 
 MAX_BEAM = 64
@@ -122,9 +126,9 @@ def best_extensions(logits, live_scores, start_id, k, chunk=None):
     _, picked = ops.top_k(ops.reshape(chunk_best, [sentences, beam * count]), min(wanted, beam * count))
     picked = ops.sort(picked, axis=1)  # index order, so that equal scores keep the lower flat index first
     parents = picked // count
-    values = (tf.gather(ops.reshape(live, [sentences, beam]), parents, batch_dims=1)[:, :, None]
-              + (tf.gather(chunks, picked, batch_dims=1)
-                 - tf.gather(ops.reshape(normalisers, [sentences, beam]), parents, batch_dims=1)[:, :, None]))
+    values = (ops.take_along_axis(ops.reshape(live, [sentences, beam]), parents, axis=1)[:, :, None]
+              + (take_rows(chunks, picked)
+                 - ops.take_along_axis(ops.reshape(normalisers, [sentences, beam]), parents, axis=1)[:, :, None]))
     scores, at = ops.top_k(ops.reshape(values, [sentences, -1]), wanted)
     slot = at // chunk
     parents = ops.take_along_axis(parents, slot, axis=1)
@@ -136,53 +140,12 @@ def best_extensions(logits, live_scores, start_id, k, chunk=None):
     return scores, parents, ops.where(scores > NEG_INF, ids, 0)
 
 
-def _while_loop(cond, body, variables, shrinking):
-    """`tf.while_loop` over a dict of loop variables, those named in `shrinking` free to lose rows.
-
-    Sentences that are finished leave the loop's tensors (see `_keep_sentences`), so
-    those tensors' first axis may shrink from one step to the next; every other loop
-    variable keeps its static shape. The body's outputs get these shapes back, since
-    ops such as top_k and gather forget sizes that were known when the loop was traced.
-    """
-
-    def invariant(name, value):
-        if isinstance(value, tf.TensorArray):
-            return tf.TensorShape(None)
-        return tf.TensorShape([None]).concatenate(value.shape[1:]) if name in shrinking else value.shape
-
-    invariants = {name: tf.nest.map_structure(lambda value, name=name: invariant(name, value), values)
-                  for name, values in variables.items()}
-
-    def shaped(values):
-        def ensure(value, shape):
-            return tf.ensure_shape(value, shape) if isinstance(value, tf.Tensor) else value
-
-        new = body(values)
-        return ({name: tf.nest.map_structure(ensure, new[name], invariants[name]) for name in variables},)
-
-    (result,) = tf.while_loop(cond, shaped, (variables,), shape_invariants=(invariants,))
-    return result
-
-
-def _keep_sentences(variables, keep, per_sentence, per_row, rows_per_sentence):
-    """`variables` with only the sentences where `keep` (active sentences,) is True, when some is not.
-
-    Entries named in `per_sentence` have one row per sentence, those in `per_row`
-    `rows_per_sentence` consecutive rows per sentence (its beam). A step of the model
-    then costs nothing for a finished sentence.
-    """
-
-    def gather():
-        sentences = ops.cast(tf.where(keep)[:, 0], "int32")
-        rows = ops.reshape(sentences[:, None] * rows_per_sentence
-                           + ops.arange(rows_per_sentence, dtype="int32")[None, :], [-1])
-        kept = {name: tf.nest.map_structure(lambda x: tf.gather(x, sentences), variables[name])
-                for name in per_sentence}
-        kept.update({name: tf.nest.map_structure(lambda x: tf.gather(x, rows), variables[name]) for name in per_row})
-        return kept
-
-    unchanged = {name: variables[name] for name in per_sentence + per_row}
-    return dict(variables, **tf.cond(tf.reduce_all(keep), lambda: unchanged, gather))
+def take_rows(values, indices):
+    """values (batch, n, ...) -> (batch, k, ...): row b holds values[b, indices[b, j]] (a gather per batch row)."""
+    extra = len(values.shape) - 2
+    at = ops.reshape(indices, list(ops.shape(indices)) + [1] * extra)
+    at = ops.broadcast_to(at, list(ops.shape(indices)) + list(ops.shape(values)[2:]))
+    return ops.take_along_axis(values, at, axis=1)
 
 
 def _write_at(history, t, values):
@@ -192,25 +155,24 @@ def _write_at(history, t, values):
     return ops.where(at_t, ops.expand_dims(values, 2), history)
 
 
+def _select(keep, chosen, other):
+    """Per sentence, the entries of `chosen` where `keep` (sentences,) is True, else those of `other`."""
+    return {name: ops.where(ops.reshape(keep, [-1] + [1] * (len(chosen[name].shape) - 1)), chosen[name],
+                            other[name]) for name in chosen}
+
+
 class _Hypotheses:
-    """Per sentence, `beam_size` hypotheses: score, log-prob, tokens, length and attention (a tf nest)."""
+    """Per sentence, `beam_size` hypotheses: score, log-prob, tokens, length and attention (a dict)."""
 
     FIELDS = ("scores", "log_probs", "tokens", "lengths", "attention")
 
     @staticmethod
     def empty(batch, beam_size, max_steps, source_len):
-        return {"scores": tf.fill([batch, beam_size], NEG_INF),
-                "log_probs": tf.fill([batch, beam_size], NEG_INF),
-                "tokens": tf.zeros([batch, beam_size, max_steps], "int32"),
-                "lengths": tf.zeros([batch, beam_size], "int32"),
-                "attention": tf.zeros([batch, beam_size, max_steps, source_len], "float32")}
-
-    @staticmethod
-    def scatter(results, sentences, hypotheses, which):
-        """`results` (batch, ...) with row sentences[i] set to hypotheses[i] wherever which[i] is True."""
-        at = tf.boolean_mask(sentences, which)[:, None]
-        return {name: tf.tensor_scatter_nd_update(results[name], at, tf.boolean_mask(hypotheses[name], which))
-                for name in _Hypotheses.FIELDS}
+        return {"scores": ops.full([batch, beam_size], NEG_INF, "float32"),
+                "log_probs": ops.full([batch, beam_size], NEG_INF, "float32"),
+                "tokens": ops.zeros([batch, beam_size, max_steps], "int32"),
+                "lengths": ops.zeros([batch, beam_size], "int32"),
+                "attention": ops.zeros([batch, beam_size, max_steps, source_len], "float32")}
 
     @staticmethod
     def best(pool, candidates):
@@ -218,7 +180,7 @@ class _Hypotheses:
         beam_size = pool["scores"].shape[1]
         merged = {name: ops.concatenate([pool[name], candidates[name]], axis=1) for name in _Hypotheses.FIELDS}
         _, order = ops.top_k(merged["scores"], beam_size)
-        return {name: tf.gather(value, order, batch_dims=1) for name, value in merged.items()}
+        return {name: take_rows(value, order) for name, value in merged.items()}
 
 
 # --- the compiled loops --------------------------------------------------------------------------
@@ -230,8 +192,9 @@ class Searcher:
     def __init__(self, encode, step):
         self.encode = encode
         self.step = step
-        self.greedy_loop = tf.function(self._greedy, reduce_retracing=True)
-        self.beam_loop = tf.function(self._beam, reduce_retracing=True)
+        owner = getattr(encode, "__self__", None)
+        self.greedy_loop = XlaFunction(self._greedy, owner, static_argnums=(3,))
+        self.beam_loop = XlaFunction(self._beam, owner, static_argnums=(3, 6))
 
     def _start(self, source_ids):
         memory, memory_mask, states = self.encode(source_ids)
@@ -241,80 +204,67 @@ class Searcher:
         logits, states, attention = self.step(token, states, memory, memory_mask)
         return logits, list(states), ops.cast(attention, "float32")
 
-    def _greedy(self, source_ids, start_id, end_id, max_steps):
+    def _greedy(self, source_ids, start_id, end_id, buffer_steps, max_steps):
+        """Greedy decoding, `max_steps` (<= `buffer_steps`, the output buffers' static length) at most."""
         memory, memory_mask, states = self._start(source_ids)
-        batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
+        batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
 
-        def body(v):
-            logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
-            rows = ops.shape(logits)[0]
-            token_log_prob, _, token = best_extensions(logits, ops.zeros([rows, 1]), start_id, 1)
+        def body(t, token, states, done, scores, lengths, tokens, attention):
+            logits, states, weights = self._step(token, states, memory, memory_mask)
+            token_log_prob, _, token = best_extensions(logits, ops.zeros([batch, 1]), start_id, 1)
             token_log_prob, token = token_log_prob[:, 0], token[:, 0]  # ties went to the lower id
-            emitted = ops.not_equal(token, end_id)
-            at = v["sentence"][:, None]  # the rows still decoding, in the (batch, ...) results
-            v = dict(v, t=v["t"] + 1, token=token, states=states,
-                     scores=tf.tensor_scatter_nd_add(v["scores"], at, token_log_prob),
-                     lengths=tf.tensor_scatter_nd_add(v["lengths"], at, ops.cast(emitted, "int32")),
-                     tokens=v["tokens"].write(v["t"], tf.scatter_nd(at, ops.where(emitted, token, 0), [batch])),
-                     attention=v["attention"].write(v["t"], tf.scatter_nd(
-                         at, ops.where(emitted[:, None], attention, 0.0), [batch, source_len])))
-            return _keep_sentences(v, emitted, ["sentence"], ["token", "states", "memory", "memory_mask"], 1)
+            emitted = ops.logical_not(done) & ops.not_equal(token, end_id)
+            scores = scores + ops.where(done, 0.0, token_log_prob)
+            lengths = lengths + ops.cast(emitted, "int32")
+            tokens = ops.slice_update(tokens, (0, t), ops.where(emitted, token, 0)[:, None])
+            attention = ops.slice_update(attention, (0, t, 0), ops.where(emitted[:, None], weights, 0.0)[:, None])
+            return t + 1, token, states, done | ops.equal(token, end_id), scores, lengths, tokens, attention
 
-        variables = {"t": tf.constant(0), "token": tf.fill([batch], start_id), "states": states, "memory": memory,
-                     "memory_mask": memory_mask, "sentence": tf.range(batch),
-                     "scores": tf.zeros([batch], "float32"), "lengths": tf.zeros([batch], "int32"),
-                     "tokens": tf.TensorArray("int32", size=0, dynamic_size=True),
-                     "attention": tf.TensorArray("float32", size=0, dynamic_size=True)}
-        v = _while_loop(lambda v: (v["t"] < max_steps) & (tf.size(v["sentence"]) > 0), body, variables,
-                        shrinking={"token", "states", "memory", "memory_mask", "sentence"})
-        pad = max_steps - v["t"]  # when every row finished early
-        tokens = tf.pad(tf.transpose(v["tokens"].stack()), [[0, 0], [0, pad]])
-        attention = tf.pad(tf.transpose(v["attention"].stack(), [1, 0, 2]), [[0, 0], [0, pad], [0, 0]])
-        return {"tokens": tokens, "lengths": v["lengths"], "scores": v["scores"], "attention": attention}
+        def unfinished(t, token, states, done, *_):
+            return (t < max_steps) & ops.logical_not(ops.all(done))
 
-    def _beam(self, source_ids, start_id, end_id, max_steps, length_penalty, beam_size):
+        variables = (ops.zeros((), "int32"), ops.full([batch], start_id, "int32"), states,
+                     ops.zeros([batch], "bool"), ops.zeros([batch], "float32"), ops.zeros([batch], "int32"),
+                     ops.zeros([batch, buffer_steps], "int32"), ops.zeros([batch, buffer_steps, source_len], "float32"))
+        *_, scores, lengths, tokens, attention = ops.while_loop(unfinished, body, variables)
+        return {"tokens": tokens, "lengths": lengths, "scores": scores, "attention": attention}
+
+    def _beam(self, source_ids, start_id, end_id, buffer_steps, max_steps, length_penalty, beam_size):
         memory, memory_mask, states = self._start(source_ids)
-        batch, source_len = tf.shape(source_ids)[0], tf.shape(memory)[1]
+        batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
         rules = dict(start_id=start_id, end_id=end_id, length_penalty=length_penalty)
-        per_sentence = ["sentence", "live_scores", "live_tokens", "live_attention", "finished", "count"]
-        per_row = ["token", "states", "memory", "memory_mask"]
-
-        def retire_done(v):
-            """Done sentences' hypotheses go to the results, and the sentences leave the loop."""
-            done = v["count"] >= beam_size
-            results = _Hypotheses.scatter(v["results"], v["sentence"], v["finished"], done)
-            return _keep_sentences(dict(v, results=results), ~done, per_sentence, per_row, beam_size)
 
         # Every hypothesis starts from the start token: the first step runs on batch rows, then is tiled.
         # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
-        logits, states, attention = self._step(tf.fill([batch], start_id), states, memory, memory_mask)
+        logits, states, attention = self._step(ops.full([batch], start_id, "int32"), states, memory, memory_mask)
         tile = lambda x: ops.repeat(x, beam_size, axis=0)  # noqa: E731
-        empty = _Hypotheses.empty(batch, beam_size, max_steps, source_len)
+        memory, memory_mask = tile(memory), tile(memory_mask)
         # The hypotheses are copies at first: only the first may grow, or the beam would fill with copies.
-        v = {"t": tf.constant(0), "states": [tile(state) for state in states],
-             "memory": tile(memory), "memory_mask": tile(memory_mask), "sentence": tf.range(batch),
-             "live_scores": tf.tile(tf.constant([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
-             "live_tokens": tf.zeros([batch, beam_size, max_steps], "int32"),
-             "live_attention": tf.zeros([batch, beam_size, max_steps, source_len], "float32"),
-             "finished": empty, "count": tf.zeros([batch], "int32"), "results": empty}
-        v = retire_done(dict(v, **_extend(v, tile(logits), v["states"], tile(attention), **rules)))
+        first = {"t": ops.zeros((), "int32"), "states": [tile(state) for state in states],
+                 "live_scores": ops.tile(ops.convert_to_tensor([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
+                 "live_tokens": ops.zeros([batch, beam_size, buffer_steps], "int32"),
+                 "live_attention": ops.zeros([batch, beam_size, buffer_steps, source_len], "float32"),
+                 "finished": _Hypotheses.empty(batch, beam_size, buffer_steps, source_len),
+                 "count": ops.zeros([batch], "int32")}
+        first.update(_extend(first, tile(logits), first["states"], tile(attention), **rules))
 
         def body(v):
-            logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
-            return retire_done(dict(v, **_extend(v, logits, states, attention, **rules)))
+            logits, states, attention = self._step(v["token"], v["states"], memory, memory_mask)
+            return dict(v, **_extend(v, logits, states, attention, **rules))
 
-        v = _while_loop(lambda v: (v["t"] < max_steps) & (tf.size(v["sentence"]) > 0), body, v,
-                        shrinking=set(per_sentence + per_row))
+        def unfinished(v):
+            return (v["t"] < max_steps) & ops.any(v["count"] < beam_size)
 
+        (v,) = ops.while_loop(unfinished, lambda v: (body(v),), (first,))
         # Sentences not done by max_steps: their live hypotheses compete as they are, max_steps tokens long.
         log_prob = v["live_scores"]
         last = _Hypotheses.best(v["finished"], {
             "scores": log_prob / length_penalty_factor(ops.cast(max_steps, "float32"), length_penalty),
             "log_probs": log_prob,
             "tokens": v["live_tokens"],
-            "lengths": tf.fill(tf.shape(log_prob), max_steps),
+            "lengths": ops.full(ops.shape(log_prob), max_steps, "int32"),
             "attention": v["live_attention"]})
-        return _Hypotheses.scatter(v["results"], v["sentence"], last, tf.ones_like(v["count"], "bool"))
+        return _select(v["count"] >= beam_size, v["finished"], last)
 
 
 def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
@@ -324,7 +274,8 @@ def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
     come from `step`; in `v`, live_scores (sentences, beam) are the live hypotheses'
     log-probs, live_tokens and live_attention their histories, `finished` the best
     finished hypotheses and `count` how many have finished per sentence. Returns those
-    entries of `v` for step t + 1, and the next tokens.
+    entries of `v` for step t + 1, and the next tokens. A sentence that is done (count
+    >= beam_size) finishes no more hypotheses, so its `finished` no longer changes.
     """
     t, live_scores, count = v["t"], v["live_scores"], v["count"]
     sentences, beam_size = ops.shape(live_scores)[0], live_scores.shape[1]
@@ -337,9 +288,9 @@ def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
     finished = _Hypotheses.best(v["finished"], {
         "scores": log_prob / length_penalty_factor(ops.cast(t + 1, "float32"), length_penalty),
         "log_probs": log_prob,
-        "tokens": tf.gather(v["live_tokens"], parents[:, :beam_size], batch_dims=1),
-        "lengths": tf.fill(tf.shape(log_prob), t),
-        "attention": tf.gather(v["live_attention"], parents[:, :beam_size], batch_dims=1)})
+        "tokens": take_rows(v["live_tokens"], parents[:, :beam_size]),
+        "lengths": ops.full(ops.shape(log_prob), t, "int32"),
+        "attention": take_rows(v["live_attention"], parents[:, :beam_size])})
     count = count + ops.sum(ops.cast(finishing, "int32"), axis=1)
 
     # The beam_size best extensions that did not end stay live.
@@ -347,11 +298,11 @@ def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
     parents = ops.take_along_axis(parents, keep, axis=1)
     words = ops.take_along_axis(words, keep, axis=1)
     rows = ops.reshape(parents + ops.arange(sentences, dtype="int32")[:, None] * beam_size, [-1])
-    attention = tf.gather(ops.reshape(attention, [sentences, beam_size, -1]), parents, batch_dims=1)
-    return {"t": t + 1, "token": ops.reshape(words, [-1]), "states": [tf.gather(state, rows) for state in states],
+    attention = take_rows(ops.reshape(attention, [sentences, beam_size, -1]), parents)
+    return {"t": t + 1, "token": ops.reshape(words, [-1]), "states": [ops.take(state, rows, axis=0) for state in states],
             "live_scores": live_scores,
-            "live_tokens": _write_at(tf.gather(v["live_tokens"], parents, batch_dims=1), t, words),
-            "live_attention": _write_at(tf.gather(v["live_attention"], parents, batch_dims=1), t, attention),
+            "live_tokens": _write_at(take_rows(v["live_tokens"], parents), t, words),
+            "live_attention": _write_at(take_rows(v["live_attention"], parents), t, attention),
             "finished": finished, "count": count}
 
 
@@ -359,7 +310,7 @@ _SEARCHERS = {}
 
 
 def searcher(encode, step):
-    """The (cached) `Searcher` of an (encode, step) pair, so its loops are traced once, not per call."""
+    """The (cached) `Searcher` of an (encode, step) pair, so its loops are compiled once, not per call."""
     key = (encode, step)
     if key not in _SEARCHERS:
         if len(_SEARCHERS) >= 8:  # the cache keeps its models alive: keep it small
@@ -372,6 +323,7 @@ def searcher(encode, step):
 
 
 def _check(source_ids, start_id, end_id, max_steps):
+    """The source ids as int32, right-padded with 0 to a bucket width (NlpkitError for bad arguments)."""
     source_ids = np.asarray(source_ids)
     if source_ids.ndim != 2 or source_ids.shape[0] == 0 or source_ids.shape[1] == 0:
         raise NlpkitError(f"source ids must be a non-empty (batch, source_len) array, got shape {source_ids.shape}.")
@@ -382,7 +334,17 @@ def _check(source_ids, start_id, end_id, max_steps):
     if start_id == end_id:
         raise NlpkitError(f"start_id and end_id must differ (both are {start_id}).")
     check_range("max_steps", max_steps, 1)
-    return tf.constant(source_ids, "int32")
+    padded = np.zeros((source_ids.shape[0], bucket_length(source_ids.shape[1], smallest=8)), "int32")
+    padded[:, :source_ids.shape[1]] = source_ids
+    return padded
+
+
+def _results(result, source_len, max_steps):
+    """The loop's results as NumPy arrays, cut from the buckets to `max_steps` outputs and `source_len` sources."""
+    result = {name: np.array(value) for name, value in result.items()}
+    result["tokens"] = result["tokens"][..., :max_steps]
+    result["attention"] = result["attention"][..., :max_steps, :source_len]
+    return result
 
 
 def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
@@ -393,10 +355,10 @@ def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
     "scores" float (batch,), the sum of the log-probs of the tokens and of the
     end token when it was emitted; "attention" float (batch, max_steps, source_len).
     """
-    source_ids = _check(source_ids, start_id, end_id, max_steps)
-    result = searcher(encode, step).greedy_loop(source_ids, tf.constant(start_id, "int32"),
-                                                tf.constant(end_id, "int32"), tf.constant(max_steps, "int32"))
-    return {name: np.asarray(value) for name, value in result.items()}
+    padded = _check(source_ids, start_id, end_id, max_steps)
+    result = searcher(encode, step).greedy_loop(padded, scalar(start_id, "int32"), scalar(end_id, "int32"),
+                                                bucket_length(max_steps), scalar(max_steps, "int32"))
+    return _results(result, np.shape(source_ids)[1], max_steps)
 
 
 def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_size, length_penalty=0.6,
@@ -415,11 +377,11 @@ def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_s
     check_range("beam_size", beam_size, 1, MAX_BEAM)
     check_range("n_best", n_best, 1, beam_size)
     check_range("length_penalty", length_penalty, 0.0)
-    source_ids = _check(source_ids, start_id, end_id, max_steps)
-    result = searcher(encode, step).beam_loop(source_ids, tf.constant(start_id, "int32"),
-                                              tf.constant(end_id, "int32"), tf.constant(max_steps, "int32"),
-                                              tf.constant(length_penalty, "float32"), int(beam_size))
-    result = {name: np.array(value)[:, :n_best] for name, value in result.items()}
+    padded = _check(source_ids, start_id, end_id, max_steps)
+    result = searcher(encode, step).beam_loop(padded, scalar(start_id, "int32"), scalar(end_id, "int32"),
+                                              bucket_length(max_steps), scalar(max_steps, "int32"),
+                                              scalar(length_penalty, "float32"), int(beam_size))
+    result = {name: value[:, :n_best] for name, value in _results(result, np.shape(source_ids)[1], max_steps).items()}
     missing = ~np.isfinite(result["scores"])
     result["tokens"][missing] = 0
     result["lengths"][missing] = 0
