@@ -50,7 +50,7 @@ class CausalLM(TaskModel):
 
         # === Functional model ===
         rows = backbone.batch_size if backbone.stateful else None
-        ids = keras.Input(batch_shape=(rows, None), dtype="int64", name="token_ids")
+        ids = keras.Input(batch_shape=(rows, None), dtype="int32", name="token_ids")
         super().__init__(ids, self.logits(backbone(ids)), **kwargs)
 
     def logits(self, features):

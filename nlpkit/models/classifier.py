@@ -52,7 +52,7 @@ class TextClassifier(TaskModel):
         self.class_logits = keras.layers.Dense(num_classes, name="class_logits")
 
         # === Functional model ===
-        ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+        ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = backbone(ids)
         if self.pooling_layers:
             x = self.pooled(x, ids)

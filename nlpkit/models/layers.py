@@ -16,6 +16,21 @@ from nlpkit.serialization import serializable
 from nlpkit.text.tokens import OOV_ID
 
 
+def dimension(x, axis):
+    """The size of `x` along `axis`: a Python int when it is known, as it always is on JAX (whose pad widths
+    and ranges must be static), else a scalar tensor."""
+    size = x.shape[axis]
+    return size if size is not None else ops.shape(x)[axis]
+
+
+def clipped(size, low, high=None):
+    """`size` clipped to [low, high]: Python arithmetic for an int `size` (see `dimension`), ops for a tensor."""
+    if isinstance(size, int):
+        return max(low, size if high is None else min(size, high))
+    size = ops.maximum(size, low)
+    return size if high is None else ops.minimum(size, high)
+
+
 def with_a_token_in_every_row(ids):
     """Right-padded ids (batch, time >= 1) where an empty row (id 0 first) starts with the OOV id instead."""
     first = ids[:, :1]
@@ -84,7 +99,7 @@ class FitSequenceLength(_SequenceLengthLayer):
 
     def call(self, ids):
         ids = ids[:, : self.max_length]
-        missing = ops.maximum(1 - ops.shape(ids)[1], 0)
+        missing = clipped(1 - dimension(ids, 1), 0)
         return with_a_token_in_every_row(ops.pad(ids, [[0, 0], [0, missing]]))
 
 
@@ -124,10 +139,10 @@ class KeepLastTokens(_SequenceLengthLayer):
         lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
         # One zero column guarantees a valid index, also for a batch of empty rows.
         padded = ops.pad(ids, [[0, 0], [0, 1]])
-        width = ops.maximum(ops.minimum(ops.shape(ids)[1], self.max_length), 1)
+        width = clipped(dimension(ids, 1), 1, self.max_length)
         start = ops.maximum(lengths - width, 0)
         positions = ops.expand_dims(start, 1) + ops.expand_dims(ops.arange(width, dtype="int32"), 0)
-        kept = ops.take_along_axis(padded, ops.minimum(positions, ops.shape(padded)[1] - 1), axis=1)
+        kept = ops.take_along_axis(padded, ops.minimum(positions, dimension(padded, 1) - 1), axis=1)
         return with_a_token_in_every_row(kept)
 
 
@@ -275,7 +290,7 @@ class WordCharacters(keras.layers.Layer):
         batch, count = ops.shape(words)[0], ops.shape(words)[1]
         ids = ops.reshape(character_ids, (batch, count, ops.shape(character_ids)[1]))
         ids = ids[:, : self.max_length, : self.max_word_length]
-        missing = ops.maximum(1 - ops.shape(ids)[2], 0)
+        missing = clipped(1 - dimension(ids, 2), 0)
         return ops.pad(ids, [[0, 0], [0, 0], [0, missing]])
 
     def compute_output_spec(self, inputs):

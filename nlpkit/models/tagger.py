@@ -100,10 +100,10 @@ class SequenceTagger(TaskModel):
         self.token_mask = TokenMask(name="token_mask")
 
         # === Functional model ===
-        word_ids = keras.Input(shape=(None,), dtype="int64", name="word_ids")
+        word_ids = keras.Input(shape=(None,), dtype="int32", name="word_ids")
         inputs, features = [word_ids], None
         if char_encoder is not None:
-            character_ids = keras.Input(shape=(None, None), dtype="int64", name="character_ids")
+            character_ids = keras.Input(shape=(None, None), dtype="int32", name="character_ids")
             inputs.append(character_ids)
             features = char_encoder(character_ids)
         x = backbone(self.word_dropout(word_ids), features=features)
