@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from keras import ops
 
+import nlpkit.generation.search
 from nlpkit.errors import NlpkitError
-from nlpkit.generation.search import beam_search, best_extensions, greedy_search, length_penalty_factor, searcher
+from nlpkit.generation.search import (MIN_COMPACT, beam_search, best_extensions, greedy_search,
+                                      length_penalty_factor, searcher)
 
 START, END = 2, 3
 SOURCE_VOCAB, TARGET_VOCAB = 13, 11
@@ -280,6 +282,32 @@ def test_a_row_decoded_in_a_batch_equals_the_row_decoded_alone(kind, kwargs):
             np.testing.assert_allclose(batch[name][row], value[0], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("kind, kwargs, end_bias", [("greedy", {}, 2.0), ("beam", {"beam_size": 3}, 1.0)])
+def test_a_large_batch_whose_sentences_end_early_is_compacted_and_answers_as_each_row_alone(kind, kwargs, end_bias,
+                                                                                            monkeypatch):
+    """Once at most half the sentences of a batch of >= MIN_COMPACT still decode, the done ones leave it
+    (`search._decode`); every row still gets what it gets alone."""
+    compacted = []
+    gather = nlpkit.generation.search._gather_sentences
+    monkeypatch.setattr(nlpkit.generation.search, "_gather_sentences",
+                        lambda v, keep, *args: compacted.append(len(keep)) or gather(v, keep, *args))
+    model = translator("gru", 1)
+    sources = np.random.default_rng(0).integers(2, SOURCE_VOCAB, size=(2 * MIN_COMPACT + 8, 6))
+    bias = model.output_layer.bias
+    original = np.array(bias)
+    bias.assign(original + np.where(np.arange(TARGET_VOCAB) == END, end_bias, 0.0).astype("float32"))
+    try:
+        batch = search(model, kind, sources=sources, max_steps=20, **kwargs)
+        assert compacted and compacted[0] < len(sources), "the done sentences left the batch"
+        assert np.any(batch["lengths"] == 20), "some sentences ran on after the others left"
+        for row in range(0, len(sources), 3):
+            alone = search(model, kind, sources=sources[row:row + 1], max_steps=20, **kwargs)
+            for name, value in alone.items():
+                np.testing.assert_allclose(batch[name][row], value[0], rtol=1e-5, atol=1e-6, err_msg=name)
+    finally:
+        bias.assign(original)
+
+
 def test_beam_search_finds_what_myopic_greedy_misses():
     # A is the likelier first word, but every way on from A is poor; B then the end is likelier overall.
     model = bigram({START: {Bigram.A: 0.6, Bigram.B: 0.4}, Bigram.A: {END: 0.4, Bigram.C: 0.3, Bigram.D: 0.3},
@@ -367,10 +395,10 @@ def test_the_loops_are_traced_once_and_reused_for_calls_of_the_same_shape():
     search(model, "greedy", max_steps=3)
     search(model, "beam", max_steps=3, beam_size=2)
     compiled = searcher(model.encode, model.step)
-    traces = compiled.greedy_loop.traces, compiled.beam_loop.traces
+    traces = compiled.greedy_run.traces, compiled.beam_run.traces
     search(model, "greedy", max_steps=5)
     search(model, "beam", max_steps=6, beam_size=2, length_penalty=1.0, n_best=2)
-    assert (compiled.greedy_loop.traces, compiled.beam_loop.traces) == traces
+    assert (compiled.greedy_run.traces, compiled.beam_run.traces) == traces
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

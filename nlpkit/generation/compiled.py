@@ -58,7 +58,9 @@ class XlaFunction:
             import tensorflow as tf
 
             self._variables = None
-            self._compiled = tf.function(traced, reduce_retracing=True, jit_compile=jit_compile)
+            # An XLA program is compiled for each new input shape anyway; tracing each shape keeps every shape
+            # static inside the function, as it is on JAX. A graph (no XLA) is traced for any shape once.
+            self._compiled = tf.function(traced, reduce_retracing=not jit_compile, jit_compile=jit_compile)
 
     def __call__(self, *arguments):
         if self._variables is None:

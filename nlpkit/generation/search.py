@@ -186,15 +186,30 @@ class _Hypotheses:
 # --- the compiled loops --------------------------------------------------------------------------
 
 
+COMPACT_EVERY = 8  # steps between looks at which sentences are done
+MIN_COMPACT = 16  # a batch of fewer sentences is never compacted (a new shape compiles: it would cost more)
+
+
 class Searcher:
-    """The compiled greedy and beam loops of one (encode, step) pair; see the module docstring."""
+    """The compiled greedy and beam loops of one (encode, step) pair; see the module docstring.
+
+    Each search is two compiled functions: `*_start` encodes the sources and makes
+    the loop's variables (a dict), `*_run` runs the loop on them up to a given step.
+    `_decode` runs them COMPACT_EVERY steps at a time and, once at most half the
+    sentences of a large batch still decode, takes the done ones out (their results
+    are kept) and goes on with the others in a smaller batch of a bucket size: the
+    shapes stay fixed within a program, and a batch still costs about the sum of its
+    sentences' steps, not batch size x the slowest sentence's.
+    """
 
     def __init__(self, encode, step):
         self.encode = encode
         self.step = step
         owner = getattr(encode, "__self__", None)
-        self.greedy_loop = XlaFunction(self._greedy, owner, static_argnums=(3,))
-        self.beam_loop = XlaFunction(self._beam, owner, static_argnums=(3, 6))
+        self.greedy_start = XlaFunction(self._greedy_start, owner, static_argnums=(2,))
+        self.greedy_run = XlaFunction(self._greedy_run, owner)
+        self.beam_start = XlaFunction(self._beam_start, owner, static_argnums=(3, 5))
+        self.beam_run = XlaFunction(self._beam_run, owner)
 
     def _start(self, source_ids):
         memory, memory_mask, states = self.encode(source_ids)
@@ -204,67 +219,127 @@ class Searcher:
         logits, states, attention = self.step(token, states, memory, memory_mask)
         return logits, list(states), ops.cast(attention, "float32")
 
-    def _greedy(self, source_ids, start_id, end_id, buffer_steps, max_steps):
-        """Greedy decoding, `max_steps` (<= `buffer_steps`, the output buffers' static length) at most."""
+    # --- greedy: every variable has one row per sentence
+
+    def _greedy_start(self, source_ids, start_id, buffer_steps):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
+        return {"t": ops.zeros((), "int32"), "token": ops.full([batch], start_id, "int32"), "states": states,
+                "memory": memory, "memory_mask": memory_mask, "done": ops.zeros([batch], "bool"),
+                "scores": ops.zeros([batch], "float32"), "lengths": ops.zeros([batch], "int32"),
+                "tokens": ops.zeros([batch, buffer_steps], "int32"),
+                "attention": ops.zeros([batch, buffer_steps, source_len], "float32")}
 
-        def body(t, token, states, done, scores, lengths, tokens, attention):
-            logits, states, weights = self._step(token, states, memory, memory_mask)
-            token_log_prob, _, token = best_extensions(logits, ops.zeros([batch, 1]), start_id, 1)
+    def _greedy_run(self, v, start_id, end_id, until):
+        """Greedy steps from v["t"] until step `until` or until every sentence has ended."""
+
+        def body(v):
+            logits, states, weights = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
+            token_log_prob, _, token = best_extensions(logits, ops.zeros([ops.shape(logits)[0], 1]), start_id, 1)
             token_log_prob, token = token_log_prob[:, 0], token[:, 0]  # ties went to the lower id
+            done, t = v["done"], v["t"]
             emitted = ops.logical_not(done) & ops.not_equal(token, end_id)
-            scores = scores + ops.where(done, 0.0, token_log_prob)
-            lengths = lengths + ops.cast(emitted, "int32")
-            tokens = ops.slice_update(tokens, (0, t), ops.where(emitted, token, 0)[:, None])
-            attention = ops.slice_update(attention, (0, t, 0), ops.where(emitted[:, None], weights, 0.0)[:, None])
-            return t + 1, token, states, done | ops.equal(token, end_id), scores, lengths, tokens, attention
+            return (dict(v, t=t + 1, token=token, states=states, done=done | ops.equal(token, end_id),
+                         scores=v["scores"] + ops.where(done, 0.0, token_log_prob),
+                         lengths=v["lengths"] + ops.cast(emitted, "int32"),
+                         tokens=ops.slice_update(v["tokens"], (0, t), ops.where(emitted, token, 0)[:, None]),
+                         attention=ops.slice_update(v["attention"], (0, t, 0),
+                                                    ops.where(emitted[:, None], weights, 0.0)[:, None])),)
 
-        def unfinished(t, token, states, done, *_):
-            return (t < max_steps) & ops.logical_not(ops.all(done))
+        (v,) = ops.while_loop(lambda v: (v["t"] < until) & ops.logical_not(ops.all(v["done"])), body, (v,))
+        return v
 
-        variables = (ops.zeros((), "int32"), ops.full([batch], start_id, "int32"), states,
-                     ops.zeros([batch], "bool"), ops.zeros([batch], "float32"), ops.zeros([batch], "int32"),
-                     ops.zeros([batch, buffer_steps], "int32"), ops.zeros([batch, buffer_steps, source_len], "float32"))
-        *_, scores, lengths, tokens, attention = ops.while_loop(unfinished, body, variables)
-        return {"tokens": tokens, "lengths": lengths, "scores": scores, "attention": attention}
+    # --- beam: token, states and memory have beam_size rows per sentence, the rest one
 
-    def _beam(self, source_ids, start_id, end_id, buffer_steps, max_steps, length_penalty, beam_size):
+    BEAM_ROWS = ("token", "states", "memory", "memory_mask")
+
+    def _beam_start(self, source_ids, start_id, end_id, buffer_steps, length_penalty, beam_size):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
-        rules = dict(start_id=start_id, end_id=end_id, length_penalty=length_penalty)
-
         # Every hypothesis starts from the start token: the first step runs on batch rows, then is tiled.
         # Row b * beam_size + k of every per-row tensor is hypothesis k of sentence b.
         logits, states, attention = self._step(ops.full([batch], start_id, "int32"), states, memory, memory_mask)
         tile = lambda x: ops.repeat(x, beam_size, axis=0)  # noqa: E731
-        memory, memory_mask = tile(memory), tile(memory_mask)
         # The hypotheses are copies at first: only the first may grow, or the beam would fill with copies.
-        first = {"t": ops.zeros((), "int32"), "states": [tile(state) for state in states],
-                 "live_scores": ops.tile(ops.convert_to_tensor([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
-                 "live_tokens": ops.zeros([batch, beam_size, buffer_steps], "int32"),
-                 "live_attention": ops.zeros([batch, beam_size, buffer_steps, source_len], "float32"),
-                 "finished": _Hypotheses.empty(batch, beam_size, buffer_steps, source_len),
-                 "count": ops.zeros([batch], "int32")}
-        first.update(_extend(first, tile(logits), first["states"], tile(attention), **rules))
+        v = {"t": ops.zeros((), "int32"), "states": [tile(state) for state in states],
+             "memory": tile(memory), "memory_mask": tile(memory_mask),
+             "live_scores": ops.tile(ops.convert_to_tensor([[0.0] + [NEG_INF] * (beam_size - 1)]), [batch, 1]),
+             "live_tokens": ops.zeros([batch, beam_size, buffer_steps], "int32"),
+             "live_attention": ops.zeros([batch, beam_size, buffer_steps, source_len], "float32"),
+             "finished": _Hypotheses.empty(batch, beam_size, buffer_steps, source_len),
+             "count": ops.zeros([batch], "int32")}
+        return dict(v, **_extend(v, tile(logits), v["states"], tile(attention), start_id=start_id, end_id=end_id,
+                                 length_penalty=length_penalty))
+
+    def _beam_run(self, v, start_id, end_id, length_penalty, until):
+        """Beam steps from v["t"] until step `until` or until every sentence has beam_size finished hypotheses."""
+        beam_size = v["live_scores"].shape[1]
 
         def body(v):
-            logits, states, attention = self._step(v["token"], v["states"], memory, memory_mask)
-            return dict(v, **_extend(v, logits, states, attention, **rules))
+            logits, states, attention = self._step(v["token"], v["states"], v["memory"], v["memory_mask"])
+            return (dict(v, **_extend(v, logits, states, attention, start_id=start_id, end_id=end_id,
+                                      length_penalty=length_penalty)),)
 
-        def unfinished(v):
-            return (v["t"] < max_steps) & ops.any(v["count"] < beam_size)
+        (v,) = ops.while_loop(lambda v: (v["t"] < until) & ops.any(v["count"] < beam_size), body, (v,))
+        return v
 
-        (v,) = ops.while_loop(unfinished, lambda v: (body(v),), (first,))
-        # Sentences not done by max_steps: their live hypotheses compete as they are, max_steps tokens long.
-        log_prob = v["live_scores"]
-        last = _Hypotheses.best(v["finished"], {
-            "scores": log_prob / length_penalty_factor(ops.cast(max_steps, "float32"), length_penalty),
-            "log_probs": log_prob,
-            "tokens": v["live_tokens"],
-            "lengths": ops.full(ops.shape(log_prob), max_steps, "int32"),
-            "attention": v["live_attention"]})
-        return _select(v["count"] >= beam_size, v["finished"], last)
+
+def _beam_answers(v, max_steps, length_penalty):
+    """Each sentence's beam_size best hypotheses: its finished ones once it is done; else (cut at max_steps)
+    the best of its finished and its live ones, these max_steps tokens long."""
+    beam_size = v["live_scores"].shape[1]
+    log_prob = v["live_scores"]
+    last = _Hypotheses.best(v["finished"], {
+        "scores": log_prob / length_penalty_factor(float(max_steps), length_penalty),
+        "log_probs": log_prob,
+        "tokens": v["live_tokens"],
+        "lengths": ops.full(ops.shape(log_prob), max_steps, "int32"),
+        "attention": v["live_attention"]})
+    return _select(v["count"] >= beam_size, v["finished"], last)
+
+
+def _gather_sentences(v, keep, per_row=(), rows_per_sentence=1):
+    """The loop variables `v` of the sentences `keep` (indices), in that order; the entries named in `per_row`
+    have `rows_per_sentence` consecutive rows per sentence."""
+    rows = (keep[:, None] * rows_per_sentence + np.arange(rows_per_sentence)[None, :]).reshape(-1)
+
+    def take(name, value):
+        at = rows if name in per_row else keep
+        return [ops.take(x, at, axis=0) for x in value] if isinstance(value, list) else (
+            {key: ops.take(x, at, axis=0) for key, x in value.items()} if isinstance(value, dict)
+            else ops.take(value, at, axis=0))
+
+    return {name: value if name == "t" else take(name, value) for name, value in v.items()}
+
+
+def _decode(run, v, batch, max_steps, answers, is_done, mark_done, per_row=(), rows_per_sentence=1):
+    """Runs `run(v, until)` COMPACT_EVERY steps at a time until every sentence is done or max_steps, taking the
+    done sentences out of large batches (see `Searcher`). `answers(v)` gives each sentence's results;
+    `is_done(v)` which sentences are done; `mark_done(v, rows)` marks the padding rows of a compacted batch
+    done. Returns the results (NumPy, one row per sentence of the `batch` sentences of the first `v`)."""
+    origin = np.arange(batch)  # the sentence of each row of v (-1: padding)
+    results, t = {}, 0
+
+    def keep_answers(rows):
+        for name, value in answers(v).items():
+            value = np.asarray(value)
+            results.setdefault(name, np.zeros((batch,) + value.shape[1:], value.dtype))
+            results[name][origin[rows]] = value[rows]
+
+    while True:
+        v = run(v, scalar(min(t + COMPACT_EVERY, max_steps), "int32"))
+        t, done = int(v["t"]), np.asarray(is_done(v))
+        if t >= max_steps or done.all():
+            break
+        live = np.flatnonzero(~done)
+        if len(done) >= MIN_COMPACT and 2 * len(live) <= len(done):
+            keep_answers(np.flatnonzero(done & (origin >= 0)))
+            size = bucket_length(len(live), smallest=1)
+            keep = np.concatenate([live, np.full(size - len(live), live[0])])
+            v = mark_done(_gather_sentences(v, keep, per_row, rows_per_sentence), np.arange(size) >= len(live))
+            origin = np.where(np.arange(size) >= len(live), -1, origin[keep])
+    keep_answers(np.flatnonzero(origin >= 0))
+    return results
 
 
 def _extend(v, logits, states, attention, *, start_id, end_id, length_penalty):
@@ -356,8 +431,15 @@ def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
     end token when it was emitted; "attention" float (batch, max_steps, source_len).
     """
     padded = _check(source_ids, start_id, end_id, max_steps)
-    result = searcher(encode, step).greedy_loop(padded, scalar(start_id, "int32"), scalar(end_id, "int32"),
-                                                bucket_length(max_steps), scalar(max_steps, "int32"))
+    loops, start_id, end_id = searcher(encode, step), scalar(start_id, "int32"), scalar(end_id, "int32")
+    v = loops.greedy_start(padded, start_id, bucket_length(max_steps))
+
+    def mark_done(v, rows):
+        return dict(v, done=ops.logical_or(v["done"], rows))
+
+    result = _decode(lambda v, until: loops.greedy_run(v, start_id, end_id, until), v, len(padded), max_steps,
+                     answers=lambda v: {name: v[name] for name in ("tokens", "lengths", "scores", "attention")},
+                     is_done=lambda v: v["done"], mark_done=mark_done)
     return _results(result, np.shape(source_ids)[1], max_steps)
 
 
@@ -378,9 +460,17 @@ def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_s
     check_range("n_best", n_best, 1, beam_size)
     check_range("length_penalty", length_penalty, 0.0)
     padded = _check(source_ids, start_id, end_id, max_steps)
-    result = searcher(encode, step).beam_loop(padded, scalar(start_id, "int32"), scalar(end_id, "int32"),
-                                              bucket_length(max_steps), scalar(max_steps, "int32"),
-                                              scalar(length_penalty, "float32"), int(beam_size))
+    loops, start_id, end_id = searcher(encode, step), scalar(start_id, "int32"), scalar(end_id, "int32")
+    penalty = scalar(length_penalty, "float32")
+    v = loops.beam_start(padded, start_id, end_id, bucket_length(max_steps), penalty, int(beam_size))
+
+    def mark_done(v, rows):
+        return dict(v, count=ops.where(rows, beam_size, v["count"]))
+
+    result = _decode(lambda v, until: loops.beam_run(v, start_id, end_id, penalty, until), v, len(padded),
+                     max_steps, answers=lambda v: _beam_answers(v, max_steps, length_penalty),
+                     is_done=lambda v: v["count"] >= beam_size, mark_done=mark_done,
+                     per_row=Searcher.BEAM_ROWS, rows_per_sentence=beam_size)
     result = {name: value[:, :n_best] for name, value in _results(result, np.shape(source_ids)[1], max_steps).items()}
     missing = ~np.isfinite(result["scores"])
     result["tokens"][missing] = 0
