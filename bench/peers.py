@@ -4,6 +4,10 @@
     python bench/peers.py            # training and generation, 1 thread each, best of 3 rounds
     python bench/peers.py --measure training --configs chargen --threads 2 --steps 50 --repeat 5
     python bench/peers.py --measure generation --gen-batches 1,32 --gen-length 1024 --repeat 3
+    KERAS_BACKEND=jax python bench/peers.py     # nlpkit (and the plain Keras peer) on Keras' JAX backend
+
+nlpkit and the plain Keras peer run on the backend Keras runs on (KERAS_BACKEND, TensorFlow by
+default); results measured on JAX are saved under "<name> (jax)".
 
 TRAINING (--measure training) measures training tokens/s (steps x batch x time steps / seconds) of
 one LSTM language model written three ways, with the same thread settings for all (--threads:
@@ -41,7 +45,8 @@ at each batch of --gen-batches: --gen-length characters per sample after a 10-ch
 temperature 1.0 with no top-k / top-p cut, ids 0 and 1 (padding, OOV) never drawn, Gumbel-max draws:
 
   nlpkit   `nlpkit.generation.sampling.generate` (one XLA program per chunk of 32 tokens, a
-           tf.while_loop over `model.step` and `pick`), its iterator consumed to the end.
+           keras.ops.while_loop over `model.step` and `pick`: tf.function(jit_compile=True) on
+           TensorFlow, jax.jit on JAX), its iterator consumed to the end.
   jax      the compiled-loop reference: the SAME weights copied out of the nlpkit model, one step in
            jax.numpy (Keras's gate order i, f, c, o), the seed and the whole generation two
            `jax.lax.scan`s in one `jax.jit` program, noise from `jax.random` folded with the step.
@@ -501,12 +506,19 @@ def comma_list(value, choices=None):
     return items
 
 
-def save_generation(settings, measured):
-    """Saves the measured batches under "generation", keeping the batches saved before that were not measured."""
-    saved = load_results("peers").get("generation", {})
+def backend_key(name, backend):
+    """The results' key of `name` measured with nlpkit on Keras' `backend`: the name itself on TensorFlow (as
+    before there were two), "name (jax)" on JAX."""
+    return name if backend == "tensorflow" else f"{name} ({backend})"
+
+
+def save_generation(settings, measured, backend):
+    """Saves the measured batches under "generation" (for the backend), keeping the batches saved before that
+    were not measured."""
+    key = backend_key("generation", backend)
+    saved = load_results("peers").get(key, {})
     saved = saved if isinstance(saved, dict) else {}
-    save_results("peers", {"generation": {**saved, **{batch: {**settings, **result}
-                                                      for batch, result in measured.items()}}})
+    save_results("peers", {key: {**saved, **{batch: {**settings, **result} for batch, result in measured.items()}}})
 
 
 def main():
@@ -541,14 +553,15 @@ def main():
     else:
         seed_everything(SEED)
     versions.update(tensorflow=tf.__version__, keras=keras.__version__)
+    backend = keras.backend.backend()
     common = {"machine": machine(), "command": " ".join(sys.argv), "threads": args.threads, "versions": versions,
-              "deterministic_tf_ops": not args.no_determinism}
-    print(f"machine: {common['machine']}; {args.threads} thread(s); {versions}", flush=True)
+              "deterministic_tf_ops": not args.no_determinism, "keras_backend": backend}
+    print(f"machine: {common['machine']}; {args.threads} thread(s); {versions}; Keras backend {backend}", flush=True)
     if "training" in args.measure:
         settings = {**common, "optimizer": "sgd", "learning_rate": LEARNING_RATE, "clipnorm": CLIPNORM,
                     "dropout": 0.0, "goal": GOAL}
         # One entry per configuration, so that measuring one keeps the other's saved figures.
-        save_results("peers", {name: {**settings, **measure(name, args.steps, args.repeat)}
+        save_results("peers", {backend_key(name, backend): {**settings, **measure(name, args.steps, args.repeat)}
                                for name in args.configs})
     if "generation" in args.measure:
         jax_versions = import_jax()  # after TensorFlow
@@ -558,7 +571,7 @@ def main():
                     "seed_length": SEED_LENGTH, "temperature": TEMPERATURE, "repeat": args.repeat,
                     "statistic": "best round", "goal": f"nlpkit / jax >= {GENERATION_GOAL}",
                     "max_step_difference_vs_nlpkit": checks, "tolerance": TOLERANCE}
-        save_generation(settings, measured)
+        save_generation(settings, measured, backend)
 
 
 if __name__ == "__main__":
