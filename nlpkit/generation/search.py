@@ -187,14 +187,16 @@ class _Hypotheses:
 
 
 COMPACT_EVERY = 8  # steps between looks at which sentences are done
-MIN_COMPACT = 16  # a batch of fewer sentences is never compacted (a new shape compiles: it would cost more)
+MIN_COMPACT = 32  # a batch of fewer sentences is never compacted: one call decodes it (a new shape would compile)
 
 
 class Searcher:
     """The compiled greedy and beam loops of one (encode, step) pair; see the module docstring.
 
-    Each search is two compiled functions: `*_start` encodes the sources and makes
-    the loop's variables (a dict), `*_run` runs the loop on them up to a given step.
+    Each search is two compiled functions: `*_start` encodes the sources, makes the
+    loop's variables (a dict) and runs the first steps (all of them for a small
+    batch: one call; COMPACT_EVERY for a large one); `*_run` runs the loop on from
+    there up to a given step.
     `_decode` runs them COMPACT_EVERY steps at a time and, once at most half the
     sentences of a large batch still decode, takes the done ones out (their results
     are kept) and goes on with the others in a smaller batch of a bucket size: the
@@ -206,7 +208,7 @@ class Searcher:
         self.encode = encode
         self.step = step
         owner = getattr(encode, "__self__", None)
-        self.greedy_start = XlaFunction(self._greedy_start, owner, static_argnums=(2,))
+        self.greedy_start = XlaFunction(self._greedy_start, owner, static_argnums=(3,))
         self.greedy_run = XlaFunction(self._greedy_run, owner)
         self.beam_start = XlaFunction(self._beam_start, owner, static_argnums=(3, 5))
         self.beam_run = XlaFunction(self._beam_run, owner)
@@ -221,14 +223,15 @@ class Searcher:
 
     # --- greedy: every variable has one row per sentence
 
-    def _greedy_start(self, source_ids, start_id, buffer_steps):
+    def _greedy_start(self, source_ids, start_id, end_id, buffer_steps, until):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
-        return {"t": ops.zeros((), "int32"), "token": ops.full([batch], start_id, "int32"), "states": states,
-                "memory": memory, "memory_mask": memory_mask, "done": ops.zeros([batch], "bool"),
-                "scores": ops.zeros([batch], "float32"), "lengths": ops.zeros([batch], "int32"),
-                "tokens": ops.zeros([batch, buffer_steps], "int32"),
-                "attention": ops.zeros([batch, buffer_steps, source_len], "float32")}
+        v = {"t": ops.zeros((), "int32"), "token": ops.full([batch], start_id, "int32"), "states": states,
+             "memory": memory, "memory_mask": memory_mask, "done": ops.zeros([batch], "bool"),
+             "scores": ops.zeros([batch], "float32"), "lengths": ops.zeros([batch], "int32"),
+             "tokens": ops.zeros([batch, buffer_steps], "int32"),
+             "attention": ops.zeros([batch, buffer_steps, source_len], "float32")}
+        return self._greedy_run(v, start_id, end_id, until)
 
     def _greedy_run(self, v, start_id, end_id, until):
         """Greedy steps from v["t"] until step `until` or until every sentence has ended."""
@@ -253,7 +256,7 @@ class Searcher:
 
     BEAM_ROWS = ("token", "states", "memory", "memory_mask")
 
-    def _beam_start(self, source_ids, start_id, end_id, buffer_steps, length_penalty, beam_size):
+    def _beam_start(self, source_ids, start_id, end_id, buffer_steps, length_penalty, beam_size, until, max_steps):
         memory, memory_mask, states = self._start(source_ids)
         batch, source_len = ops.shape(source_ids)[0], ops.shape(memory)[1]
         # Every hypothesis starts from the start token: the first step runs on batch rows, then is tiled.
@@ -268,11 +271,13 @@ class Searcher:
              "live_attention": ops.zeros([batch, beam_size, buffer_steps, source_len], "float32"),
              "finished": _Hypotheses.empty(batch, beam_size, buffer_steps, source_len),
              "count": ops.zeros([batch], "int32")}
-        return dict(v, **_extend(v, tile(logits), v["states"], tile(attention), start_id=start_id, end_id=end_id,
-                                 length_penalty=length_penalty))
+        v.update(_extend(v, tile(logits), v["states"], tile(attention), start_id=start_id, end_id=end_id,
+                         length_penalty=length_penalty))
+        return self._beam_run(v, start_id, end_id, length_penalty, until, max_steps)
 
-    def _beam_run(self, v, start_id, end_id, length_penalty, until):
-        """Beam steps from v["t"] until step `until` or until every sentence has beam_size finished hypotheses."""
+    def _beam_run(self, v, start_id, end_id, length_penalty, until, max_steps):
+        """Beam steps from v["t"] until step `until` or until every sentence has beam_size finished hypotheses:
+        (the loop's variables, each sentence's `_beam_answers` at that point)."""
         beam_size = v["live_scores"].shape[1]
 
         def body(v):
@@ -281,7 +286,7 @@ class Searcher:
                                       length_penalty=length_penalty)),)
 
         (v,) = ops.while_loop(lambda v: (v["t"] < until) & ops.any(v["count"] < beam_size), body, (v,))
-        return v
+        return v, _beam_answers(v, max_steps, length_penalty)
 
 
 def _beam_answers(v, max_steps, length_penalty):
@@ -290,7 +295,7 @@ def _beam_answers(v, max_steps, length_penalty):
     beam_size = v["live_scores"].shape[1]
     log_prob = v["live_scores"]
     last = _Hypotheses.best(v["finished"], {
-        "scores": log_prob / length_penalty_factor(float(max_steps), length_penalty),
+        "scores": log_prob / length_penalty_factor(ops.cast(max_steps, "float32"), length_penalty),
         "log_probs": log_prob,
         "tokens": v["live_tokens"],
         "lengths": ops.full(ops.shape(log_prob), max_steps, "int32"),
@@ -312,22 +317,29 @@ def _gather_sentences(v, keep, per_row=(), rows_per_sentence=1):
     return {name: value if name == "t" else take(name, value) for name, value in v.items()}
 
 
-def _decode(run, v, batch, max_steps, answers, is_done, mark_done, per_row=(), rows_per_sentence=1):
-    """Runs `run(v, until)` COMPACT_EVERY steps at a time until every sentence is done or max_steps, taking the
-    done sentences out of large batches (see `Searcher`). `answers(v)` gives each sentence's results;
-    `is_done(v)` which sentences are done; `mark_done(v, rows)` marks the padding rows of a compacted batch
-    done. Returns the results (NumPy, one row per sentence of the `batch` sentences of the first `v`)."""
+def _first_steps(batch, max_steps):
+    """How many steps the first compiled call runs: all of them for a batch too small to compact (one call
+    decodes it), else COMPACT_EVERY, after which the done sentences may leave."""
+    return max_steps if batch < MIN_COMPACT else min(COMPACT_EVERY, max_steps)
+
+
+def _decode(run, started, batch, max_steps, is_done, mark_done, per_row=(), rows_per_sentence=1):
+    """Runs `run(v, until)` -> (v, answers) COMPACT_EVERY steps at a time, from `started` (the loop variables
+    after their first steps, and their answers), until every sentence is done or max_steps, taking the done
+    sentences out of large batches (see `Searcher`). The answers are each sentence's results so far;
+    `is_done(v)` says which sentences are done; `mark_done(v, rows)` marks the padding rows of a compacted
+    batch done. Returns the results (NumPy, one row per sentence of the `batch` sentences of the first `v`)."""
     origin = np.arange(batch)  # the sentence of each row of v (-1: padding)
-    results, t = {}, 0
+    v, answers = started
+    results = {}
 
     def keep_answers(rows):
-        for name, value in answers(v).items():
+        for name, value in answers.items():
             value = np.asarray(value)
             results.setdefault(name, np.zeros((batch,) + value.shape[1:], value.dtype))
             results[name][origin[rows]] = value[rows]
 
     while True:
-        v = run(v, scalar(min(t + COMPACT_EVERY, max_steps), "int32"))
         t, done = int(v["t"]), np.asarray(is_done(v))
         if t >= max_steps or done.all():
             break
@@ -338,6 +350,7 @@ def _decode(run, v, batch, max_steps, answers, is_done, mark_done, per_row=(), r
             keep = np.concatenate([live, np.full(size - len(live), live[0])])
             v = mark_done(_gather_sentences(v, keep, per_row, rows_per_sentence), np.arange(size) >= len(live))
             origin = np.where(np.arange(size) >= len(live), -1, origin[keep])
+        v, answers = run(v, scalar(min(t + COMPACT_EVERY, max_steps), "int32"))
     keep_answers(np.flatnonzero(origin >= 0))
     return results
 
@@ -432,14 +445,17 @@ def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
     """
     padded = _check(source_ids, start_id, end_id, max_steps)
     loops, start_id, end_id = searcher(encode, step), scalar(start_id, "int32"), scalar(end_id, "int32")
-    v = loops.greedy_start(padded, start_id, bucket_length(max_steps))
+    first = scalar(_first_steps(len(padded), max_steps), "int32")
+
+    def with_answers(v):
+        return v, {name: v[name] for name in ("tokens", "lengths", "scores", "attention")}
 
     def mark_done(v, rows):
         return dict(v, done=ops.logical_or(v["done"], rows))
 
-    result = _decode(lambda v, until: loops.greedy_run(v, start_id, end_id, until), v, len(padded), max_steps,
-                     answers=lambda v: {name: v[name] for name in ("tokens", "lengths", "scores", "attention")},
-                     is_done=lambda v: v["done"], mark_done=mark_done)
+    result = _decode(lambda v, until: with_answers(loops.greedy_run(v, start_id, end_id, until)),
+                     with_answers(loops.greedy_start(padded, start_id, end_id, bucket_length(max_steps), first)),
+                     len(padded), max_steps, is_done=lambda v: v["done"], mark_done=mark_done)
     return _results(result, np.shape(source_ids)[1], max_steps)
 
 
@@ -462,14 +478,15 @@ def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_s
     padded = _check(source_ids, start_id, end_id, max_steps)
     loops, start_id, end_id = searcher(encode, step), scalar(start_id, "int32"), scalar(end_id, "int32")
     penalty = scalar(length_penalty, "float32")
-    v = loops.beam_start(padded, start_id, end_id, bucket_length(max_steps), penalty, int(beam_size))
+    first, last = scalar(_first_steps(len(padded), max_steps), "int32"), scalar(max_steps, "int32")
 
     def mark_done(v, rows):
         return dict(v, count=ops.where(rows, beam_size, v["count"]))
 
-    result = _decode(lambda v, until: loops.beam_run(v, start_id, end_id, penalty, until), v, len(padded),
-                     max_steps, answers=lambda v: _beam_answers(v, max_steps, length_penalty),
-                     is_done=lambda v: v["count"] >= beam_size, mark_done=mark_done,
+    started = loops.beam_start(padded, start_id, end_id, bucket_length(max_steps), penalty, int(beam_size), first,
+                               last)
+    result = _decode(lambda v, until: loops.beam_run(v, start_id, end_id, penalty, until, last), started,
+                     len(padded), max_steps, is_done=lambda v: v["count"] >= beam_size, mark_done=mark_done,
                      per_row=Searcher.BEAM_ROWS, rows_per_sentence=beam_size)
     result = {name: value[:, :n_best] for name, value in _results(result, np.shape(source_ids)[1], max_steps).items()}
     missing = ~np.isfinite(result["scores"])
