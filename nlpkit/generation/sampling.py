@@ -122,7 +122,9 @@ class Sampler:
         """One compiled call: `steps` picked tokens after `token` (batch,), from step `first_step`
         (`_sample_loop`; with `checked`, `_checked_sample_loop`)."""
         loop = self._sample_checked if checked else self._sample
-        return loop(scalar(token, "int32"), states, scalar(first_step, "int32"), scalar(rng_seed, "int32"),
+        # The token stays where the previous chunk left it (a backend tensor): no copy through the host.
+        token = token if ops.is_tensor(token) else scalar(token, "int32")
+        return loop(token, states, scalar(first_step, "int32"), scalar(rng_seed, "int32"),
                     scalar(temperature, "float32"), scalar(top_k, "int32"), scalar(top_p, "float32"), int(steps))
 
 
