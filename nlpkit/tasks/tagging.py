@@ -358,7 +358,8 @@ class Tagger(RunPredictor):
             values, counts = character_rows(self.model.vectorizers[1], flat, models.MAX_WORD_LENGTH)
             words = np.split(values, np.cumsum(counts)[:-1])
             characters = np.zeros(ids[0].shape + (max(counts),), "int32")
-            for (sentence, position), word in zip(((s, p) for s, n in enumerate(lengths) for p in range(n)), words):
+            places = [(sentence, position) for sentence, count in enumerate(lengths) for position in range(count)]
+            for (sentence, position), word in zip(places, words):
                 characters[sentence, position, :len(word)] = word
             ids.append(characters)
         return ids
