@@ -23,9 +23,10 @@ batch at once:
 
 Every tensor keeps its shape from the first step to the last, as XLA needs: a
 finished sentence stays in the batch, masked (its results no longer change),
-until every sentence is finished. On JAX, sources are padded to a bucket width
-and the output buffers to a bucket length (`compiled.bucket_length`), so that a
-few programs serve every batch; the padding is masked and cut off.
+until every sentence is finished, or until a large batch is compacted (see
+`Searcher`). Sources are padded to a bucket width and the output buffers to a
+bucket length (`compiled.bucket_length`), so that a few programs serve every
+batch; the padding is masked and cut off.
 
 Both searches share these rules:
   - ids 0 (padding), 1 (out-of-vocabulary) and the start id are never emitted;
@@ -62,7 +63,7 @@ methods `encode` and `step` are (a Keras model has them).
 """
 
 import numpy as np
-from keras import ops
+from keras import ops, tree
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
@@ -200,8 +201,10 @@ class Searcher:
     `_decode` runs them COMPACT_EVERY steps at a time and, once at most half the
     sentences of a large batch still decode, takes the done ones out (their results
     are kept) and goes on with the others in a smaller batch of a bucket size: the
-    shapes stay fixed within a program, and a batch still costs about the sum of its
-    sentences' steps, not batch size x the slowest sentence's.
+    shapes stay fixed within a program, and the steps after a look cost nothing for
+    the sentences that left. (A sentence that ends between two looks still runs to
+    the next one: at 256 sentences this is slower than the loop that dropped each
+    sentence at once, BENCHMARKS.md.)
     """
 
     def __init__(self, encode, step):
@@ -310,9 +313,7 @@ def _gather_sentences(v, keep, per_row=(), rows_per_sentence=1):
 
     def take(name, value):
         at = rows if name in per_row else keep
-        return [ops.take(x, at, axis=0) for x in value] if isinstance(value, list) else (
-            {key: ops.take(x, at, axis=0) for key, x in value.items()} if isinstance(value, dict)
-            else ops.take(value, at, axis=0))
+        return tree.map_structure(lambda x: ops.take(x, at, axis=0), value)
 
     return {name: value if name == "t" else take(name, value) for name, value in v.items()}
 

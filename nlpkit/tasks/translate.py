@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from nlpkit import generation, models, text
-from nlpkit.batching import map_by_length
+from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
                             LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption,
@@ -195,11 +195,7 @@ def build_vectorizers(pairs, max_tokens):
 def padded(rows, max_length):
     """Rows cut to `max_length` ids and right-padded with 0 into one (rows, width >= 1) int32 array;
     an empty row is one OOV id, so that no source is fully masked."""
-    width = max(1, min(max_length, max((len(row) for row in rows), default=1)))
-    out = np.zeros((len(rows), width), "int32")
-    for i, row in enumerate(rows):
-        out[i, :min(len(row), width)] = row[:width] if len(row) else [text.tokens.OOV_ID]
-    return out
+    return padded_ids([row[:max_length] if len(row) else [text.tokens.OOV_ID] for row in rows])
 
 
 def join_words(tokens):
