@@ -40,3 +40,13 @@ def map_by_length(items, lengths, batch_size, answer_batch):
         for index, answer in zip(chunk, answer_batch([items[i] for i in chunk])):
             answers[index] = answer
     return answers
+
+
+def predict_batch(model, inputs):
+    """`model`'s outputs for one batch of a `tf.data` pipeline, as NumPy.
+
+    Through the model's compiled predict function: called eagerly, a model on
+    JAX compiled its recurrent loop again at every batch."""
+    import keras
+
+    return np.asarray(model.predict_on_batch(keras.tree.map_structure(np.asarray, inputs)))

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from nlpkit import models, runtime, text
+from nlpkit.batching import predict_batch
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (EmbeddingOptions, FitOptions, LengthOption, RecurrentOptions, RunOptions,
                             VocabularyOptions, check_model_size, check_range, embedding_parameters, option,
@@ -87,7 +88,7 @@ def stream_report(model, batches, stream):
         model.reset_states()
     cross_entropy, targets, top1, top5 = 0.0, 0, 0, 0
     for inputs, target_ids, weights in batches:
-        logits = np.asarray(model(inputs, training=False), dtype="float64")
+        logits = predict_batch(model, inputs).astype("float64")
         keep = np.asarray(weights) > 0
         truth = np.asarray(target_ids)[keep]
         rows = logits[keep]

@@ -15,7 +15,7 @@ import types
 import numpy as np
 
 from nlpkit import models, text
-from nlpkit.batching import map_by_length, padded_ids
+from nlpkit.batching import map_by_length, padded_ids, predict_batch
 from nlpkit.errors import NlpkitError, at
 from nlpkit.metrics import classification_report, format_report
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -150,7 +150,7 @@ class SentimentTask(Task):
         """The classification report of the trained ids model over the validation batches."""
         truth, predicted = [], []
         for ids, labels in valid_batches:
-            predicted.append(np.argmax(run.model(ids, training=False), axis=-1))
+            predicted.append(np.argmax(predict_batch(run.model, ids), axis=-1))
             truth.append(np.asarray(labels))
         return classification_report(np.concatenate(truth), np.concatenate(predicted), run.data.classes)
 

@@ -19,7 +19,7 @@ import types
 import numpy as np
 
 from nlpkit import models, tag_metrics, text
-from nlpkit.batching import map_by_length, padded_ids
+from nlpkit.batching import map_by_length, padded_ids, predict_batch
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (BidirectionalOption, EmbeddingOptions, EvaluationOptions, FitOptions, LengthOption,
@@ -262,7 +262,7 @@ class TaggingTask(Task):
         right = total = unknown_right = unknown = 0
         for inputs, tags in valid_batches:
             ids = np.asarray(inputs[0] if isinstance(inputs, tuple) else inputs)
-            predicted = np.argmax(np.asarray(run.model(inputs, training=False)), axis=-1)
+            predicted = np.argmax(predict_batch(run.model, inputs), axis=-1)
             real, oov = ids != 0, ids == text.tokens.OOV_ID
             hits = predicted == np.asarray(tags)
             right, total = right + int((hits & real).sum()), total + int(real.sum())

@@ -26,6 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from nlpkit.generation.compiled import on_jax
 from nlpkit.text.tokenization import id_rows
 from nlpkit.text.tokens import OOV_ID
 
@@ -74,14 +75,45 @@ def bucketed_batches(dataset, batch_size, boundaries, *, shuffle_seed=None, shuf
     """
 
     def batches(examples):
-        return examples.bucket_by_sequence_length(
+        return widths_in_buckets(examples.bucket_by_sequence_length(
             element_length_func=length or (lambda ids, _: tf.shape(ids)[0]),
             bucket_boundaries=list(boundaries),
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             padding_values=padding_values,
-        )
+        ), padding_values)
 
     return epoch_batches(dataset, batches, shuffle_seed, shuffle_size or 10_000)
+
+
+def widths_in_buckets(batches, padding_values=None):
+    """On Keras' JAX backend, `batches` with every dimension after the first padded up to a power of two
+    (`compiled.bucket_length`, at least 8); on TensorFlow, `batches` as they are.
+
+    JAX compiles the training and evaluation steps once per input shape, and
+    batches padded to their longest row come in dozens of widths (a tagger's
+    character dimension multiplies them): a tiny run spent most of its time
+    compiling. Powers of two bound the shapes to a few per dimension. The
+    extra padding is masked (ids 0, targets of weight 0, `padding_values`
+    elsewhere), so what is learned does not change; TensorFlow traces with
+    unknown widths and needs none of it.
+    """
+    if not on_jax():
+        return batches
+    sizes = tf.constant([1 << power for power in range(3, 31)], tf.int32)  # bucket_length's widths
+
+    def pad(tensor, value):
+        if tensor.shape.rank is None or tensor.shape.rank < 2:
+            return tensor
+        shape = tf.shape(tensor, out_type=tf.int32)
+        widths = [tf.reduce_min(tf.boolean_mask(sizes, sizes >= shape[axis])) for axis in range(1, tensor.shape.rank)]
+        paddings = tf.stack([[0, 0]] + [[0, width - shape[axis]] for axis, width in enumerate(widths, start=1)])
+        return tf.pad(tensor, paddings, constant_values=tf.cast(value, tensor.dtype))
+
+    def pad_batch(*batch):
+        values = tf.nest.map_structure(lambda _: 0, batch) if padding_values is None else padding_values
+        return tf.nest.map_structure(pad, batch, tuple(values))
+
+    return batches.map(pad_batch, num_parallel_calls=AUTOTUNE)
 
 
 def epoch_batches(examples, batches, shuffle_seed, shuffle_size):
@@ -171,8 +203,8 @@ def teacher_forcing_batches(examples, batch_size, boundaries, *, shuffle_seed=No
         bucketed = examples.bucket_by_sequence_length(
             element_length_func=lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
             bucket_boundaries=list(boundaries), bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
-        return bucketed.map(lambda source, target_in, target_out: (
-            (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32")))
+        return widths_in_buckets(bucketed.map(lambda source, target_in, target_out: (
+            (source, target_in), target_out, tf.cast(tf.not_equal(target_out, 0), "float32"))))
 
     return epoch_batches(examples, batches, shuffle_seed, shuffle_size or 10_000)
 
