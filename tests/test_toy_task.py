@@ -5,7 +5,8 @@ classifier trained on the English side of the bundled Tatoeba pairs, whose
 label is whether the sentence ends with "?" (the mark itself is removed from
 the text, so the model must learn word order: "Are you cold" vs "You are cold").
 It is built only from nlpkit's public pieces: the option parts, the task
-skeleton, the model factories and the text pipeline.
+skeleton, the model factories, the text pipeline and the length-sorted
+batches, so it passes the contract on either Keras backend.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from nlpkit import models, text
+from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.errors import NlpkitError
 from nlpkit.options import FitOptions, LengthOption, RecurrentOptions, RunOptions
 from nlpkit.runtime.task import RunPredictor, Task
@@ -92,7 +94,10 @@ class QuestionPredictor(RunPredictor):
     def predict(self, texts):
         texts = text.tokenization.check_texts(texts)
         rows = text.tokenization.id_rows(self.model.vectorizer, texts)
-        probabilities = np.asarray(self.model(text.tokenization.string_tensor(texts))) if texts else []
+        return map_by_length(rows, [len(ids) for ids in rows], 256, self.answers)
+
+    def answers(self, rows):
+        probabilities = self.outputs(padded_ids([ids[:self.max_length] for ids in rows]))
         return [{"label": CLASSES[int(np.argmax(row))], "probability": float(np.max(row)),
                  "truncated": len(ids) > self.max_length} for row, ids in zip(probabilities, rows)]
 
