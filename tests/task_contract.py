@@ -97,6 +97,8 @@ def assert_close(a, b, path="result"):
 class TaskContract:
     """What every registered task must satisfy. Subclasses provide a `task` fixture (a Task instance)."""
 
+    pytestmark = pytest.mark.backends  # also run on JAX: KERAS_BACKEND=jax python -m pytest -m backends
+
     # --- fixtures -----------------------------------------------------------------------------------
 
     @pytest.fixture(scope="class")

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
 from nlpkit.runtime.runs import load_run
 from nlpkit.tasks.sentiment import SentimentTask
@@ -25,6 +26,7 @@ def fingerprints(folder):
     return data["train"]["fingerprint"], data["validation"]["fingerprint"]
 
 
+@pytest.mark.backends
 def test_the_same_seed_gives_identical_weights_split_and_history(trained_run, tmp_path):
     again = retrain(trained_run, tmp_path)
     first, second = saved_weights(trained_run.folder), saved_weights(again)
