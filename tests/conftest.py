@@ -10,8 +10,8 @@ import os
 # Before TensorFlow is imported anywhere (tests, nlpkit, cli).
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 # On JAX, every worker and every child process compiles the same tiny models again: JAX's on-disk cache of
-# compiled programs, shared by them (in .pytest_cache/, so a clean clone starts empty), cuts the `backends` run
-# by about half. It caches compiled programs only; every test still builds, trains and predicts for real.
+# compiled programs, shared by them (in .pytest_cache/, so a clean clone starts empty): a repeated tiny tagging
+# run took 22 s instead of 114 s. It caches compiled programs only; every test still builds, trains and predicts.
 if os.environ.get("KERAS_BACKEND") == "jax":
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                           os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache", "jax"))

@@ -93,8 +93,9 @@ def widths_in_buckets(batches, padding_values=None):
     batches padded to their longest row come in dozens of widths (a tagger's
     character dimension multiplies them): a tiny run spent most of its time
     compiling. Powers of two bound the shapes to a few per dimension. The
-    extra padding is masked (ids 0, targets of weight 0, `padding_values`
-    elsewhere), so what is learned does not change; TensorFlow traces with
+    extra padding is masked like the padding already there (ids 0, targets of
+    weight 0, `padding_values` elsewhere); only random draws made per shape,
+    such as word dropout's, come out differently. TensorFlow traces with
     unknown widths and needs none of it.
     """
     if not on_jax():
