@@ -137,7 +137,7 @@ def throughput(data_path, cell="lstm", recipe=IMDB_RECIPE):
     with Timer() as bare_time:
         bare.fit(padded, y, batch_size=batch_size, epochs=1, verbose=0)
 
-    batches = pipeline.bucketed_batches(ids, batch_size, pipeline.bucket_boundaries(lengths),
+    batches = pipeline.bucketed_batches(ids, batch_size, pipeline.bucket_boundaries(lengths, batch_size),
                                         shuffle_seed=1337, shuffle_size=len(train))
     bucketed = make_model()
     bucketed.fit(batches, epochs=1, verbose=0)

@@ -10,6 +10,7 @@ from nlpkit.text.pipeline import bucket_boundaries, bucketed_batches
 pytestmark = pytest.mark.backends
 
 LENGTHS = [3, 17, 5, 9, 30, 2, 11, 4, 8, 21] * 5
+BATCH = 4
 
 
 def examples(lengths):
@@ -20,7 +21,7 @@ def examples(lengths):
 
 
 def test_a_validation_set_comes_back_whole_with_its_padding_at_the_end():
-    batches = list(bucketed_batches(examples(LENGTHS), 8, bucket_boundaries(LENGTHS)).as_numpy_iterator())
+    batches = list(bucketed_batches(examples(LENGTHS), BATCH, bucket_boundaries(LENGTHS, BATCH)).as_numpy_iterator())
     seen = {}
     for ids, targets in batches:
         for row, target in zip(ids, targets):
@@ -33,12 +34,20 @@ def test_a_validation_set_comes_back_whole_with_its_padding_at_the_end():
 def test_on_jax_a_validation_set_is_batched_in_order_into_few_shapes():
     """JAX compiles a step per batch shape: full batches in input order, widths a power of two; TensorFlow
     keeps the length buckets, each batch padded to its longest row."""
-    batches = list(bucketed_batches(examples(LENGTHS), 8, bucket_boundaries(LENGTHS)).as_numpy_iterator())
+    boundaries = bucket_boundaries(LENGTHS, BATCH)
+    batches = list(bucketed_batches(examples(LENGTHS), BATCH, boundaries).as_numpy_iterator())
     widths = [ids.shape[1] for ids, _ in batches]
     if on_jax():
-        assert [len(targets) for _, targets in batches] == [8] * 6 + [2]
+        assert [len(targets) for _, targets in batches] == [BATCH] * 12 + [2]
         assert np.concatenate([targets for _, targets in batches]).tolist() == list(range(len(LENGTHS)))
         assert set(widths) <= {8, 16, 32}
     else:
         assert widths == [max(LENGTHS[t] for t in targets) for _, targets in batches]
-        assert len(batches) > 7  # one partial batch per length bucket at least
+        buckets = [{int(np.searchsorted(boundaries, LENGTHS[t], side="right")) for t in targets} for _, targets in batches]
+        assert all(len(bucket) == 1 for bucket in buckets) and len(set.union(*buckets)) == 3
+
+
+def test_a_bucket_holds_at_least_four_batches():
+    assert bucket_boundaries(LENGTHS, 16) == []  # 50 examples: not 4 batches of 16 twice over
+    assert len(bucket_boundaries(LENGTHS, 4)) == 2  # 3 buckets of about 17
+    assert len(bucket_boundaries(LENGTHS * 100, 4)) == 7  # at most 8 buckets

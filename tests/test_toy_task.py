@@ -68,7 +68,7 @@ class QuestionTask(Task):
                         for split in (run.data.train, run.data.valid))
         lengths = text.pipeline.sequence_lengths(train)
         run.epoch_units = (int(lengths.sum()), "tokens")
-        boundaries = text.pipeline.bucket_boundaries(lengths)
+        boundaries = text.pipeline.bucket_boundaries(lengths, options.batch_size)
         return (text.pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed),
                 text.pipeline.bucketed_batches(valid, options.batch_size, boundaries))
 

@@ -140,7 +140,7 @@ class SentimentTask(Task):
         valid_ids = text.pipeline.id_examples(vectorizer, data.valid.texts, data.y_valid, options.max_length)
         lengths = text.pipeline.sequence_lengths(train_ids)
         run.epoch_units = (int(lengths.sum()), "tokens")
-        boundaries = text.pipeline.bucket_boundaries(lengths)
+        boundaries = text.pipeline.bucket_boundaries(lengths, options.batch_size)
         text.pipeline.sequence_lengths(valid_ids)  # fills the validation cache before training starts
         train = text.pipeline.bucketed_batches(train_ids, options.batch_size, boundaries, shuffle_seed=options.seed,
                                           shuffle_size=len(data.train))

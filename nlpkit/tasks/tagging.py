@@ -222,7 +222,7 @@ class TaggingTask(Task):
         valid = self.id_examples(run, run.data.valid)
         lengths = [min(len(words), options.max_length) for words in run.data.train.words]
         run.epoch_units = (sum(lengths), "words")
-        boundaries = text.pipeline.bucket_boundaries(lengths)
+        boundaries = text.pipeline.bucket_boundaries(lengths, options.batch_size)
         padding = (((0, 0) if options.char_features else 0), models.PADDING_TAG)
         shape = dict(length=self.sentence_length, padding_values=padding)
         batches = text.pipeline.bucketed_batches(train, options.batch_size, boundaries, shuffle_seed=options.seed,

@@ -357,7 +357,8 @@ class TranslateTask(Task):
     def batches(self, run):
         options, rows, pipeline = run.options, run.preprocessor.rows, text.pipeline
         lengths = (options.max_length, options.max_output_length)
-        boundaries = pipeline.bucket_boundaries(pipeline.example_lengths(*rows["train"], *lengths))
+        boundaries = pipeline.bucket_boundaries(pipeline.example_lengths(*rows["train"], *lengths),
+                                                options.batch_size)
         run.epoch_units = (sum(min(len(s), lengths[0]) + min(len(t), lengths[1]) for s, t in zip(*rows["train"])),
                            "tokens (source and target)")
         train, valid = (pipeline.teacher_forcing_examples(*rows[split], *lengths, START_ID, END_ID)
