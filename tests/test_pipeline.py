@@ -48,6 +48,6 @@ def test_on_jax_a_validation_set_is_batched_in_order_into_few_shapes():
 
 
 def test_a_bucket_holds_at_least_four_batches():
-    assert bucket_boundaries(LENGTHS, 16) == []  # 50 examples: not 4 batches of 16 twice over
+    assert bucket_boundaries(LENGTHS, 16) == []  # 50 examples fill no two buckets of 4 batches of 16
     assert len(bucket_boundaries(LENGTHS, 4)) == 2  # 3 buckets of about 17
     assert len(bucket_boundaries(LENGTHS * 100, 4)) == 7  # at most 8 buckets
