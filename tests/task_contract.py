@@ -195,8 +195,8 @@ class TaskContract:
         script = ("import importlib, sys\n"
                   f"sys.path[:0] = [{str(ROOT)!r}, {str(Path(__file__).parent)!r}]\n"
                   f"importlib.import_module({type(task).__module__!r})  # registers the task\n"
-                  "from cli import main\n"
-                  "main(sys.argv[1:])\n")
+                  "from cli import run\n"
+                  "run()  # the `nlpkit` command's entry point, its arguments from sys.argv\n")
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                               env=subprocess_env(), timeout=300)
         assert done.returncode == 0, done.stderr
