@@ -19,7 +19,6 @@ TensorFlow is imported only once a command runs, so every `--help` answers
 at once.
 """
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -35,7 +34,7 @@ from nlpkit.config import OptionError
 from nlpkit.errors import NlpkitError, at
 from nlpkit.lab import compare as compare_lab
 from nlpkit.lab import gradients as gradient_lab
-from nlpkit.runtime import runs, transfer
+from nlpkit.runtime import backend, runs, transfer
 from nlpkit.runtime.task import DEFAULT_MODELS_DIR, warning
 from nlpkit.tasks import all_tasks
 from nlpkit.text import datasets
@@ -43,33 +42,11 @@ from nlpkit.text import datasets
 TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
 
-@contextlib.contextmanager
-def quiet_stderr_fd():
-    """Silences file descriptor 2 for a moment: TensorFlow's C++ start-up lines
-    bypass TF_CPP_MIN_LOG_LEVEL, and user errors must stay a single line."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def start_backend():
-    """Imports TensorFlow quietly, once, when a command starts its real work."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with quiet_stderr_fd():
-        import tensorflow  # noqa: F401
-
-
 def load_predictor(task, model_dir):
     """`task.load(model_dir)`, once the folder is known to hold a run of `task`: a wrong folder is refused
     before TensorFlow starts (in a fraction of a second, not several)."""
     runs.read_manifest(model_dir, task.name)
-    start_backend()
+    backend.start()
     return task.load(model_dir)
 
 
@@ -278,8 +255,7 @@ def train_command(task):
     def command(context, **values):
         options = task.TrainOptions(**values).validate()
         typed = {name for name in values if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
-        options = transfer.inherit(options, explicit=typed)
-        start_backend()
+        options = transfer.inherit(options, explicit=typed)  # TensorFlow starts once the data is read
         identity = task.run_identity(options)
         finished = None if options.force else task.finished_run(options, identity)
         if finished is not None:
@@ -363,7 +339,7 @@ def compare_command(task):
         cells = compare_lab.parse_cells(cells)
         options = task.TrainOptions(**values, cell=cells[0]).validate()
         planned = compare_lab.plan(options, cells, seeds, out)  # every run's options checked before TensorFlow starts
-        start_backend()
+        backend.start()
         command_line = "nlpkit " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
         rows = compare_lab.compare(task, planned, out, command_line, announce=click.echo)
         click.echo(f"\n{compare_lab.format_table(rows)}\n\nwritten: {os.path.join(out, compare_lab.TABLE_FILE)}, "
@@ -445,7 +421,7 @@ def vocabulary(model_dir):
         nlpkit vocabulary models/TASK > vocab.txt
         nlpkit train TASK --vocabulary vocab.txt --out models/same-tokens
     """
-    start_backend()
+    backend.start()
     from nlpkit.text.tokenization import vocabulary_lines
 
     task = task_of_run(model_dir)
@@ -471,7 +447,7 @@ def gradients(run_folders, as_json, **values):
     """
     options = gradient_lab.GradientOptions(**values).validate()
     gradient_lab.check_request(options, run_folders)
-    start_backend()
+    backend.start()
     report = gradient_lab.measure(options, run_folders)
     json_path, png_path = gradient_lab.write_outputs(report, options.out)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else

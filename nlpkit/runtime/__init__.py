@@ -1,8 +1,10 @@
 """Run-time: what runs a task and keeps its results safe.
 
+    backend      starting TensorFlow quietly, once the options and data are known to be good
     task         the `Task` base class (the training sequence every task follows) and `RunPredictor`
     training     seeding, the fit with its callbacks, the learning curve
     checkpoint   epoch backups, so that a killed run resumes where it stopped
+    epoch_backup the Keras callback that writes them and restores the other callbacks' state
     runs         run folders: described by a manifest, loaded in safe mode
     run_writer   writing a run folder: the atomic swap, the destination's lock, room and write errors
     manifests    the checks of a run's manifest.json before anything in it is used
@@ -12,5 +14,5 @@
 
 from nlpkit.lazy import submodules_on_demand
 
-__getattr__ = submodules_on_demand(__name__, ["checkpoint", "manifests", "run_writer", "runs", "safety", "task",
-                                                          "training", "transfer"])
+__getattr__ = submodules_on_demand(__name__, ["backend", "checkpoint", "epoch_backup", "manifests", "run_writer",
+                                             "runs", "safety", "task", "training", "transfer"])

@@ -161,7 +161,8 @@ class Task:
         run = self.begin(options, identity)
         options = run.options
         with run.lock:
-            run.data = self.read(run)
+            run.data = self.read(run)  # before TensorFlow starts: bad data is refused at once
+            runtime.backend.start()
             runtime.training.seed_everything(options.seed)
             if getattr(options, "init_from", None):
                 run.source = runtime.transfer.load_source(options.init_from)

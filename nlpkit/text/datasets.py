@@ -339,6 +339,9 @@ def open_tfds(name, split="train", data_dir=None):
     `download=False`: nlpkit never fetches data at run time. `name` may carry
     the split as `NAME:SPLIT`.
     """
+    from nlpkit.runtime import backend
+
+    backend.start()
     import tensorflow_datasets as tfds
 
     if ":" in name:
