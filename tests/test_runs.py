@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 
 import keras
@@ -12,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SENTENCES, fake_run, subprocess_env, tiny_options, write_tsv
+from conftest import SENTENCES, fake_run, tiny_options, write_tsv
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.runs import RunWriter, load_run
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
@@ -187,29 +185,6 @@ def test_the_archive_carries_the_vocabulary_and_loads_in_safe_mode(trained_run, 
     direct = np.asarray(model(tf.constant(TEXTS), training=False))
     via_classifier = [[r["probabilities"][c] for c in classifier.classes] for r in classifier.predict(TEXTS)]
     np.testing.assert_allclose(direct, via_classifier, atol=1e-6)
-
-
-FRESH_PROCESS = """
-import json, sys
-from nlpkit.tasks.sentiment import SentimentClassifier
-texts = json.loads(sys.stdin.read())
-results = SentimentClassifier.load(sys.argv[1]).predict(texts)
-print(json.dumps([[r["label"], r["probabilities"]] for r in results]))
-"""
-
-
-def test_a_reloaded_model_predicts_the_same_in_a_fresh_process(trained_run, classifier, tmp_path):
-    here = classifier.predict(TEXTS)
-    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(trained_run.folder)],
-                          input=json.dumps(TEXTS), capture_output=True, text=True, cwd=tmp_path,
-                          env=subprocess_env(), timeout=300)
-    assert done.returncode == 0, done.stderr
-    there = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [label for label, _ in there] == [r["label"] for r in here]
-    classes = classifier.classes
-    np.testing.assert_allclose(
-        [[probabilities[c] for c in classes] for _, probabilities in there],
-        [[r["probabilities"][c] for c in classes] for r in here], atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:Skipping nested container")

@@ -1,13 +1,11 @@
 """The tagging task: masked training, alignment, character features, reloading, the CLI, entity scores."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_one_line_error, subprocess_env
+from conftest import ROOT, assert_one_line_error
 from nlpkit import tag_metrics
 from nlpkit.errors import NlpkitError
 from nlpkit.tasks import get_task
@@ -159,20 +157,6 @@ def test_character_features_tell_unseen_words_apart(tagger, tmp_path):
     words_only = Tagger.load(folder).tag(pair, pretokenized=True)
     assert words_only[0]["probabilities"] == pytest.approx(words_only[1]["probabilities"], abs=1e-6)
     assert words_only[0]["tags"] == words_only[1]["tags"]
-
-
-def test_a_reload_in_a_fresh_process_tags_identically(trained, tagger):
-    sentences = ["The old man the boat.", UNSEEN[0]]
-    script = ("import json, sys; from nlpkit.tasks.tagging import Tagger; "
-              "print(json.dumps(Tagger.load(sys.argv[1]).tag(json.loads(sys.argv[2]))))")
-    done = subprocess.run([sys.executable, "-c", script, str(trained[0]), json.dumps(sentences)], cwd=ROOT,
-                          capture_output=True, text=True, env=subprocess_env(), timeout=300)
-    assert done.returncode == 0, done.stderr
-    fresh = json.loads(done.stdout.strip().splitlines()[-1])
-    here = tagger.tag(sentences)
-    assert [r["tags"] for r in fresh] == [r["tags"] for r in here]
-    flat = lambda results: [p for result in results for p in result["probabilities"]]
-    assert flat(fresh) == pytest.approx(flat(here), abs=1e-6)
 
 
 # --- evaluation ------------------------------------------------------------------------------------

@@ -251,16 +251,6 @@ def test_beam_search_of_width_one_equals_greedy_and_n_best_is_sorted(translator)
         assert result["translation"] == result["translations"][0]["translation"]
 
 
-def test_a_fresh_process_gives_identical_translations(trained, translator, nlpkit_process):
-    done = nlpkit_process("translate", "--model", trained[0], "--json", *SENTENCES)
-    assert done.returncode == 0, done.stderr
-    fresh = [json.loads(line) for line in done.stdout.splitlines()]
-    here = translator.translate(SENTENCES)
-    assert [r["translation"] for r in fresh] == [r["translation"] for r in here]
-    assert [r["text"] for r in fresh] == SENTENCES
-    np.testing.assert_allclose([r["score"] for r in fresh], [r["score"] for r in here], atol=1e-5)
-
-
 # --- the command line ------------------------------------------------------------------------------------
 
 
