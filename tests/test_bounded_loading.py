@@ -173,13 +173,13 @@ def test_keras_objects_nlpkit_never_saves_are_refused_by_nlpkit_itself(run_copy,
     refused(run_copy / "model.keras", "refused")
 
 
-def test_keras_get_file_is_refused_through_predict(nlpkit_process, run_copy):
+def test_keras_get_file_is_refused_through_predict(cli_runner, run_copy):
     def edit(config):
         outer, _ = parts_of(config)
         outer["vectorizers"][0] = keras_object("keras.utils", "get_file", {"origin": "http://127.0.0.1:9/x"})
     rewrite_archive(run_copy / "model.keras", edit)
-    done = nlpkit_process("predict", "sentiment", "--model", run_copy, "A fine film.")
-    assert_one_line_error(done.returncode, done.stderr, "'get_file' from module 'keras.utils'", "never hold")
+    done = cli_runner("predict", "sentiment", "--model", run_copy, "A fine film.")
+    assert_one_line_error(done.exit_code, done.stderr, "'get_file' from module 'keras.utils'", "never hold")
 
 
 @pytest.mark.parametrize("make_link", [

@@ -2,7 +2,9 @@
 
 Each malicious file is crafted from a real saved run by rewriting its zip; its
 payload would create a canary file in the test's folder. `nlpkit predict` runs
-on it in a real process and must exit 2 with one line, the canary never created.
+on it and must exit 2 with one line, the canary never created: in a real
+process for the payloads that would run code, in-process (CliRunner) for the
+archives that only point outside themselves.
 """
 
 import json
@@ -95,10 +97,18 @@ def tampered_copy(run_copy, edit_config=None, extra_members=()):
 
 
 def predict_refused(nlpkit_process, folder, env, *fragments):
+    """`nlpkit predict` on `folder` in a real process: one line, exit 2, nothing on stdout."""
     done = nlpkit_process("predict", "sentiment", "--model", folder, "A fine film.", env=env)
     line = assert_one_line_error(done.returncode, done.stderr, "model.keras", "refused", *fragments)
     assert done.stdout == ""
     return line
+
+
+def predict_refused_in_process(cli_runner, folder, *fragments):
+    """The same through CliRunner, for archives without code to run."""
+    done = cli_runner("predict", "sentiment", "--model", folder, "A fine film.")
+    assert_one_line_error(done.exit_code, done.stderr, "model.keras", "refused", *fragments)
+    assert done.stdout == ""
 
 
 def test_the_lambda_payload_would_run_if_loaded_unsafely(tmp_path):
@@ -127,17 +137,17 @@ def test_a_config_naming_an_arbitrary_module_is_refused(nlpkit_process, run_copy
 
 
 @pytest.mark.parametrize("member", ["../canary", "../../canary", "/tmp/nlpkit-canary", "assets/../../canary"])
-def test_an_archive_with_paths_outside_itself_is_refused(nlpkit_process, run_copy, tmp_path, member):
+def test_an_archive_with_paths_outside_itself_is_refused(cli_runner, run_copy, tmp_path, member):
     folder = tampered_copy(run_copy, extra_members=[(member, b"payload")])
-    predict_refused(nlpkit_process, folder, None, repr(member))
+    predict_refused_in_process(cli_runner, folder, repr(member))
     assert not (tmp_path / "canary").exists()
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "../vocabulary.txt"])
-def test_a_vocabulary_naming_a_file_is_refused(nlpkit_process, run_copy, tmp_path, target):
+def test_a_vocabulary_naming_a_file_is_refused(cli_runner, run_copy, tmp_path, target):
     (tmp_path / "vocabulary.txt").write_text("good\nbad\n")
     folder = tampered_copy(run_copy, with_vocabulary_path(target))
-    predict_refused(nlpkit_process, folder, None, "vocabulary", repr(target))
+    predict_refused_in_process(cli_runner, folder, "vocabulary", repr(target))
 
 
 def test_a_registered_name_claiming_nlpkit_from_another_module_is_refused(run_copy):
