@@ -38,6 +38,30 @@ BUNDLED_TSV = ROOT / "data" / "sentiment" / "uci_sentences.tsv"
 if str(ROOT) not in sys.path:  # `import cli` also when nlpkit is not installed editable
     sys.path.insert(0, str(ROOT))
 
+# The scopes (modules, or test classes) that take longest, longest first, as `pytest --durations=0` summed them
+# (tests/conftest.py's `pytest_collection_modifyitems` runs them first). pytest-xdist hands each worker one
+# scope at a time in collection order (`--no-loadscope-reorder` in setup.cfg: by default it orders scopes by
+# their number of tests, so a single slow test went last); with the long ones first, the short ones even out
+# the end, and the two workers finish together.
+LONGEST_SCOPES = (
+    "test_transfer.py", "test_translate.py", "test_tagging.py", "test_search.py", "test_models.py",
+    "test_decoding.py", "test_chargen.py", "test_run_writes.py", "test_cli_errors.py", "test_next_word.py",
+    "test_task_contract.py::TestTaskTagging", "test_cli.py", "test_task_contract.py::TestTaskTranslate",
+    "test_tagging.py::TestTaggingResume", "test_reliability.py::TestKilledRunResumes", "test_reliability.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Puts the tests of `LONGEST_SCOPES` first, in that order; the others keep theirs after them."""
+
+    def rank(item):
+        module, _, rest = item.nodeid.rpartition("/")[2].partition("::")
+        scope = f"{module}::{rest.split('::')[0]}" if "::" in rest else module
+        return LONGEST_SCOPES.index(scope) if scope in LONGEST_SCOPES else len(LONGEST_SCOPES)
+
+    items.sort(key=rank)
+
+
 # Sizes that keep every training in this suite to a few seconds on 2 cores.
 TINY = dict(units=8, embedding_dim=8, max_tokens=500, epochs=1, batch_size=16)
 TINY_CLI = ["--units", "8", "--embedding-dim", "8", "--max-tokens", "500", "--epochs", "1", "--batch-size", "16"]
