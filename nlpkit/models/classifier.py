@@ -85,7 +85,11 @@ class TextClassifier(TaskModel):
     @classmethod
     def declared_weights(cls, config, build_config=None):
         """The class-logit layer's numbers, from the config alone (the backbone declares its own)."""
-        vectors = max(1, len(POOLED.get(config.get("pooling"), ())))
+        pooling = config.get("pooling", "last")
+        if pooling not in POOLINGS:  # also a list or dict, which a lookup could not even hash
+            raise NlpkitError(f"TextClassifier: pooling is {pooling!r} in config.json; expected one of "
+                              f"{', '.join(POOLINGS)}.")
+        vectors = max(1, len(POOLED[pooling]))
         return declared.dense_over_backbone(config, "num_classes", 2, "TextClassifier", vectors=vectors)
 
     def get_config(self):
