@@ -228,7 +228,7 @@ def task_group(make):
 def train():
     """Train a model and write its run folder (models/TASK by default).
 
-    The run folder holds model.keras (vocabulary included), manifest.json,
+    The run folder holds model.keras and preprocessor.json (vocabulary), manifest.json,
     metrics.json, history.json and learning_curve.png. It replaces an earlier
     run only once training has succeeded. Every epoch is backed up beside it
     (.TASK.backup), so the same command resumes a killed run; a run already

@@ -166,7 +166,8 @@ def edit_config(model_file, edit):
 
 
 def network(config):
-    return config["config"]["network"]["config"]
+    """The network's config in model.keras's config.json (its vectorizers are in preprocessor.json)."""
+    return config["config"]
 
 
 def zeros_writer(total):
@@ -268,12 +269,12 @@ def safety_cases(good, work):
     def replaced(name, payload, where="backbone"):
         folder = copy_run(good, work, name)
 
-        def edit(config):
-            if where == "backbone":
-                network(config)["backbone"] = payload
-            else:
-                config["config"]["vectorizers"][0] = payload
-        edit_config(folder / "model.keras", edit)
+        if where == "backbone":
+            edit_config(folder / "model.keras", lambda config: network(config).__setitem__("backbone", payload))
+        else:
+            preprocessor = json.loads((folder / "preprocessor.json").read_text())
+            preprocessor["config"]["vectorizers"][0] = payload
+            (folder / "preprocessor.json").write_text(json.dumps(preprocessor))
         return folder
 
     def obj(module, class_name, config, registered=None):
@@ -323,8 +324,10 @@ manifest["options"].update(units=width, embedding_dim=width, max_tokens=vocabula
 network = models.build_language_model(vocabulary, units=width, embedding_dim=width)
 vectorizer = with_vocabulary(keras.layers.TextVectorization(max_tokens=vocabulary, standardize=None),
                              ["<eos>"] + [f"w{i}" for i in range(vocabulary - 3)])  # inline, as nlpkit saves
-models.TextModel(network.inference_copy(), [vectorizer], manifest["options"]["max_length"]).save(
-    target / "model.keras")
+text_model = models.TextModel(network.inference_copy(), [vectorizer], manifest["options"]["max_length"])
+text_model.network.save(target / "model.keras")
+preprocessor = keras.saving.serialize_keras_object(models.preprocessor_of(text_model))
+(target / "preprocessor.json").write_text(json.dumps(preprocessor))
 (target / "manifest.json").write_text(json.dumps(manifest))
 """
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from conftest import ROOT, assert_one_line_error, cli_runner_with_separate_stderr, invoke, subprocess_env
 from nlpkit import runtime
 from nlpkit.errors import NlpkitError
-from nlpkit.runtime.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive, inspect_preprocessor
 
 FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
                 # differing_executors: the same test method runs in one class per task (test_task_contract.py).
@@ -204,6 +204,9 @@ class TaskContract:
 
     def test_the_saved_archive_passes_the_safety_inspection(self, run):
         inspect_archive(run / "model.keras")
+        preprocessor = run / "preprocessor.json"
+        if preprocessor.exists():  # every text task's run has one; a forecaster reads numbers
+            inspect_preprocessor(preprocessor)
 
     # --- fuzzed and awkward inputs ------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from conftest import assert_one_line_error
 from nlpkit import models
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime import safety
-from test_safe_loading import parts_of, rewrite_archive
+from test_safe_loading import network_of, rewrite_archive, rewrite_preprocessor
 
 WEIGHTS = "model.weights.h5"
 
@@ -84,16 +84,14 @@ def test_a_member_larger_than_its_bound_is_refused(run_copy, monkeypatch):
 ])
 def test_a_huge_declared_layer_is_refused_before_keras_builds_it(run_copy, vocabulary, dim, fragment):
     def huge_embedding(config):
-        _, network = parts_of(config)
-        network["backbone"]["config"].update(vocabulary_size=vocabulary, embedding_dim=dim)
+        network_of(config)["backbone"]["config"].update(vocabulary_size=vocabulary, embedding_dim=dim)
     rewrite_archive(run_copy / "model.keras", huge_embedding)
     refused(run_copy / "model.keras", fragment)
 
 
 def test_a_layer_larger_than_its_weights_file_is_refused(run_copy):
     def wider(config):
-        _, network = parts_of(config)
-        network["backbone"]["config"]["spec"]["units"] *= 4
+        network_of(config)["backbone"]["config"]["spec"]["units"] *= 4
     rewrite_archive(run_copy / "model.keras", wider)
     refused(run_copy / "model.keras", "declares", "holds only")
 
@@ -107,8 +105,7 @@ def test_a_weights_file_with_numbers_no_layer_declares_is_refused(run_copy, tmp_
 @pytest.mark.parametrize("value", ["abc", -5, 2.5, None, True, [64]])
 def test_a_declared_size_of_the_wrong_type_is_refused(run_copy, value):
     def edit(config):
-        _, network = parts_of(config)
-        network["backbone"]["config"]["embedding_dim"] = value
+        network_of(config)["backbone"]["config"]["embedding_dim"] = value
     rewrite_archive(run_copy / "model.keras", edit)
     refused(run_copy / "model.keras", "embedding_dim")
 
@@ -167,17 +164,15 @@ def keras_object(module, class_name, config):
 ], ids=["get_file", "src_get_file", "unsafe_class", "unsafe_function", "raw_embedding", "tfsm"])
 def test_keras_objects_nlpkit_never_saves_are_refused_by_nlpkit_itself(run_copy, payload):
     def edit(config):
-        _, network = parts_of(config)
-        network["backbone"] = payload
+        network_of(config)["backbone"] = payload
     rewrite_archive(run_copy / "model.keras", edit)
     refused(run_copy / "model.keras", "refused")
 
 
 def test_keras_get_file_is_refused_through_predict(cli_runner, run_copy):
-    def edit(config):
-        outer, _ = parts_of(config)
-        outer["vectorizers"][0] = keras_object("keras.utils", "get_file", {"origin": "http://127.0.0.1:9/x"})
-    rewrite_archive(run_copy / "model.keras", edit)
+    def edit(vectorizers):
+        vectorizers[0] = keras_object("keras.utils", "get_file", {"origin": "http://127.0.0.1:9/x"})
+    rewrite_preprocessor(run_copy, edit)
     done = cli_runner("predict", "sentiment", "--model", run_copy, "A fine film.")
     assert_one_line_error(done.exit_code, done.stderr, "'get_file' from module 'keras.utils'", "never hold")
 
@@ -265,8 +260,9 @@ def test_declared_weights_equal_what_keras_saves(tmp_path, variant):
 
 def test_the_keras_classes_allowed_are_only_what_nlpkit_saves(trained_run):
     with zipfile.ZipFile(trained_run.folder / "model.keras") as archive:
-        config = json.loads(archive.read("config.json"))
-    keras_named = {(node["module"], node["class_name"]) for node in safety.serialized_objects(config)
+        network = json.loads(archive.read("config.json"))
+    preprocessor = json.loads((trained_run.folder / "preprocessor.json").read_text(encoding="utf-8"))
+    keras_named = {(node["module"], node["class_name"]) for node in safety.serialized_objects([network, preprocessor])
                    if not str(node.get("registered_name")).startswith("nlpkit>") and node["module"] != "builtins"}
     assert ("keras.layers", "TextVectorization") in keras_named  # so the subset check below is not vacuous
     assert keras_named <= safety.KERAS_CLASSES

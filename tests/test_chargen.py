@@ -316,7 +316,7 @@ def test_generation_that_overflows_stops_with_one_line_naming_the_step(cli_runne
     layer = model.network.backbone.recurrent_layers[0]
     kernel, recurrent, bias = layer.get_weights()
     layer.set_weights([kernel, 1.3 * np.eye(len(recurrent), dtype="float32"), bias + 1.0])
-    model.save(tmp_path / "irnn" / "model.keras")
+    model.network.save(tmp_path / "irnn" / "model.keras")  # the network; its preprocessor stays beside it
 
     result = cli_runner("generate", "--model", "irnn", "--seed", "ROMEO:", "--length", "3000", "--temperature", "0")
     line = assert_one_line_error(result.exit_code, result.stderr, "generation stopped at token", "overflowed",

@@ -12,7 +12,7 @@ from conftest import (ROOT, TINY_CLI, bundled_rows, cli_runner_with_separate_std
 
 LABELS = {"negative", "positive"}
 TEXTS = ["Great for the jawbone.", "It broke after one day, what a waste of money.", "Good case, Excellent value."]
-RUN_FILES = {"model.keras", "manifest.json", "metrics.json", "history.json", "learning_curve.png"}
+RUN_FILES = {"model.keras", "preprocessor.json", "manifest.json", "metrics.json", "history.json", "learning_curve.png"}
 
 
 def check_run_folder(folder, cell, data):

@@ -5,11 +5,9 @@ The cases that matter most for stderr purity (TensorFlow start-up noise, Keras w
 processes; the others run in-process through CliRunner, which keeps stdout and stderr apart.
 """
 
-import io
 import json
 import os
 import shutil
-import zipfile
 
 import pytest
 
@@ -203,31 +201,24 @@ def test_evaluate_errors(cli_runner, files, trained_run, args, fragments):
 
 
 def rewrite_vocabulary(folder, change):
-    """Rewrites model.keras with the vectorizer's vocabulary (a list in config.json) passed through `change`."""
-    archive = folder / "model.keras"
-    original = archive.read_bytes()
-    archive.unlink()
-    with zipfile.ZipFile(io.BytesIO(original)) as source, zipfile.ZipFile(archive, "w") as target:
-        for item in source.infolist():
-            data = source.read(item.filename)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                for vectorizer in config["config"]["vectorizers"]:
-                    vectorizer["config"]["vocabulary"] = change(vectorizer["config"]["vocabulary"])
-                data = json.dumps(config).encode()
-            target.writestr(item, data)
+    """Rewrites the run's preprocessor.json with each vectorizer's vocabulary passed through `change`."""
+    path = folder / "preprocessor.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for vectorizer in config["config"]["vectorizers"]:
+        vectorizer["config"]["vocabulary"] = change(vectorizer["config"]["vocabulary"])
+    path.write_text(json.dumps(config), encoding="utf-8")
 
 
-def test_an_archive_whose_vocabulary_does_not_load_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
+def test_a_vocabulary_that_does_not_load_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
     rewrite_vocabulary(run_copy, lambda words: words + words[:1])  # a duplicate entry
     done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
-    check_process(done, "model.keras", "cannot be loaded")
+    check_process(done, "preprocessor.json", "cannot be loaded")
 
 
-def test_an_archive_without_its_vocabulary_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
+def test_a_preprocessor_without_its_vocabulary_gives_one_line_in_a_real_process(nlpkit_process, run_copy):
     rewrite_vocabulary(run_copy, lambda words: None)
     done = nlpkit_process("predict", "sentiment", "--model", run_copy, "hello")
-    check_process(done, "model.keras")
+    check_process(done, "preprocessor.json")
 
 
 def test_train_refuses_to_replace_a_folder_that_is_not_a_run(cli_runner, files):

@@ -1,4 +1,5 @@
-"""Structure-aware fuzzing of loading a run folder: mutated zips, config.json, manifest.json and HDF5 files.
+"""Structure-aware fuzzing of loading a run folder: mutated zips, config.json, preprocessor.json,
+manifest.json and HDF5 files.
 
 Each case starts from a real saved run, changes one part the way a careless
 copy or an attacker might, and loads it with `SentimentClassifier.load` (then
@@ -51,7 +52,8 @@ def pristine(trained_run):
     with zipfile.ZipFile(folder / "model.keras") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     return Run(folder=folder, members=members, config=json.loads(members["config.json"]),
-               manifest=json.loads((folder / "manifest.json").read_text()))
+               manifest=json.loads((folder / "manifest.json").read_text()),
+               preprocessor=json.loads((folder / "preprocessor.json").read_text()))
 
 
 def load_outcome(folder):
@@ -65,7 +67,7 @@ def load_outcome(folder):
     return "loaded"
 
 
-def run_with(pristine, members=None, manifest_bytes=None, archive_bytes=None):
+def run_with(pristine, members=None, manifest_bytes=None, archive_bytes=None, preprocessor_bytes=None):
     """Writes a copy of the run with the given parts replaced, and loads it."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(shutil.copytree(pristine["folder"], Path(scratch) / "run"))
@@ -79,6 +81,8 @@ def run_with(pristine, members=None, manifest_bytes=None, archive_bytes=None):
             (folder / "model.keras").write_bytes(archive_bytes)
         if manifest_bytes is not None:
             (folder / "manifest.json").write_bytes(manifest_bytes)
+        if preprocessor_bytes is not None:
+            (folder / "preprocessor.json").write_bytes(preprocessor_bytes)
         return load_outcome(folder)
 
 
@@ -129,6 +133,13 @@ def test_mutated_config_json(pristine, data):
     config = data.draw(json_mutation(pristine["config"]))
     members = dict(pristine["members"], **{"config.json": encode(config)})
     assert run_with(pristine, members=list(members.items())) in ("loaded", "refused")
+
+
+@given(data=st.data())
+@CASES
+def test_mutated_preprocessor_json(pristine, data):
+    preprocessor = data.draw(json_mutation(pristine["preprocessor"]))
+    assert run_with(pristine, preprocessor_bytes=encode(preprocessor)) in ("loaded", "refused")
 
 
 class SavedModel:

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import zipfile
 
 import keras
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import SENTENCES, fake_run, tiny_options, write_tsv
+from nlpkit import models
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime.runs import RunWriter, load_run
 from nlpkit.tasks.sentiment import SentimentClassifier, SentimentTask
@@ -142,7 +142,9 @@ def test_load_run_returns_the_model_and_manifest(trained_run):
     ("not-a-manifest", "not an nlpkit manifest"),
     ("other-task", "holds a next-word model, not a sentiment model"),
     ("no-model", "no model.keras"),
+    ("no-preprocessor", "needs its preprocessor.json beside it"),
     ("corrupt-model", "cannot be loaded"),
+    ("corrupt-preprocessor", "preprocessor.json: not valid JSON"),
     ("incomplete-manifest", "incomplete manifest"),
 ])
 def test_a_folder_that_is_not_a_sentiment_model_is_refused(run_copy, tmp_path, breakage, message):
@@ -165,26 +167,45 @@ def test_a_folder_that_is_not_a_sentiment_model_is_refused(run_copy, tmp_path, b
             manifest.write_text(json.dumps({"task": "sentiment", "format": 2}))
         elif breakage == "no-model":
             (folder / "model.keras").unlink()
+        elif breakage == "no-preprocessor":
+            (folder / "preprocessor.json").unlink()
         elif breakage == "corrupt-model":
             (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:2000])
+        elif breakage == "corrupt-preprocessor":
+            (folder / "preprocessor.json").write_text('{"class_name": ')
     with pytest.raises(NlpkitError, match=message):
         SentimentClassifier.load(folder)
 
 
-def test_the_archive_carries_the_vocabulary_and_loads_in_safe_mode(trained_run, classifier):
-    path = trained_run.folder / "model.keras"
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-    (vectorizer,) = config["config"]["vectorizers"]
+def test_the_network_takes_ids_and_its_preprocessor_holds_the_vocabulary_beside_it(trained_run, classifier):
+    preprocessor = json.loads((trained_run.folder / "preprocessor.json").read_text(encoding="utf-8"))
+    assert preprocessor["registered_name"] == "nlpkit>TextPreprocessor"
+    (vectorizer,) = preprocessor["config"]["vectorizers"]
     assert vectorizer["class_name"] == "TextVectorization"
-    words = vectorizer["config"]["vocabulary"]  # tokens after padding and OOV, a JSON list inside the archive
+    words = vectorizer["config"]["vocabulary"]  # tokens after padding and OOV, a JSON list in the file
     assert "good" in words and "excellent" in words
     assert len(words) + 2 == json.loads((trained_run.folder / "manifest.json").read_text())["vocabulary_size"]
 
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    direct = np.asarray(model(tf.constant(TEXTS), training=False))
+    network = keras.saving.load_model(trained_run.folder / "model.keras", safe_mode=True, compile=False)
+    assert [tuple(i.shape) for i in network.inputs] == [(None, None)] and network.inputs[0].dtype == "int32"
+    loaded = keras.saving.deserialize_keras_object(preprocessor, safe_mode=True)
+    text_model = models.TextModel(network, loaded.vectorizers, loaded.max_length)
+    direct = np.asarray(text_model(tf.constant(TEXTS), training=False))
     via_classifier = [[r["probabilities"][c] for c in classifier.classes] for r in classifier.predict(TEXTS)]
     np.testing.assert_allclose(direct, via_classifier, atol=1e-6)
+
+
+def test_a_run_saved_before_the_split_still_loads_and_predicts_the_same(run_copy, classifier):
+    """Format 2 kept the vectorizers inside model.keras (a raw-string `TextModel`); such runs still load."""
+    text_model, _ = load_run(run_copy, "sentiment")
+    (run_copy / "preprocessor.json").unlink()
+    text_model.save(run_copy / "model.keras")
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    (run_copy / "manifest.json").write_text(json.dumps({**manifest, "format": 2}))
+    before, now = SentimentClassifier.load(run_copy).predict(TEXTS), classifier.predict(TEXTS)
+    assert [r["label"] for r in before] == [r["label"] for r in now]
+    np.testing.assert_allclose([list(r["probabilities"].values()) for r in before],
+                               [list(r["probabilities"].values()) for r in now], atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:Skipping nested container")

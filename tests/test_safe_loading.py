@@ -18,7 +18,7 @@ import pytest
 
 from conftest import assert_one_line_error, subprocess_env
 from nlpkit.errors import NlpkitError
-from nlpkit.runtime.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive, inspect_preprocessor
 from nlpkit.tasks.sentiment import SentimentClassifier
 
 PAYLOAD_MODULE = "nlpkit_test_payload"
@@ -37,10 +37,17 @@ def rewrite_archive(model_file, edit_config=None, extra_members=()):
             archive.writestr(zipfile.ZipInfo(name), data)
 
 
-def parts_of(config):
-    """The saved text model's own config, and its network's (the task model) config."""
-    outer = config["config"]
-    return outer, outer["network"]["config"]
+def network_of(config):
+    """The config of the network (the task model) in model.keras's config.json."""
+    return config["config"]
+
+
+def rewrite_preprocessor(folder, edit):
+    """Rewrites a run's preprocessor.json in place: `edit(vectorizers)` changes its vectorizers' configs."""
+    path = folder / "preprocessor.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    edit(config["config"]["vectorizers"])
+    path.write_text(json.dumps(config), encoding="utf-8")
 
 
 def lambda_payload(canary):
@@ -50,28 +57,28 @@ def lambda_payload(canary):
 
 
 def with_lambda(canary):
+    """The whole network is a Lambda layer."""
     def edit(config):
-        outer, _ = parts_of(config)
-        outer["network"] = lambda_payload(canary)
+        config.clear()
+        config.update(lambda_payload(canary))
     return edit
 
 
 def with_foreign_module(config):
     """The network's backbone is a class from a module that creates the canary when imported."""
-    _, network = parts_of(config)
-    network["backbone"] = {"module": PAYLOAD_MODULE, "class_name": "Payload", "config": {}, "registered_name": None}
+    network_of(config)["backbone"] = {"module": PAYLOAD_MODULE, "class_name": "Payload", "config": {},
+                                      "registered_name": None}
 
 
-def with_foreign_function(config):
-    outer, _ = parts_of(config)
-    outer["vectorizers"][0]["config"]["standardize"] = {
+def with_foreign_function(vectorizers):
+    """The preprocessor's vectorizer standardizes with a function of a module that creates the canary."""
+    vectorizers[0]["config"]["standardize"] = {
         "module": PAYLOAD_MODULE, "class_name": "function", "config": "activate", "registered_name": "function"}
 
 
 def with_vocabulary_path(target):
-    def edit(config):
-        outer, _ = parts_of(config)
-        outer["vectorizers"][0]["config"]["vocabulary"] = target
+    def edit(vectorizers):
+        vectorizers[0]["config"]["vocabulary"] = target
     return edit
 
 
@@ -96,18 +103,18 @@ def tampered_copy(run_copy, edit_config=None, extra_members=()):
     return run_copy
 
 
-def predict_refused(nlpkit_process, folder, env, *fragments):
-    """`nlpkit predict` on `folder` in a real process: one line, exit 2, nothing on stdout."""
+def predict_refused(nlpkit_process, folder, env, *fragments, file="model.keras"):
+    """`nlpkit predict` on `folder` in a real process: one line naming `file`, exit 2, nothing on stdout."""
     done = nlpkit_process("predict", "sentiment", "--model", folder, "A fine film.", env=env)
-    line = assert_one_line_error(done.returncode, done.stderr, "model.keras", "refused", *fragments)
+    line = assert_one_line_error(done.returncode, done.stderr, file, "refused", *fragments)
     assert done.stdout == ""
     return line
 
 
-def predict_refused_in_process(cli_runner, folder, *fragments):
-    """The same through CliRunner, for archives without code to run."""
+def predict_refused_in_process(cli_runner, folder, *fragments, file="model.keras"):
+    """The same through CliRunner, for files without code to run."""
     done = cli_runner("predict", "sentiment", "--model", folder, "A fine film.")
-    assert_one_line_error(done.exit_code, done.stderr, "model.keras", "refused", *fragments)
+    assert_one_line_error(done.exit_code, done.stderr, file, "refused", *fragments)
     assert done.stdout == ""
 
 
@@ -125,14 +132,17 @@ def test_a_lambda_layer_is_refused(nlpkit_process, run_copy, payload):
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    (with_foreign_module, f"module '{PAYLOAD_MODULE}'"),
-    (with_foreign_function, "'function'"),
-], ids=["class", "function"])
-def test_a_config_naming_an_arbitrary_module_is_refused(nlpkit_process, run_copy, payload, edit, fragment):
+def test_a_network_naming_an_arbitrary_module_is_refused(nlpkit_process, run_copy, payload):
     canary, env = payload
-    folder = tampered_copy(run_copy, edit)
-    predict_refused(nlpkit_process, folder, env, fragment)
+    folder = tampered_copy(run_copy, with_foreign_module)
+    predict_refused(nlpkit_process, folder, env, f"module '{PAYLOAD_MODULE}'")
+    assert not canary.exists()
+
+
+def test_a_preprocessor_naming_a_function_of_an_arbitrary_module_is_refused(nlpkit_process, run_copy, payload):
+    canary, env = payload
+    rewrite_preprocessor(run_copy, with_foreign_function)
+    predict_refused(nlpkit_process, run_copy, env, "'function'", file="preprocessor.json")
     assert not canary.exists()
 
 
@@ -146,21 +156,29 @@ def test_an_archive_with_paths_outside_itself_is_refused(cli_runner, run_copy, t
 @pytest.mark.parametrize("target", ["/etc/passwd", "../vocabulary.txt"])
 def test_a_vocabulary_naming_a_file_is_refused(cli_runner, run_copy, tmp_path, target):
     (tmp_path / "vocabulary.txt").write_text("good\nbad\n")
-    folder = tampered_copy(run_copy, with_vocabulary_path(target))
-    predict_refused_in_process(cli_runner, folder, "vocabulary", repr(target))
+    rewrite_preprocessor(run_copy, with_vocabulary_path(target))
+    predict_refused_in_process(cli_runner, run_copy, "vocabulary", repr(target), file="preprocessor.json")
 
 
 def test_a_registered_name_claiming_nlpkit_from_another_module_is_refused(run_copy):
     def edit(config):
-        _, network = parts_of(config)
-        network["backbone"]["module"] = PAYLOAD_MODULE
+        network_of(config)["backbone"]["module"] = PAYLOAD_MODULE
     folder = tampered_copy(run_copy, edit)
     with pytest.raises(NlpkitError, match="not an nlpkit object"):
         SentimentClassifier.load(folder)
 
 
+def test_a_preprocessor_declaring_weights_is_refused_before_keras_builds_it(run_copy):
+    """A preprocessor has no weights file to bound what it declares: one declaring any is refused."""
+    network = json.loads(zipfile.ZipFile(run_copy / "model.keras").read("config.json"))
+    rewrite_preprocessor(run_copy, lambda vectorizers: vectorizers.append(network))
+    with pytest.raises(NlpkitError, match="preprocessor.json: refused: it declares weights"):
+        SentimentClassifier.load(run_copy)
+
+
 def test_every_saved_task_archive_passes_the_inspection(trained_run, tmp_path):
     inspect_archive(trained_run.folder / "model.keras")  # the language models are checked in test_fuzz.py
+    inspect_preprocessor(trained_run.folder / "preprocessor.json")
     copy = shutil.copytree(trained_run.folder, tmp_path / "copy")
     rewrite_archive(copy / "model.keras")  # a rewrite that changes nothing keeps the model loadable
     assert SentimentClassifier.load(copy).predict(["Good."])[0]["label"] in ("negative", "positive")

@@ -197,10 +197,11 @@ def test_training_reports_bleu_and_chrf_and_writes_a_run(trained):
     assert json.loads((folder / "metrics.json").read_text())["validation"]["greedy"]["bleu"] == greedy["bleu"]
 
 
-def test_the_saved_model_holds_both_vocabularies_and_takes_raw_strings(trained):
-    model = keras.saving.load_model(trained[0] / "model.keras", safe_mode=True)
-    vocabularies = {layer.name: layer.get_vocabulary() for layer in model.layers
-                    if isinstance(layer, keras.layers.TextVectorization)}
+def test_the_saved_run_holds_both_vocabularies_and_loads_as_a_raw_string_model(trained):
+    from nlpkit.runtime.runs import load_run
+
+    model, _ = load_run(trained[0], "translate")
+    vocabularies = {layer.name: layer.get_vocabulary() for layer in model.vectorizers}
     assert set(vocabularies) == {"source_vectorizer", "target_vectorizer"}
     assert vocabularies["target_vectorizer"][START_ID:END_ID + 1] == ["[start]", "[end]"]
     assert "!" in vocabularies["source_vectorizer"]

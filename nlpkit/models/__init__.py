@@ -8,7 +8,8 @@
     Forecaster          a window of values -> backbone -> the next values: recursive, direct or seq2seq (forecast)
 
 Every head outputs logits; `TextModel(network, vectorizers, max_length)` is the raw-string model
-nlpkit saves (probabilities out). The factories return compiled models:
+nlpkit loads (probabilities out); a run keeps the network and its `TextPreprocessor` apart.
+The factories return compiled models:
 
     >>> model = build_classifier(vocab_size=5000, num_classes=2, cell="gru", bidirectional=True)
     >>> lm = build_language_model(vocab_size=10000, cell="lstm", layers=2, dropout=0.3, tie_weights=True)
@@ -25,7 +26,8 @@ _SOURCES = {
     "RecurrentBackbone": "backbone", "CausalLM": "causal_lm", "build_language_model": "causal_lm",
     "POOLINGS": "classifier", "TextClassifier": "classifier", "build_classifier": "classifier",
     "Perplexity": "metrics", "make_optimizer": "optimizers", "Seq2SeqLM": "seq2seq_lm",
-    "build_translator": "seq2seq_lm", "TextModel": "task_model", "id_model": "task_model", "SequenceTagger": "tagger",
+    "build_translator": "seq2seq_lm", "TextModel": "task_model", "id_model": "task_model",
+    "TextPreprocessor": "task_model", "preprocessor_of": "task_model", "SequenceTagger": "tagger",
     "CharacterEncoder": "tagger", "build_tagger": "tagger", "PADDING_TAG": "tagger", "MAX_WORD_LENGTH": "tagger",
     "Forecaster": "forecaster", "ForecastMember": "forecaster", "ForecastModel": "forecaster",
     "build_forecaster": "forecaster",

@@ -6,7 +6,9 @@ models built from a `RecurrentBackbone` and a head, keras-hub style: their
 graph; `get_config` returns the constructor arguments. They output *logits*
 and train with `from_logits=True` losses; the softmax is applied only where
 probabilities are read: predictors, decoders, and the raw-string models that
-nlpkit saves (`TextModel`), whose outputs are probabilities.
+nlpkit loads (`TextModel`), whose outputs are probabilities. A run folder keeps
+the network (ids in) and its `TextPreprocessor` (the vectorizers) apart, as
+keras-hub keeps a backbone and its preprocessor; loading joins them again.
 """
 
 import keras
@@ -126,3 +128,36 @@ class TextModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialized(config, "network", "vectorizers"))
+
+
+@serializable
+class TextPreprocessor(keras.layers.Layer):
+    """What turns a run's raw strings into its network's ids: the vectorizers (vocabulary, standardization,
+    split, the padding and unknown ids 0 and 1), one per string input, and `max_length`, the most ids the
+    network reads. It has no weights; a run folder keeps it beside the network, in preprocessor.json
+    (`nlpkit.runtime.runs`), and `TextModel(network, preprocessor.vectorizers, preprocessor.max_length)`
+    is the raw-string model again.
+    """
+
+    def __init__(self, vectorizers, max_length, **kwargs):
+        super().__init__(**kwargs)
+        self.vectorizers = list(vectorizers)
+        self.max_length = int(max_length)
+
+    def call(self, texts):
+        """One id tensor per string input (`texts`: a list in the network's `string_inputs` order)."""
+        return [vectorizer(texts_) for vectorizer, texts_ in zip(self.vectorizers, texts)]
+
+    def get_config(self):
+        return {**super().get_config(),
+                "vectorizers": [keras.saving.serialize_keras_object(v) for v in self.vectorizers],
+                "max_length": self.max_length}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialized(config, "vectorizers"))
+
+
+def preprocessor_of(text_model):
+    """The `TextPreprocessor` of a raw-string model: its vectorizers and maximum length."""
+    return TextPreprocessor(text_model.vectorizers, text_model.max_length, name="preprocessor")

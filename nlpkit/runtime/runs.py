@@ -1,10 +1,13 @@
 """Run folders: written atomically, described by a manifest, loaded in Keras safe mode.
 
-A run folder holds `model.keras` (the vocabulary inside), `manifest.json`,
-`metrics.json`, `history.json` and `learning_curve.png`. It is written to a
-temporary sibling folder and swapped into place only when complete, by one
-process at a time (`nlpkit.runtime.run_writer`), so a failed or interrupted run
-never leaves a broken model, or none, where a good one was.
+A run folder holds `model.keras` (the network: ids in, logits out),
+`preprocessor.json` (the vectorizers that turn raw strings into its ids, with
+their vocabularies), `manifest.json`, `metrics.json`, `history.json` and
+`learning_curve.png`; loading joins network and preprocessor into one
+raw-string model again, as keras-hub joins a backbone and its preprocessor. It
+is written to a temporary sibling folder and swapped into place only when
+complete, by one process at a time (`nlpkit.runtime.run_writer`), so a failed
+or interrupted run never leaves a broken model, or none, where a good one was.
 """
 
 import dataclasses
@@ -19,15 +22,18 @@ import nlpkit
 from nlpkit.errors import NlpkitError
 from nlpkit.runtime import manifests
 from nlpkit.runtime.run_writer import RunWriter, lock_destination, recover, saved_size  # noqa: F401 (run folders)
-from nlpkit.runtime.safety import inspect_archive
+from nlpkit.runtime.safety import inspect_archive, inspect_preprocessor
 
 MODEL_FILE = "model.keras"
+PREPROCESSOR_FILE = "preprocessor.json"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 CURVE_FILE = "learning_curve.png"
-# The layout of a run folder's model: 2 since task models became a backbone with a logit head.
-FORMAT = 2
+# The layout of a run folder's model: 2 since task models became a backbone with a logit head (the
+# vectorizers inside model.keras); 3 since the network and its preprocessor are saved apart.
+FORMAT = 3
+LOADABLE_FORMATS = (2, 3)
 
 
 def package_versions():
@@ -44,6 +50,21 @@ def write_json(path, value):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
+
+
+def write_model(model, path_of):
+    """Writes a run's model, `path_of(name)` giving where each file goes: a raw-string `TextModel` as its
+    network (model.keras, ids in) and its preprocessor (preprocessor.json); any other model (a forecaster,
+    which reads numbers) as it is, in model.keras."""
+    import keras
+
+    from nlpkit.models import TextModel, preprocessor_of
+
+    if not isinstance(model, TextModel):
+        model.save(path_of(MODEL_FILE))
+        return
+    model.network.save(path_of(MODEL_FILE))
+    write_json(path_of(PREPROCESSOR_FILE), keras.saving.serialize_keras_object(preprocessor_of(model)))
 
 
 def is_run_folder(path):
@@ -132,6 +153,8 @@ def load_run(model_dir, task, required=(), check=None):
     if not model_file.is_file():
         raise NlpkitError(f"{folder}: no {MODEL_FILE} in the model folder.")
     inspect_archive(model_file)  # before Keras reads anything: no code, no foreign modules, no file paths
+    preprocessor_file = folder / PREPROCESSOR_FILE
+    preprocessor = inspect_preprocessor(preprocessor_file) if preprocessor_file.is_file() else None
     import keras
 
     try:
@@ -140,8 +163,33 @@ def load_run(model_dir, task, required=(), check=None):
             model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive
         raise NlpkitError(f"{model_file}: cannot be loaded ({_first_line(error)}).") from None
+    if preprocessor is not None:
+        model = _joined(model, preprocessor, preprocessor_file)
     (check or _check_vectorizers)(model, model_file)
     return model, info
+
+
+def _joined(network, config, preprocessor_file):
+    """The raw-string `TextModel` of a network and its preprocessor's (inspected) config."""
+    import keras
+
+    from nlpkit.models.task_model import TaskModel, TextModel, TextPreprocessor
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            preprocessor = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        if not isinstance(preprocessor, TextPreprocessor) or not isinstance(network, TaskModel):
+            raise NlpkitError(f"{preprocessor_file}: not the preprocessor of an nlpkit text model "
+                              f"({type(preprocessor).__name__} for a {type(network).__name__}).")
+        if len(preprocessor.vectorizers) != len(network.input_vocabulary_sizes()):
+            raise NlpkitError(f"{preprocessor_file}: {len(preprocessor.vectorizers)} vectorizers for "
+                              f"{len(network.input_vocabulary_sizes())} text inputs.")
+        return TextModel(network, preprocessor.vectorizers, preprocessor.max_length, name=network.name)
+    except NlpkitError:
+        raise
+    except Exception as error:  # Keras raises many types for a config it cannot build
+        raise NlpkitError(f"{preprocessor_file}: cannot be loaded ({_first_line(error)}).") from None
 
 
 def checked_manifest(model_dir, task, required=()):
@@ -152,7 +200,7 @@ def checked_manifest(model_dir, task, required=()):
     """
     folder = Path(model_dir)
     info = read_manifest(folder, task)
-    if info.get("format", 1) != FORMAT:
+    if info.get("format", 1) not in LOADABLE_FORMATS:
         raise NlpkitError(f"{folder}: made by nlpkit {info.get('nlpkit_version', '0.1')}, whose models this "
                           f"version cannot run; retrain it: nlpkit train {task} --out {folder} "
                           "(its manifest.json lists the options it had).")
@@ -192,7 +240,8 @@ def _check_vectorizers(model, model_file):
     from nlpkit.models import TextModel
 
     if not isinstance(model, TextModel):
-        raise NlpkitError(f"{model_file}: not an nlpkit text model ({type(model).__name__}).")
+        raise NlpkitError(f"{model_file}: not an nlpkit text model ({type(model).__name__}); a network saved "
+                          f"apart needs its {PREPROCESSOR_FILE} beside it.")
     embedded = model.network.input_vocabulary_sizes()
     if len(embedded) != len(model.vectorizers):
         raise NlpkitError(f"{model_file}: {len(model.vectorizers)} vectorizers for {len(embedded)} text inputs.")

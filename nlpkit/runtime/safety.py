@@ -28,11 +28,16 @@ most `MAX_MEMBER_BYTES`. Nothing is extracted to disk, except that Keras writes
 the weights file to a temporary folder when it judges memory short. Measured
 figures are in BENCHMARKS.md ("Issue 12").
 
-`nlpkit.runtime.runs.load_run` calls `inspect_archive` first and then loads
-with `safe_mode=True`.
+A text run's preprocessor.json (its vectorizers, beside the network) passes
+the same config checks (`inspect_preprocessor`), within config.json's size,
+and may declare no weights at all.
+
+`nlpkit.runtime.runs.load_run` calls `inspect_archive` and
+`inspect_preprocessor` first and then loads with `safe_mode=True`.
 """
 
 import io
+import os
 import struct
 import zipfile
 from pathlib import PurePosixPath, PureWindowsPath
@@ -142,31 +147,32 @@ def serialized_objects(config):
             stack.extend(node.values())
 
 
-def check_config(path, config, objects=None):
-    """Each object in config.json must be one nlpkit registered (`objects`, looked up if not given) or one of
-    `KERAS_CLASSES`; no code; vectorizers as nlpkit makes them, with no vocabulary files."""
+def check_config(path, config, objects=None, where=CONFIG_FILE):
+    """Each object in config.json (or in `where`, another file of Keras configs) must be one nlpkit registered
+    (`objects`, looked up if not given) or one of `KERAS_CLASSES`; no code; vectorizers as nlpkit makes them,
+    with no vocabulary files."""
     allowed = {name: obj.__module__ for name, obj in (objects or registered_objects()).items()}
     for node in serialized_objects(config):
-        check_object(path, node, allowed)
+        check_object(path, node, allowed, where)
 
 
-def check_object(path, node, allowed):
+def check_object(path, node, allowed, where=CONFIG_FILE):
     class_name, module, registered = node.get("class_name"), node.get("module"), node.get("registered_name")
     if not all(isinstance(name, (str, type(None))) for name in (class_name, module, registered)):
-        raise NlpkitError(f"{path}: refused: an object in {CONFIG_FILE} whose class or module is not a name.")
+        raise NlpkitError(f"{path}: refused: an object in {where} whose class or module is not a name.")
     if class_name == "function" and module == "builtins" and node.get("config") in allowed:
         return  # how Keras names a registered function, e.g. an nlpkit standardizer: looked up, not imported
     if class_name in CODE_MARKERS:
         raise NlpkitError(f"{path}: refused: the model holds code ({class_name!r} object), which nlpkit models "
                           "never do.")
     if not isinstance(class_name, str) or not isinstance(module, str):
-        raise NlpkitError(f"{path}: refused: an object without a class and module name in {CONFIG_FILE}.")
+        raise NlpkitError(f"{path}: refused: an object without a class and module name in {where}.")
     if isinstance(registered, str) and registered.startswith("nlpkit>"):
         if allowed.get(registered) != module:
             raise NlpkitError(f"{path}: refused: {registered!r} from module {module!r} is not an nlpkit object.")
         return
     if (module, class_name) not in KERAS_CLASSES or registered not in (None, class_name):
-        raise NlpkitError(f"{path}: refused: {CONFIG_FILE} names {class_name!r} from module {module!r}, which nlpkit "
+        raise NlpkitError(f"{path}: refused: {where} names {class_name!r} from module {module!r}, which nlpkit "
                           "models never hold (only nlpkit's registered objects and Keras' TextVectorization).")
     if class_name == "TextVectorization":
         check_vectorizer(path, node.get("config"))
@@ -206,6 +212,33 @@ def declared_weights(path, config, objects=None):
             raise NlpkitError(f"{path}: refused: its config.json declares more than {MAX_WEIGHTS:,} weights "
                               "(nlpkit's bound for a model it loads).")
     return total
+
+
+# --- a preprocessor beside the network ------------------------------------------------------------
+
+
+def inspect_preprocessor(path):
+    """The Keras config in a run's preprocessor.json, once checked as an archive's config.json is (size,
+    nesting, only nlpkit's objects and Keras' TextVectorization, no code, vocabularies inline); and as a
+    preprocessor holds no weights, one that declares any is refused (Keras would allocate them)."""
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_MEMBER_BYTES[CONFIG_FILE]:
+            raise NlpkitError(f"{path}: refused: {size:,} bytes; nlpkit loads at most "
+                              f"{MAX_MEMBER_BYTES[CONFIG_FILE]:,}.")
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise NlpkitError(f"{path}: cannot be read ({error.strerror}).") from None
+    config = safe_json.loads(text, str(path))
+    if not isinstance(config, dict):
+        raise NlpkitError(f"{path}: refused: not a Keras config.")
+    where = PurePosixPath(str(path)).name
+    objects = registered_objects()
+    check_config(path, config, objects, where)
+    if declared_weights(path, config, objects):
+        raise NlpkitError(f"{path}: refused: it declares weights, which a preprocessor never holds.")
+    return config
 
 
 # --- the weights file -----------------------------------------------------------------------------

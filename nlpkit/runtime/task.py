@@ -14,7 +14,7 @@ what its stage makes):
                           windows) an epoch reads, in run.epoch_units: (count, "tokens")
     callbacks(run)     -> extra Keras callbacks (per-epoch BLEU, say)
     measure(run, valid)-> the held-out metrics of the trained model
-    saved_model(run)   -> the raw-string model to save
+    saved_model(run)   -> the raw-string model to save (as network and preprocessor: runs.write_model)
     write_extras(run, folder) -> the task's own files in the run folder (forecast.png)
     describe(run)      -> what the manifest records beyond the options
 
@@ -109,8 +109,9 @@ class Task:
             if field.name != "out" and isinstance(value, str) and os.path.isfile(value):
                 files[field.name] = value
         if getattr(options, "init_from", None):
-            for name in (runs.MANIFEST_FILE, runs.MODEL_FILE):
-                files[f"init_from:{name}"] = os.path.join(options.init_from, name)
+            for name in (runs.MANIFEST_FILE, runs.MODEL_FILE, runs.PREPROCESSOR_FILE):
+                if name != runs.PREPROCESSOR_FILE or os.path.isfile(os.path.join(options.init_from, name)):
+                    files[f"init_from:{name}"] = os.path.join(options.init_from, name)
         if getattr(options, "data", None) is None:
             for path in self.bundled_files():
                 files[f"bundled:{path.relative_to(self.bundled_folder()).as_posix()}"] = str(path)
@@ -269,7 +270,7 @@ class Task:
         with runs.RunWriter(run.destination, lock=run.lock) as folder:
             model = self.saved_model(run)
             folder.require_room(runs.saved_size(model))
-            model.save(folder.path(runs.MODEL_FILE))
+            runs.write_model(model, folder.path)
             runs.write_json(folder.path(runs.MANIFEST_FILE),
                             runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
             runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics,
