@@ -78,6 +78,19 @@ def test_a_member_larger_than_its_bound_is_refused(run_copy, monkeypatch):
     refused(model_file, "config.json", "nlpkit loads at most 1,000")
 
 
+def test_a_preprocessor_larger_than_a_config_may_be_is_refused_unread(run_copy, monkeypatch):
+    monkeypatch.setitem(safety.MAX_MEMBER_BYTES, safety.CONFIG_FILE, 1000)
+    with pytest.raises(NlpkitError, match=r"preprocessor.json: refused: [\d,]+ bytes; nlpkit loads at most 1,000"):
+        safety.inspect_preprocessor(run_copy / "preprocessor.json")
+
+
+def test_a_deeply_nested_preprocessor_is_one_line(run_copy):
+    (run_copy / "preprocessor.json").write_text("[" * 120_000 + "]" * 120_000)
+    with pytest.raises(NlpkitError, match="preprocessor.json: JSON nested 120000 deep") as refused_:
+        safety.inspect_preprocessor(run_copy / "preprocessor.json")
+    assert "\n" not in str(refused_.value)
+
+
 @pytest.mark.parametrize("vocabulary, dim, fragment", [
     (200_000_000, 64, "vocabulary_size is 200000000"),
     (9_000_000, 100, "declares more than 500,000,000 weights"),
