@@ -1,6 +1,7 @@
-"""Safe loading: tampered `.keras` archives are refused before Keras reads them, and run no code.
+"""Safe loading: tampered run files (the network's `.keras` archive, its preprocessor.json) are refused before
+Keras reads them, and run no code.
 
-Each malicious file is crafted from a real saved run by rewriting its zip; its
+Each malicious file is crafted from a real saved run by rewriting its zip or its preprocessor.json; its
 payload would create a canary file in the test's folder. `nlpkit predict` runs
 on it and must exit 2 with one line, the canary never created: in a real
 process for the payloads that would run code, in-process (CliRunner) for the
