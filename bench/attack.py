@@ -316,6 +316,7 @@ import json, shutil, sys
 from pathlib import Path
 import keras
 from nlpkit import models
+from nlpkit.runtime import runs
 from nlpkit.text.tokenization import with_vocabulary
 source, target, vocabulary, width = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 shutil.copytree(source, target, dirs_exist_ok=True)
@@ -324,10 +325,8 @@ manifest["options"].update(units=width, embedding_dim=width, max_tokens=vocabula
 network = models.build_language_model(vocabulary, units=width, embedding_dim=width)
 vectorizer = with_vocabulary(keras.layers.TextVectorization(max_tokens=vocabulary, standardize=None),
                              ["<eos>"] + [f"w{i}" for i in range(vocabulary - 3)])  # inline, as nlpkit saves
-text_model = models.TextModel(network.inference_copy(), [vectorizer], manifest["options"]["max_length"])
-text_model.network.save(target / "model.keras")
-preprocessor = keras.saving.serialize_keras_object(models.preprocessor_of(text_model))
-(target / "preprocessor.json").write_text(json.dumps(preprocessor))
+runs.write_model(models.TextModel(network.inference_copy(), [vectorizer], manifest["options"]["max_length"]),
+                 lambda name: target / name)  # model.keras and preprocessor.json, as nlpkit saves a run
 (target / "manifest.json").write_text(json.dumps(manifest))
 """
 
