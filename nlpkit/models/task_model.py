@@ -134,7 +134,8 @@ class TextModel(keras.Model):
 class TextPreprocessor(keras.layers.Layer):
     """What turns a run's raw strings into its network's ids: the vectorizers (vocabulary, standardization,
     split, the padding and unknown ids 0 and 1), one per string input, and `max_length`, the most ids the
-    network reads. It has no weights; a run folder keeps it beside the network, in preprocessor.json
+    network reads. It holds them only, with no weights and no call of its own (`TaskModel.from_strings` runs
+    the vectorizers); a run folder keeps it beside the network, in preprocessor.json
     (`nlpkit.runtime.runs`), and `TextModel(network, preprocessor.vectorizers, preprocessor.max_length)`
     is the raw-string model again.
     """
@@ -143,10 +144,6 @@ class TextPreprocessor(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vectorizers = list(vectorizers)
         self.max_length = int(max_length)
-
-    def call(self, texts):
-        """One id tensor per string input (`texts`: a list in the network's `string_inputs` order)."""
-        return [vectorizer(texts_) for vectorizer, texts_ in zip(self.vectorizers, texts)]
 
     def get_config(self):
         return {**super().get_config(),

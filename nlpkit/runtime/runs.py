@@ -170,7 +170,8 @@ def load_run(model_dir, task, required=(), check=None):
 
 
 def _joined(network, config, preprocessor_file):
-    """The raw-string `TextModel` of a network and its preprocessor's (inspected) config."""
+    """The raw-string `TextModel` of a network and its preprocessor's (inspected) config; what the joined model
+    needs of its vectorizers (one per text input, vocabularies that fit) `_check_vectorizers` checks after."""
     import keras
 
     from nlpkit.models.task_model import TaskModel, TextModel, TextPreprocessor
@@ -182,9 +183,6 @@ def _joined(network, config, preprocessor_file):
         if not isinstance(preprocessor, TextPreprocessor) or not isinstance(network, TaskModel):
             raise NlpkitError(f"{preprocessor_file}: not the preprocessor of an nlpkit text model "
                               f"({type(preprocessor).__name__} for a {type(network).__name__}).")
-        if len(preprocessor.vectorizers) != len(network.input_vocabulary_sizes()):
-            raise NlpkitError(f"{preprocessor_file}: {len(preprocessor.vectorizers)} vectorizers for "
-                              f"{len(network.input_vocabulary_sizes())} text inputs.")
         return TextModel(network, preprocessor.vectorizers, preprocessor.max_length, name=network.name)
     except NlpkitError:
         raise

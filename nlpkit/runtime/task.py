@@ -110,8 +110,9 @@ class Task:
                 files[field.name] = value
         if getattr(options, "init_from", None):
             for name in (runs.MANIFEST_FILE, runs.MODEL_FILE, runs.PREPROCESSOR_FILE):
-                if name != runs.PREPROCESSOR_FILE or os.path.isfile(os.path.join(options.init_from, name)):
-                    files[f"init_from:{name}"] = os.path.join(options.init_from, name)
+                path = os.path.join(options.init_from, name)
+                if os.path.isfile(path):  # a format-2 run has no preprocessor.json
+                    files[f"init_from:{name}"] = path
         if getattr(options, "data", None) is None:
             for path in self.bundled_files():
                 files[f"bundled:{path.relative_to(self.bundled_folder()).as_posix()}"] = str(path)
