@@ -202,10 +202,14 @@ class TaskContract:
         assert done.returncode == 0, done.stderr
         assert_close([json.loads(line) for line in done.stdout.splitlines()], here)
 
-    def test_the_saved_archive_passes_the_safety_inspection(self, run):
+    def test_the_saved_archive_passes_the_safety_inspection(self, run, predictor):
+        from nlpkit.models import TextModel
+
         inspect_archive(run / "model.keras")
         preprocessor = run / "preprocessor.json"
-        if preprocessor.exists():  # every text task's run has one; a forecaster reads numbers
+        # Every model that reads text has its preprocessor beside it; a forecaster reads numbers.
+        assert preprocessor.exists() == isinstance(predictor.model, TextModel)
+        if preprocessor.exists():
             inspect_preprocessor(preprocessor)
 
     # --- fuzzed and awkward inputs ------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_on_jax_a_validation_set_is_batched_in_order_into_few_shapes():
         assert set(widths) <= {8, 16, 32}
     else:
         assert widths == [max(LENGTHS[t] for t in targets) for _, targets in batches]
-        buckets = [{int(np.searchsorted(boundaries, LENGTHS[t], side="right")) for t in targets} for _, targets in batches]
+        buckets = [{int(np.searchsorted(boundaries, LENGTHS[t], side="right")) for t in targets}
+                   for _, targets in batches]
         assert all(len(bucket) == 1 for bucket in buckets) and len(set.union(*buckets)) == 3
 
 

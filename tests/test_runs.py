@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -200,6 +201,8 @@ def test_a_run_saved_before_the_split_still_loads_and_predicts_the_same(run_copy
     text_model, _ = load_run(run_copy, "sentiment")
     (run_copy / "preprocessor.json").unlink()
     text_model.save(run_copy / "model.keras")
+    with zipfile.ZipFile(run_copy / "model.keras") as archive:
+        assert json.loads(archive.read("config.json"))["registered_name"] == "nlpkit>TextModel"
     manifest = json.loads((run_copy / "manifest.json").read_text())
     (run_copy / "manifest.json").write_text(json.dumps({**manifest, "format": 2}))
     before, now = SentimentClassifier.load(run_copy).predict(TEXTS), classifier.predict(TEXTS)
