@@ -38,11 +38,11 @@ BUNDLED_TSV = ROOT / "data" / "sentiment" / "uci_sentences.tsv"
 if str(ROOT) not in sys.path:  # `import cli` also when nlpkit is not installed editable
     sys.path.insert(0, str(ROOT))
 
-# The scopes (modules, or test classes) that take longest, longest first, as `pytest --durations=0` summed them
-# (tests/conftest.py's `pytest_collection_modifyitems` runs them first). pytest-xdist hands each worker one
-# scope at a time in collection order (`--no-loadscope-reorder` in setup.cfg: by default it orders scopes by
-# their number of tests, so a single slow test went last); with the long ones first, the short ones even out
-# the end, and the two workers finish together.
+# The scopes (modules, or test classes) that took longest in one run of the suite, longest first, as
+# `pytest --durations=0` summed them; `pytest_collection_modifyitems` runs them first. pytest-xdist hands each
+# worker one scope at a time in collection order (`--no-loadscope-reorder` in setup.cfg: by default it orders
+# scopes by their number of tests, so a single slow test went last); with the long ones first, the short ones
+# come at the end, where they even out what each worker has left.
 LONGEST_SCOPES = (
     "test_transfer.py", "test_translate.py", "test_tagging.py", "test_search.py", "test_models.py",
     "test_decoding.py", "test_chargen.py", "test_run_writes.py", "test_cli_errors.py", "test_next_word.py",
