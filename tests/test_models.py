@@ -111,6 +111,39 @@ def test_lstm_and_gru_defaults_stay_cudnn_eligible(cell, bidirectional):
             assert layer.reset_after is True
 
 
+def masked_copy(model):
+    """The same language model and weights with the backbone masking padding, as runs saved before
+    `mask_padding` existed are built (their config has no such key)."""
+    config = model.get_config()
+    backbone = dict(config["backbone"]["config"])
+    del backbone["mask_padding"]
+    copy = type(model).from_config({**config, "backbone": {**config["backbone"], "config": backbone}})
+    copy.set_weights(model.get_weights())
+    copy.compile(optimizer="sgd")
+    return copy
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_language_model_masks_no_padding_and_gives_a_masked_models_numbers(cell):
+    # Keras runs JAX's fused cuDNN LSTM only without a mask: a language model's windows need none.
+    model = build_language_model(VOCAB, cell=cell, layers=2, **SMALL)
+    assert model.backbone.mask_padding is False
+    assert model.backbone.embedding.compute_mask(IDS) is None
+    masked = masked_copy(model)
+    assert masked.backbone.mask_padding is True
+
+    # Right padding changes no real step's logits, and the old masked model gives the same ones.
+    real = IDS != 0
+    np.testing.assert_allclose(logits(model, IDS)[real], logits(masked, IDS)[real], atol=1e-5)
+    np.testing.assert_allclose(logits(model, [[10, 11, 12, 0, 0]])[0, :3], logits(model, [[10, 11, 12]])[0],
+                               atol=1e-6)
+    # So the loss over weighted targets (padded ones weigh 0) is the same too.
+    targets = np.where(real, (IDS + 1) % VOCAB, 0)
+    loss = model.evaluate(IDS, targets, sample_weight=real.astype("float32"), verbose=0, return_dict=True)
+    old = masked.evaluate(IDS, targets, sample_weight=real.astype("float32"), verbose=0, return_dict=True)
+    assert loss["loss"] == pytest.approx(old["loss"], abs=1e-5)
+
+
 def test_optimizer_clips_gradients_by_default():
     assert build_classifier(VOCAB, 2, **SMALL).optimizer.global_clipnorm == 1.0
     assert build_classifier(VOCAB, 2, clipnorm=0, **SMALL).optimizer.global_clipnorm is None

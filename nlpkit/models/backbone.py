@@ -96,6 +96,9 @@ class RecurrentBackbone(keras.layers.Layer):
             each word); 0 for none.
         tie_weights: make the embedding a `ReversibleEmbedding` that an output
             layer can share (`embedding(x, reverse=True)`).
+        mask_padding: skip padded steps (id 0). A causal model over right-padded ids does not need it:
+            a step's output never depends on the padding after it, and padded targets weigh 0. Without
+            the mask, Keras may run its fused cuDNN LSTM on JAX's GPU backend, which refuses masks.
         return_sequences: every step's output (True) or only the last one.
         return_state: also return the final recurrent states.
         stateful: carry each row's state over to the next batch (needs `batch_size`).
@@ -103,8 +106,8 @@ class RecurrentBackbone(keras.layers.Layer):
     """
 
     def __init__(self, vocabulary_size=None, spec=None, *, embedding="learned", embedding_dim=64,
-                 train_embedding=True, feature_dim=0, tie_weights=False, return_sequences=True,
-                 return_state=False, stateful=False, batch_size=None, **kwargs):
+                 train_embedding=True, feature_dim=0, tie_weights=False, mask_padding=True,
+                 return_sequences=True, return_state=False, stateful=False, batch_size=None, **kwargs):
         super().__init__(**kwargs)
         spec = RecurrentSpec() if spec is None else spec
         self.spec = RecurrentSpec.from_config(spec) if isinstance(spec, dict) else spec
@@ -115,6 +118,7 @@ class RecurrentBackbone(keras.layers.Layer):
         self.train_embedding = bool(train_embedding)
         self.feature_dim = int(feature_dim)
         self.tie_weights = bool(tie_weights)
+        self.mask_padding = bool(mask_padding)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.stateful = bool(stateful)
@@ -166,9 +170,9 @@ class RecurrentBackbone(keras.layers.Layer):
         if kind == "none":
             return None
         if kind == "onehot":
-            return OneHotEmbedding(self.vocabulary_size, name="embedding")
+            return OneHotEmbedding(self.vocabulary_size, mask_zero=self.mask_padding, name="embedding")
         layer_class = keras.layers.ReversibleEmbedding if self.tie_weights else keras.layers.Embedding
-        return layer_class(self.vocabulary_size, self.embedding_dim, mask_zero=True,
+        return layer_class(self.vocabulary_size, self.embedding_dim, mask_zero=self.mask_padding,
                            trainable=self.train_embedding or kind != "pretrained", name="embedding")
 
     # --- the whole sequence ------------------------------------------------------------------------
@@ -191,7 +195,7 @@ class RecurrentBackbone(keras.layers.Layer):
         mask = None
         x = inputs
         if self.embedding is not None:
-            mask = ops.not_equal(inputs, 0)
+            mask = ops.not_equal(inputs, 0) if self.mask_padding else None
             x = self.embedding(inputs)
         if (features is None) != (self.feature_dim == 0):
             raise NlpkitError(f"this backbone takes {self.feature_dim} features per step with its ids "
@@ -321,6 +325,7 @@ class RecurrentBackbone(keras.layers.Layer):
             "train_embedding": self.train_embedding,
             "feature_dim": self.feature_dim,
             "tie_weights": self.tie_weights,
+            "mask_padding": self.mask_padding,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "stateful": self.stateful,

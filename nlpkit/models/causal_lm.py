@@ -20,6 +20,11 @@ from nlpkit.serialization import deserialized, serializable
 class CausalLM(TaskModel):
     """Token ids (batch, time) -> next-token logits at every step (batch, time, vocabulary).
 
+    Its backbone masks no padding: ids are right-padded, so no step's logits
+    depend on the padding after it, and padded targets weigh 0 in the loss and
+    the metric (the backbone's `mask_padding`). Runs saved before that setting
+    existed keep their mask and give the same numbers.
+
     The output layer is a dense layer over the vocabulary, or with a backbone
     built with `tie_weights=True` the embedding matrix itself, transposed
     (Press & Wolf 2017), plus a bias per word; a projection to the embedding
@@ -148,7 +153,8 @@ def build_language_model(vocab_size, *, embedding="learned", embedding_dim=64, e
         raise NlpkitError("`bidirectional` makes no sense for a language model: the backward layer would read "
                           "the very words the model has to predict.")
     backbone = token_backbone(vocab_size, spec, embedding, embedding_dim, embedding_matrix, train_embedding,
-                         tie_weights=tie_weights, stateful=stateful, batch_size=batch_size if stateful else None)
+                         tie_weights=tie_weights, mask_padding=False, stateful=stateful,
+                         batch_size=batch_size if stateful else None)
     model = CausalLM(backbone, name=name)
     load_embedding_matrix(backbone, embedding_matrix)
     model.compile(optimizer=optimizer_of(optimizer, learning_rate, clipnorm))
