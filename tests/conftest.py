@@ -20,6 +20,7 @@ if os.environ.get("KERAS_BACKEND") == "jax":
 
 import csv
 import dataclasses
+import gc
 import json
 import shutil
 import subprocess
@@ -60,6 +61,21 @@ def pytest_collection_modifyitems(items):
         return LONGEST_SCOPES.index(scope) if scope in LONGEST_SCOPES else len(LONGEST_SCOPES)
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def garbage_collected_after_each_module():
+    """Collects a module's garbage when it ends, then freezes what survives (`gc.freeze`) so that later
+    collections skip it.
+
+    A worker builds hundreds of models and holds millions of objects; single full collections there took
+    20 to 61 s (257 s of collecting in one run of the suite, timed with `gc.callbacks`; what inside them
+    took so long was not found). With this, 68 s in all, and the suite ran 813 s instead of 892 s. What survives a module's end (imports, TensorFlow's state, session fixtures) lives
+    on anyway; what a later module creates is still collected as usual.
+    """
+    yield
+    gc.collect()
+    gc.freeze()
 
 
 # Sizes that keep every training in this suite to a few seconds on 2 cores.
