@@ -172,6 +172,7 @@ def lm():
     return model
 
 
+@pytest.mark.backends
 def test_the_same_rng_seed_repeats_a_sample_and_another_seed_changes_it(lm):
     first = run(lm, [3, 4, 5], 60, rng_seed=11, num_samples=2)
     assert first.shape == (2, 60)
@@ -184,6 +185,7 @@ def test_the_same_rng_seed_repeats_a_sample_and_another_seed_changes_it(lm):
     assert run(lm, [7], 5, rng_seed=11).shape == (1, 5)  # a one-token seed: nothing to prime
 
 
+@pytest.mark.backends
 def test_greedy_generation_is_the_full_models_argmax(lm):
     seed = [3, 4, 5]
     greedy = run(lm, seed, 12, temperature=0.0, num_samples=3, rng_seed=1)
@@ -196,6 +198,7 @@ def test_greedy_generation_is_the_full_models_argmax(lm):
     assert greedy[0].tolist() == ids[len(seed):]
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("temperature, top_k, top_p", [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.7, 5, 0.9)])
 def test_the_compiled_loop_picks_what_a_python_loop_of_single_steps_picks(lm, temperature, top_k, top_p):
     """The reference: one `step` at a time in Python, each pick compiled alone by XLA (its random numbers are

@@ -186,6 +186,7 @@ CONFIGURATIONS = [("gru", 1), ("lstm", 1), ("lstm", 2), ("rnn", 2)]
 # --- greedy search --------------------------------------------------------------------------------
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("cell, layers", CONFIGURATIONS)
 def test_greedy_equals_a_plain_python_loop_over_the_same_step(cell, layers):
     model = translator(cell, layers)
@@ -238,6 +239,7 @@ def test_padding_oov_and_the_start_id_are_never_emitted_even_when_likeliest():
 # --- beam search ----------------------------------------------------------------------------------
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("cell, layers", CONFIGURATIONS)
 def test_beam_of_width_one_is_greedy_search(cell, layers):
     model = translator(cell, layers)
@@ -270,6 +272,7 @@ def test_beam_hypotheses_are_distinct_sorted_and_scored_by_the_model(cell, layer
             np.testing.assert_allclose(score, log_prob / length_penalty_factor(length + ended, 1.0), rtol=1e-6)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("kind, kwargs", [("greedy", {}), ("beam", {"beam_size": 3, "n_best": 2})])
 def test_a_row_decoded_in_a_batch_equals_the_row_decoded_alone(kind, kwargs):
     model = translator("gru", 1)
