@@ -70,9 +70,9 @@ def garbage_collected_after_each_module():
 
     A worker builds hundreds of models and holds millions of objects; single full collections there took
     20 to 61 s (257 s of collecting in one run of the suite, timed with `gc.callbacks`; what inside them
-    took so long was not found). With this, 68 s in all, and the suite ran 813 s instead of 892 s. What
-    survives a module's end (imports, TensorFlow's state, session fixtures) lives on anyway; what a later
-    module creates is still collected as usual.
+    took so long was not found). With this, 68 s in all, and the suite ran 813 s instead of 892 s. What a
+    later module creates is still collected as usual. The price: a frozen object that later becomes part of
+    a garbage cycle is never freed (a worker's memory was not measured; the suite passed within 24 GiB).
     """
     yield
     gc.collect()
