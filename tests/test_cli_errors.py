@@ -92,21 +92,16 @@ def test_predict_with_a_corrupt_archive_in_a_real_process(nlpkit_process, run_co
     check_process(done, "model.keras", "cannot be loaded")
 
 
-@pytest.mark.parametrize("failure, args, fragment", [
-    ("one-class", ["--data", "one.tsv"], "only one class"),
-    ("nan-loss", ["--data", "tiny.tsv", "--learning-rate", "1e38", "--batch-size", "8"], "loss became"),
-], ids=["one-class", "nan-loss"])
-def test_a_failed_train_keeps_the_good_model_in_a_real_process(nlpkit_process, files, trained_run, tiny_tsv,
-                                                               failure, args, fragment):
-    shutil.copy(tiny_tsv, files / "tiny.tsv")
+def test_a_failed_train_keeps_the_good_model_in_a_real_process(nlpkit_process, files, trained_run):
+    """(A training that fails later, on a NaN loss, is test_reliability's.)"""
     good = files / "models" / "sentiment"
     shutil.copytree(trained_run.folder, good)
     before = {p.name: p.read_bytes() for p in good.iterdir()}
 
-    done = nlpkit_process("train", "sentiment", *args, "--units", "8", "--embedding-dim", "8", "--epochs", "1",
-                          "--max-tokens", "500")  # no --out: models/sentiment of the working folder
+    done = nlpkit_process("train", "sentiment", "--data", "one.tsv", "--units", "8", "--embedding-dim", "8",
+                          "--epochs", "1", "--max-tokens", "500")  # no --out: models/sentiment of the working folder
 
-    check_process(done, fragment)
+    check_process(done, "only one class")
     assert {p.name: p.read_bytes() for p in good.iterdir()} == before
     assert sorted(p.name for p in good.parent.iterdir()) == ["sentiment"]  # no .sentiment.tmp-* left over
     done = nlpkit_process("predict", "sentiment", "Still works.")
