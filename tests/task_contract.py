@@ -200,6 +200,7 @@ class TaskContract:
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                               env=subprocess_env(), timeout=300)
         assert done.returncode == 0, done.stderr
+        assert done.stderr == "", "TensorFlow started loudly, before runtime.backend.start()"
         assert_close([json.loads(line) for line in done.stdout.splitlines()], here)
 
     def test_the_saved_archive_passes_the_safety_inspection(self, run, predictor):

@@ -67,10 +67,10 @@ from keras import ops, tree
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
+from nlpkit.generation import MAX_BEAM
 from nlpkit.generation.compiled import XlaFunction, bucket_length, scalar
 from nlpkit.text.tokens import RESERVED_IDS  # padding and OOV; the start id is never emitted either
 
-MAX_BEAM = 64
 NEG_INF = float("-inf")
 
 

@@ -111,7 +111,7 @@ class TranslatePredictOptions(Options):
                                        "PNG heatmap.")
 
     def check(self):
-        check_range("beam", self.beam, 1, generation.search.MAX_BEAM)
+        check_range("beam", self.beam, 1, generation.MAX_BEAM)
         check_range("n_best", self.n_best, 1, self.beam)
         if self.max_output_length is not None:
             check_range("max_output_length", self.max_output_length, 1, 10_000)
@@ -122,7 +122,7 @@ class TranslateEvaluateOptions(PairColumns, EvaluationOptions):
     beam: int = option(1, "Beam width: 1 decodes greedily.")
 
     def check(self):
-        check_range("beam", self.beam, 1, generation.search.MAX_BEAM)
+        check_range("beam", self.beam, 1, generation.MAX_BEAM)
 
 
 # --- reading sentence pairs ------------------------------------------------------------------------
