@@ -212,6 +212,7 @@ def test_the_compiled_loop_picks_what_a_python_loop_of_single_steps_picks(lm, te
     def options(step):  # as `sampling` passes them: tensors, so that a new step is not a new compilation
         return (scalar(step, "int32"), scalar(rng_seed, "int32"), scalar(temperature, "float32"),
                 scalar(top_k, "int32"), scalar(top_p, "float32"))
+
     generated = run(lm, seed, length, temperature=temperature, top_k=top_k, top_p=top_p, num_samples=3,
                     rng_seed=rng_seed, chunk_size=16)
     states = lm.backbone.initial_state(3)
