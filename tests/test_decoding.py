@@ -13,8 +13,8 @@ from hypothesis import given, settings, strategies as st
 
 from nlpkit.errors import NlpkitError
 from nlpkit.generation.sample_stats import distinct_n, longest_copy, repetition_rate, sample_stats
-from nlpkit.generation.compiled import XlaFunction, scalar
-from nlpkit.generation.sampling import filter_logits, generate, pick, sampler
+from nlpkit.generation.compiled import XlaFunction
+from nlpkit.generation.sampling import filter_logits, generate, pick, pick_arguments, sampler
 from nlpkit.models import CausalLM, RecurrentBackbone, build_language_model
 from nlpkit.options import RecurrentSpec, SamplingOptions
 from nlpkit.text.tokens import RESERVED_IDS
@@ -208,11 +208,6 @@ def test_the_compiled_loop_picks_what_a_python_loop_of_single_steps_picks(lm, te
     XLA's, not the TensorFlow kernel's, so the reference draws them the way the compiled loop does)."""
     seed, length, rng_seed = [3, 4, 5], 40, 7
     compiled_pick = XlaFunction(pick, None)
-
-    def options(step):  # as `sampling` passes them: tensors, so that a new step is not a new compilation
-        return (scalar(step, "int32"), scalar(rng_seed, "int32"), scalar(temperature, "float32"),
-                scalar(top_k, "int32"), scalar(top_p, "float32"))
-
     generated = run(lm, seed, length, temperature=temperature, top_k=top_k, top_p=top_p, num_samples=3,
                     rng_seed=rng_seed, chunk_size=16)
     states = lm.backbone.initial_state(3)
@@ -221,7 +216,7 @@ def test_the_compiled_loop_picks_what_a_python_loop_of_single_steps_picks(lm, te
     token, reference = np.full(3, seed[-1]), []
     for step in range(length):
         logits, states = lm.step(token, states)
-        token = np.asarray(compiled_pick(logits, *options(step)))
+        token = np.asarray(compiled_pick(logits, *pick_arguments(step, rng_seed, temperature, top_k, top_p)))
         reference.append(token)
     np.testing.assert_array_equal(generated, np.stack(reference, axis=1))
 

@@ -124,8 +124,7 @@ class Sampler:
         loop = self._sample_checked if checked else self._sample
         # The token stays where the previous chunk left it (a backend tensor): no copy through the host.
         token = token if ops.is_tensor(token) else scalar(token, "int32")
-        return loop(token, states, scalar(first_step, "int32"), scalar(rng_seed, "int32"),
-                    scalar(temperature, "float32"), scalar(top_k, "int32"), scalar(top_p, "float32"), int(steps))
+        return loop(token, states, *pick_arguments(first_step, rng_seed, temperature, top_k, top_p), int(steps))
 
 
 # --- picking the next token ------------------------------------------------------------------------
@@ -163,6 +162,13 @@ def _truncated(logits, k, top_p):
     keep_sorted = in_top_k & ((mass_before < top_p) | (top_p >= 1.0))
     keep = ops.take_along_axis(keep_sorted, ops.argsort(order, axis=1), axis=1)  # back to id order
     return ops.where(keep, logits, -np.inf)
+
+
+def pick_arguments(step, rng_seed, temperature, top_k, top_p):
+    """`pick`'s arguments after the logits, as compiled functions take them: NumPy scalars, so that a new
+    step or option value is not a new compilation."""
+    return (scalar(step, "int32"), scalar(rng_seed, "int32"), scalar(temperature, "float32"),
+            scalar(top_k, "int32"), scalar(top_p, "float32"))
 
 
 def pick(logits, step, rng_seed, temperature, top_k, top_p):
