@@ -48,7 +48,7 @@ def naive_greedy(naive_predict, source, start_id, end_id, max_length):
     return output[1:]
 
 
-def _best_seconds(runs, rounds):
+def best_seconds(runs, rounds):
     """The fastest of `rounds` timed runs of each callable in `runs` (a dict), after one untimed warm-up
     run each (which traces), and the warm-up runs' outputs. The callables take turns, so a change in
     the machine's load between rounds affects them alike."""
@@ -79,7 +79,7 @@ def speed(encode, step, source_ids, start_id, end_id, max_length, naive_predict,
     runs = {"greedy": lambda: greedy_search(encode, step, source_ids, **common),
             "beam": lambda: beam_search(encode, step, source_ids, beam_size=beam_size, **common),
             "greedy_wide": lambda: greedy_search(encode, step, repeated, **common)}
-    seconds, outputs = _best_seconds(runs, rounds)
+    seconds, outputs = best_seconds(runs, rounds)
     greedy, beam, greedy_wide = seconds["greedy"], seconds["beam"], seconds["greedy_wide"]
 
     naive_greedy(naive_predict, source_ids[0], start_id, end_id, max_length)  # warm up
@@ -119,7 +119,7 @@ def beam_cost_by_batch(encode, step, source_ids, start_id, end_id, max_length, *
         parts = [source_ids[at:at + batch] for at in range(0, len(source_ids), batch)]
         runs = {"greedy": lambda: [greedy_search(encode, step, part, **common) for part in parts],
                 "beam": lambda: [beam_search(encode, step, part, beam_size=beam_size, **common) for part in parts]}
-        seconds, _ = _best_seconds(runs, 3)
+        seconds, _ = best_seconds(runs, 3)
         rows.append({"batch": batch, "sentences": len(source_ids),
                      "greedy_sentences_per_s": len(source_ids) / seconds["greedy"],
                      "beam_sentences_per_s": len(source_ids) / seconds["beam"],

@@ -6,6 +6,7 @@
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
     python bench/translate.py --only multi30k --multi30k-attention none --threads 1 --multi30k-minutes 55
     python bench/translate.py --shared ../shared/data --only speed
+    python bench/translate.py --only batches --workdir WORKDIR   # the decoding batch of `nlpkit translate`
 
 Parts:
   anki      The first --anki-pairs pairs of ../shared/data/anki_fra_eng/fra.txt.gz, with
@@ -20,6 +21,9 @@ Parts:
             at a time, measured in the same run on the Anki model with attention; then
             greedy and beam 5 for batches of --speed-batches sentences (1, 16, 256), on
             the backend Keras runs on (KERAS_BACKEND).
+  batches   Sentences/s of the path `nlpkit translate` and `evaluate` take (sorted by length,
+            batched, input order restored) on --batches-sentences validation sentences of the
+            same model, greedy and beam 5, in batches of each --speed-batches size.
 BLEU and chrF are sacrebleu's corpus scores with default settings, on detokenized,
 lowercased-then-capitalised output against the raw references.
 """
@@ -35,9 +39,9 @@ import keras
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
 
-from bench.search_speed import beam_cost_by_batch, speed as search_speed  # noqa: E402
-from nlpkit.tasks.translate import (END_ID, START_ID, TranslateOptions, TranslateTask, Translator,  # noqa: E402
-                                    padded, read_splits)
+from bench.search_speed import beam_cost_by_batch, best_seconds, speed as search_speed  # noqa: E402
+from nlpkit.tasks.translate import (DECODE_BATCH, END_ID, START_ID, TranslateOptions, TranslateTask,  # noqa: E402
+                                    Translator, padded, read_splits, translate_rows)
 from nlpkit.text.tokenization import id_rows  # noqa: E402
 
 ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
@@ -117,9 +121,9 @@ def run_facts(threads):
     return {"threads": threads or "all", "command": " ".join(sys.argv)}
 
 
-def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
-    """Decoding speed of the Anki model with Bahdanau attention on `batch` validation sentences: one batch of
-    them (greedy, beam 5 and the naive loop), then in batches of each size of `batches`."""
+def anki_validation(workdir, count):
+    """The Anki model with Bahdanau attention (`Translator`) and the first `count` distinct sentences of
+    its validation split."""
     folder = Path(workdir) / "anki_bahdanau"
     if not (folder / "model.keras").is_file():
         raise SystemExit(f"{folder}: no trained model; run the anki part first.")
@@ -128,7 +132,13 @@ def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
     _, valid = read_splits(TranslateOptions(**{key: options[key] for key in
                                                ("data", "valid", "valid_fraction", "seed", "source_column",
                                                 "target_column")}))
-    sentences = list(dict.fromkeys(valid.sources))[:batch]
+    return translator, list(dict.fromkeys(valid.sources))[:count]
+
+
+def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
+    """Decoding speed of the Anki model with Bahdanau attention on `batch` validation sentences: one batch of
+    them (greedy, beam 5 and the naive loop), then in batches of each size of `batches`."""
+    translator, sentences = anki_validation(workdir, batch)
     sources = padded(id_rows(translator.source_vectorizer, sentences), translator.max_length)
     network = translator.decoder.network  # the teacher-forced (source, target so far) -> logits network
 
@@ -152,10 +162,34 @@ def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
     return figures
 
 
+def decoding_batches(workdir, sentences=1024, batches=(16, 32, 64, 128, 256), rounds=3):
+    """Sentences/s of the path `nlpkit translate` and `evaluate` take (`translate_rows`: sorted by source
+    length, decoded in batches, put back in input order), greedy and beam 5, for each batch size of
+    `batches` (the command's is `DECODE_BATCH`): best of `rounds` after a compiling run."""
+    translator, texts = anki_validation(workdir, sentences)
+    rows = id_rows(translator.source_vectorizer, texts)
+    figures = []
+    for beam in (1, 5):
+        for size in batches:
+            def decode():
+                return translate_rows(translator.decoder, rows, translator.target_vocabulary, beam=beam,
+                                      max_steps=translator.max_output_length,
+                                      source_max_length=translator.max_length, batch_size=size)
+
+            seconds, _ = best_seconds({"decode": decode}, rounds)
+            figures.append({"beam": beam, "batch": size, "sentences": len(rows),
+                            "sentences_per_s": len(rows) / seconds["decode"]})
+            print(f"[batches] beam {beam}, batches of {size:>3}{' (the default)' if size == DECODE_BATCH else ''}: "
+                  f"{figures[-1]['sentences_per_s']:7,.0f} sentences/s ({len(rows):,} sentences)", flush=True)
+    save_results("translate", {"decoding_batches": figures, "decoding_batches_command": " ".join(sys.argv),
+                               "keras_backend": keras.backend.backend()})
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
-    parser.add_argument("--only", action="append", choices=("anki", "multi30k", "speed"),
+    parser.add_argument("--only", action="append", choices=("anki", "multi30k", "speed", "batches"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--anki-pairs", type=int, default=60000, help="how many Anki pairs to read (from the top)")
     parser.add_argument("--anki-minutes", type=float, default=12.0, help="training budget per Anki model")
@@ -164,8 +198,11 @@ def main():
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
-    parser.add_argument("--speed-batches", default="1,16,256",
-                        help="speed: comma-separated batch sizes to decode the 256 sentences in")
+    parser.add_argument("--speed-batches", default=None,
+                        help="speed, batches: comma-separated batch sizes (default: 1,16,256 for speed, "
+                             "16,32,64,128,256 for batches)")
+    parser.add_argument("--batches-sentences", type=int, default=1024,
+                        help="batches: how many distinct validation sentences to translate")
     parser.add_argument("--threads", type=int, default=0, help="cores TensorFlow may use (default: all)")
     parser.add_argument("--workdir", default=str(RESULTS / "translate_work"), help="scratch folder")
     args = parser.parse_args()
@@ -178,8 +215,13 @@ def main():
     if "anki" in parts:
         anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
              args.threads)
+    def sizes(default):
+        return [int(size) for size in (args.speed_batches or default).split(",")]
+
     if "speed" in parts:
-        speed(workdir, batches=[int(size) for size in args.speed_batches.split(",")])
+        speed(workdir, batches=sizes("1,16,256"))
+    if "batches" in parts:
+        decoding_batches(workdir, args.batches_sentences, sizes("16,32,64,128,256"))
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
                  args.threads)
