@@ -53,7 +53,7 @@ def predict(model, ids):
 
 CELLS = ("rnn", "lstm", "gru")
 # Each variant with one cell, the cells taking turns, and the variant that combines the most options with every
-# cell: the backbone builds every cell by the same code, so the full cross product (30 models, 220 s of summed
+# cell: the backbone builds every cell by the same code, so the full cross product (30 models, 188 s of summed
 # test time in one run of the suite, 2026-12-03) tested little more than these 12.
 CELL_VARIANTS = sorted({(CELLS[i % 3], variant) for i, variant in enumerate(VARIANTS)}
                        | {(cell, "bi_stacked_norm_dropout") for cell in CELLS})
