@@ -7,6 +7,7 @@
     nlpkit vocabulary RUN                print a trained run's vocabulary
     nlpkit compare TASK --cells ...      train one model per cell and compare them (nlpkit.lab)
     nlpkit gradients [--model RUN]       measure how the loss's gradient fades with distance (nlpkit.lab)
+    nlpkit serve RUN [RUN ...]           serve trained runs over HTTP, with a demo page (nlpkit.serving)
 
 Every command is built from the task registry (`nlpkit.tasks`): a task's
 option dataclasses become its click options, and the verbs it declares are
@@ -36,6 +37,7 @@ from nlpkit.lab import compare as compare_lab
 from nlpkit.lab import gradients as gradient_lab
 from nlpkit.runtime import backend, runs, transfer
 from nlpkit.runtime.task import DEFAULT_MODELS_DIR, warning
+from nlpkit.serving.limits import ServeLimits
 from nlpkit.tasks import all_tasks
 from nlpkit.text import datasets
 
@@ -452,6 +454,33 @@ def gradients(run_folders, as_json, **values):
     json_path, png_path = gradient_lab.write_outputs(report, options.out)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else
                f"{gradient_lab.format_table(report)}\nwrote {png_path} and {json_path}")
+
+
+@main.command(epilog=examples_epilog(["nlpkit serve models/sentiment models/chargen",
+                                      "nlpkit serve en-fr=models/translate --port 8080",
+                                      "curl -s localhost:8000/v1/sentiment -d '{\"texts\": [\"a fine film\"]}'"]))
+@click.argument("run_folders", metavar="RUN...", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every network it is on).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free one; the 'serving on' line names it).")
+@dataclass_options(ServeLimits)
+def serve(run_folders, host, port, **values):
+    """Serve trained runs over HTTP, with a demo page at /.
+
+    Each RUN (a run folder, or NAME=FOLDER) answers POST /v1/NAME with
+    {"texts": [...], ...} and any of its predict options (Python names: top_k),
+    giving the JSON that `nlpkit predict TASK --json` prints for each text.
+    GET /v1/models lists the runs and their fields; GET /healthz says the
+    server is up; a chargen run also streams, POST /v1/NAME/stream. Concurrent
+    requests are batched into one model call. A request over a limit gets a
+    4xx JSON error naming it. Binds to this machine only unless --host says so.
+    """
+    from nlpkit.serving import server
+
+    limits = ServeLimits(**values).validate()
+    server.serve(run_folders, host, port, limits, task_of_run, load_predictor,
+                 announce=lambda line: (click.echo(line), sys.stdout.flush()))
 
 
 def run():

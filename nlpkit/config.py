@@ -42,9 +42,12 @@ class OptionError(NlpkitError):
         return self.render("--" + self.name.replace("_", "-"))
 
 
-def option(default, help, *, choices=None, aliases=()):
-    """A dataclass field that documents itself for the CLI (`aliases`: extra flag names)."""
-    metadata = {"help": help, "choices": choices, "aliases": tuple(aliases)}
+def option(default, help, *, choices=None, aliases=(), local=False):
+    """A dataclass field that documents itself for the CLI (`aliases`: extra flag names).
+
+    `local`: the option names a file to read or write, or shapes what a terminal shows, so only
+    the command line sets it; an HTTP client of `nlpkit serve` may not (it would reach the server's files)."""
+    metadata = {"help": help, "choices": choices, "aliases": tuple(aliases), "local": local}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

@@ -88,6 +88,9 @@ class Task:
     inputs_optional = False
     # Which tokens of a text longer than the model's maximum length are read (for the CLI's warning).
     truncation = "their first ones are read"
+    # Predictor keyword arguments an HTTP client of `nlpkit serve` may set beyond the predict options:
+    # {name: (type, default, description)}.
+    http_arguments = {}
     # What early stopping watches, and the best epoch is chosen by: the validation loss, or a Keras
     # validation metric that should grow ("val_accuracy").
     monitor = "val_loss"

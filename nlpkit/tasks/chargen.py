@@ -73,12 +73,12 @@ class ChargenOptions(LanguageModelOptions):
 @dataclasses.dataclass
 class ChargenPredictOptions(SamplingOptions):
     seed: str = option(None, "Text to start from (the priming text; not a random seed: see --rng-seed), "
-                             "instead of texts as arguments.")
-    seed_file: str = option(None, "Read the text to start from from this UTF-8 file (newlines kept).")
+                             "instead of texts as arguments.", local=True)
+    seed_file: str = option(None, "Read the text to start from from this UTF-8 file (newlines kept).", local=True)
     stats: bool = option(False, "After the samples, print distinct-1/2/3 (character n-grams), the repetition "
-                                "rate and the longest span copied from the training text.")
+                                "rate and the longest span copied from the training text.", local=True)
     train_text: str = option(None, "Training text for --stats' longest copy. Default: the file named in the "
-                                   "run's manifest.")
+                                   "run's manifest.", local=True)
 
     def check(self):
         if self.seed is not None and self.seed_file is not None:

@@ -51,12 +51,13 @@ BAND = (0.1, 0.9)
 class SeriesColumnOptions(Options):
     """Which columns of a series file hold what."""
 
-    date_column: str = option(None, "Column of the dates. Default: date (in predict and evaluate: the model's).")
+    date_column: str = option(None, "Column of the dates. Default: date (in predict and evaluate: the model's).",
+                              local=True)
     value_column: str = option(None, "Column of the values; a file of one series names it after this column. "
-                                     "Default: value (in predict and evaluate: the model's).")
+                                     "Default: value (in predict and evaluate: the model's).", local=True)
     series_column: str = option(None, "Column naming each row's series, for a file of several series in long "
                                       "format. Default: none, the file holds one series (in predict and "
-                                      "evaluate: the model's).")
+                                      "evaluate: the model's).", local=True)
     frequency: str = option(None, "Spacing of the dates, as a pandas offset alias (MS: month starts, M: month "
                                   "ends, QS, W, D, H ...). Default: inferred from the first dates.")
 
@@ -128,9 +129,9 @@ class ForecastOptions(SeriesColumnOptions, DestinationOptions, RecurrentOptions,
 @dataclasses.dataclass
 class ForecastPredictOptions(SeriesColumnOptions):
     data: str = option(None, "Forecast after the end of the series in this file. Default: after the end of the "
-                             "series the model was trained on.")
+                             "series the model was trained on.", local=True)
     horizon: int = option(None, "Values to forecast (at most the model's --horizon). Default: the model's.")
-    plot: str = option(None, "Also draw the history and the forecast as a PNG, in this file.")
+    plot: str = option(None, "Also draw the history and the forecast as a PNG, in this file.", local=True)
 
     def check(self):
         if self.horizon is not None:

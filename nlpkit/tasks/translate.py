@@ -108,7 +108,7 @@ class TranslatePredictOptions(Options):
     max_output_length: int = option(None, "Most tokens per translation. Default: the model's "
                                           "--max-output-length.")
     attention_plot: str = option(None, "Save the first sentence's attention (source words x output words) as a "
-                                       "PNG heatmap.")
+                                       "PNG heatmap.", local=True)
 
     def check(self):
         check_range("beam", self.beam, 1, generation.MAX_BEAM)
@@ -322,6 +322,8 @@ class TranslateTask(Task):
     summary = "Translate sentences: a recurrent encoder-decoder with attention (BLEU, chrF, beam search)."
     TrainOptions = TranslateOptions
     PredictOptions = TranslatePredictOptions
+    http_arguments = {"attention": (bool, False, "Also return each translation's attention weights (source tokens "
+                                                 "x output tokens), as the page's heatmap shows them.")}
     EvaluateOptions = TranslateEvaluateOptions
     aliases = ("translate",)
     examples = ("I am cold.", "Where is the station?")
