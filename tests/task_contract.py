@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from keras import tree
@@ -40,6 +41,7 @@ FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.differing_executors])
 MEGABYTE = 2 ** 20
+CELLS = ("rnn", "lstm", "gru")
 # Every code point category, controls (Cc) included, and lone surrogates (Cs), which hypothesis leaves out unless asked.
 ANY_CHARACTER = st.one_of(st.characters(exclude_categories=[]), st.characters(categories=["Cs"]))
 AWKWARD = [
@@ -54,6 +56,16 @@ MEGABYTE_TEXTS = {
     "emoji-rtl-controls": ("😀 שלום \x00\x07 مرحبا\t" * (MEGABYTE // 16 + 1))[:MEGABYTE],
 }
 STDIN_LINES = ["😀 emoji", "שלום עולם", "مرحبا", "\x01\x02 control", "\u202eevil\u202c", "\ufeffbom", "the\x0bof"]
+
+
+def rotating_cell(task):
+    """The one cell a task is built with on a backend other than TensorFlow: the cells take turns over the
+    registered tasks in name order, so that each cell still trains on that backend. A one-step training costs
+    about 20 s on JAX (it compiles), against about 2 s on TensorFlow, and the CI runs the contract on both."""
+    from nlpkit.tasks import all_tasks
+
+    names = sorted(all_tasks())
+    return CELLS[names.index(task.name) % len(CELLS) if task.name in names else 0]
 
 
 def cli_arguments(options):
@@ -126,8 +138,11 @@ class TaskContract:
 
     # --- building and training ----------------------------------------------------------------------
 
-    @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+    @pytest.mark.parametrize("cell", CELLS)
     def test_builds_with_each_cell_and_trains_one_step(self, task, cell, tmp_path):
+        if keras.backend.backend() != "tensorflow" and cell != rotating_cell(task):
+            pytest.skip(f"on {keras.backend.backend()}, {task.name} trains with {rotating_cell(task)} only "
+                        "(every cell is built by the same backbone code; TensorFlow runs them all)")
         options = task.TrainOptions(**{**task.tiny_options, "cell": cell, "out": str(tmp_path / "run")})
         run = task.begin(options)
         run.data = task.read(run)
