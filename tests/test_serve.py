@@ -303,3 +303,59 @@ def test_the_page_generates_and_translates_in_a_browser(server, browser):
     labels = wait.until(lambda page: panel.find_elements(By.CLASS_NAME, "label"))
     assert {label.text for label in labels} <= {"positive", "negative"}
     assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]  # no script error
+
+
+# --- the batcher, on its own -------------------------------------------------------------------------
+
+
+def batched_answers(requests, predict, batch_texts=256):
+    """The answers (or errors) of `requests` sent at once to a RunBatcher over `predict`, and its stats."""
+    import asyncio
+
+    from nlpkit.serving.batcher import RunBatcher
+
+    async def send():
+        batcher = RunBatcher(predict, batch_texts=batch_texts, wait_seconds=0.01)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.answer(request) for request in requests), return_exceptions=True)
+        await batcher.stop()
+        return answers, batcher.stats
+
+    return asyncio.run(send())
+
+
+def test_a_bad_text_fails_only_its_own_request():
+    from nlpkit.errors import NlpkitError
+    from nlpkit.serving.requests import Request
+
+    calls = []
+
+    def predict(texts, **arguments):
+        calls.append(list(texts))
+        if "bad" in texts:
+            raise NlpkitError("bad text")
+        return [{"upper": text.upper(), **arguments} for text in texts]
+
+    requests = [Request(["a", "b"], {}, True), Request(["bad"], {}, True), Request(["c"], {}, True),
+                Request(["d"], {"top_k": 2}, True), Request(["e"], {}, False)]
+    answers, stats = batched_answers(requests, predict)
+    assert answers[0] == [{"upper": "A"}, {"upper": "B"}] and answers[2] == [{"upper": "C"}]
+    assert isinstance(answers[1], NlpkitError)
+    assert answers[3] == [{"upper": "D", "top_k": 2}] and answers[4] == [{"upper": "E"}]
+    # Together first (one call), then each alone; other arguments and unmergeable requests go apart.
+    assert calls[0] == ["a", "b", "bad", "c"] and ["d"] in calls and ["e"] in calls
+    assert stats.requests == 4 and stats.largest_batch == 2
+
+
+def test_batches_stop_at_the_batch_size():
+    from nlpkit.serving.requests import Request
+
+    sizes = []
+
+    def predict(texts):
+        sizes.append(len(texts))
+        return [{"n": len(text)} for text in texts]
+
+    answers, stats = batched_answers([Request(["x" * i] * 3, {}, True) for i in range(1, 11)], predict, batch_texts=7)
+    assert [answer[0]["n"] for answer in answers] == list(range(1, 11))
+    assert max(sizes) <= 7 and sum(sizes) == 30 and stats.batches == len(sizes)

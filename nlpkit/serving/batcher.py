@@ -104,6 +104,7 @@ class RunBatcher:
         return groups
 
     async def run(self, batch):
+        """Answers every request of `batch` (or fails it): nothing a model does stops the loop."""
         texts = [text for pending in batch for text in pending.request.texts]
         try:
             results = await self.in_thread(lambda: self.predict(texts, **batch[0].request.arguments))
@@ -111,18 +112,26 @@ class RunBatcher:
             if len(batch) > 1:  # answer each request alone, so the error reaches only the request that caused it
                 for pending in batch:
                     await self.run([pending])
-                return
-            batch[0].answer.set_exception(error)
+            else:
+                settle(batch[0], error=error)
             return
-        except Exception as error:  # reported to the one client as a 500, never raised in the loop
+        except Exception as error:  # a 500 for these clients (the app logs it), never raised in the loop
             for pending in batch:
-                if not pending.answer.done():
-                    pending.answer.set_exception(error)
+                settle(pending, error=error)
             return
         self.stats.counted(len(batch), len(texts))
         start = 0
         for pending in batch:
             count = len(pending.request.texts)
-            if not pending.answer.done():  # a client that went away cancelled its future
-                pending.answer.set_result(results[start:start + count])
+            settle(pending, results=results[start:start + count])
             start += count
+
+
+def settle(pending, results=None, error=None):
+    """Gives a waiting request its answer, unless its client went away (which cancelled the future)."""
+    if pending.answer.done():
+        return
+    if error is not None:
+        pending.answer.set_exception(error)
+    else:
+        pending.answer.set_result(results)
