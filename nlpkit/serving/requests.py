@@ -17,7 +17,6 @@ import pydantic
 
 from nlpkit.config import OptionError
 from nlpkit.errors import NlpkitError
-from nlpkit.serving.limits import LimitError
 from nlpkit.text.tokenization import check_texts
 
 
@@ -47,7 +46,7 @@ def request_model(task):
     for name, (kind, default, description) in task.http_arguments.items():
         fields[name] = (kind, pydantic.Field(default, description=description))
     return pydantic.create_model(f"{task.name.title().replace('-', '')}Request",
-                                 __config__=pydantic.ConfigDict(extra="forbid", strict=False), **fields)
+                                 __config__=pydantic.ConfigDict(extra="forbid"), **fields)
 
 
 @dataclasses.dataclass
@@ -103,5 +102,3 @@ def parse_request(task, model, body, limits):
     # Seeded sampling gives text i the seed rng_seed + i: such a request runs alone, to give what predict gives.
     return Request(texts, arguments, mergeable=arguments.get("rng_seed") is None)
 
-
-__all__ = ["LimitError", "Request", "RequestError", "parse_request", "request_model"]
