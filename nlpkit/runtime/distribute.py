@@ -195,11 +195,9 @@ def lost_worker(error, distribution):
     if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                               tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError)):
         return None
-    reason = " ".join(str(error).split())
-    reason = reason.split(" Additional GRPC error information")[0][:200]
     return WorkerLost(f"multi-worker training stopped ({distribution.task}): another worker stopped answering "
-                      f"({type(error).__name__}: {reason}); rerun the same command on every worker to resume "
-                      "from the last epoch backup.")
+                      f"(TensorFlow: {type(error).__name__} in a collective operation); rerun the same command on "
+                      "every worker to resume from the last epoch backup.")
 
 
 _FIXED = []
