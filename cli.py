@@ -71,7 +71,7 @@ class App(click.Group):
         except OptionError as error:
             fail(error.for_cli())
         except NlpkitError as error:
-            fail(str(error))
+            fail(str(error), code=getattr(error, "exit_code", 2))
         except (click.Abort, KeyboardInterrupt):
             fail("interrupted; nothing was saved.", code=130)
         except click.ClickException as error:

@@ -2,6 +2,7 @@
 
     RunOptions          data, validation, output folder, seed, resume     (DestinationOptions: no validation)
     FitOptions          epochs, batch size, optimizer, clipping, schedule (every task)
+    DistributeOptions   --distribute none|mirrored|multi-worker, --replicas (in FitOptions)
     RecurrentOptions    cell, units, layers, dropout, IRNN, layer norm    (every task)
     BidirectionalOption --bidirectional                                   (not for language models)
     EmbeddingOptions    learned / one-hot / word vectors, their size      (EmbeddingSizeOption: the size only)
@@ -203,9 +204,40 @@ class RunOptions(DestinationOptions):
             check_range("limit", self.limit, 2)
 
 
+DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
+MAX_REPLICAS = 8  # the default --replicas on a CPU-only machine: one per core, at most this many
+
+
 @dataclasses.dataclass
-class FitOptions(Options):
-    """How the model is fitted."""
+class DistributeOptions(Options):
+    """Data-parallel training with tf.distribute (`nlpkit.runtime.distribute`): how to run, not what to train."""
+
+    distribute: str = option("none", "Data-parallel training. mirrored: one process, the model replicated over the "
+                                     "GPUs, or over --replicas logical CPU devices where there is none. "
+                                     "multi-worker: one process per worker, each started with the same command and "
+                                     "the cluster in the environment variable TF_CONFIG (README). --batch-size is "
+                                     "the GLOBAL batch, split across replicas, so results compare with a "
+                                     "single-process run; the learning rate is never scaled for you: keep it for "
+                                     "the same global batch, and scale it yourself (e.g. linearly) if you raise "
+                                     "the batch with the replicas.", choices=DISTRIBUTIONS)
+    replicas: int = option(None, "With --distribute mirrored: how many devices (the first N GPUs, or N logical "
+                                 f"CPU devices). Default: every GPU, or one CPU device per core (at most "
+                                 f"{MAX_REPLICAS}).")
+
+    def check(self):
+        if self.replicas is not None:
+            check_range("replicas", self.replicas, 1, 1024)
+            if self.distribute != "mirrored":
+                raise NlpkitError("--replicas applies to --distribute mirrored only.")
+        if self.distribute == "multi-worker" and checking_this_machine():
+            from nlpkit.runtime.distribute import cluster_config
+
+            cluster_config()  # a TF_CONFIG that does not parse is refused before TensorFlow starts
+
+
+@dataclasses.dataclass
+class FitOptions(DistributeOptions):
+    """How the model is fitted (and on how many devices: `DistributeOptions`)."""
 
     epochs: int = option(10, "Most epochs to train (early stopping may end sooner).")
     batch_size: int = option(64, "Examples per batch.")

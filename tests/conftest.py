@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:  # `import cli` also when nlpkit is not installed 
 # scopes by their number of tests, so a single slow test went last); with the long ones first, the short ones
 # come at the end, where they even out what each worker has left.
 LONGEST_SCOPES = (
-    "test_transfer.py", "test_translate.py", "test_tagging.py", "test_search.py", "test_models.py",
+    "test_distribute.py", "test_transfer.py", "test_translate.py", "test_tagging.py", "test_search.py", "test_models.py",
     "test_decoding.py", "test_chargen.py", "test_run_writes.py", "test_cli_errors.py", "test_next_word.py",
     "test_task_contract.py::TestTaskTagging", "test_cli.py", "test_task_contract.py::TestTaskTranslate",
     "test_tagging.py::TestTaggingResume", "test_reliability.py::TestKilledRunResumes", "test_reliability.py",

@@ -1,6 +1,7 @@
 """Run-time: what runs a task and keeps its results safe.
 
     backend      starting TensorFlow quietly, once the options and data are known to be good
+    distribute   --distribute: data-parallel training on tf.distribute (mirrored, multi-worker)
     task         the `Task` base class (the training sequence every task follows) and `RunPredictor`
     training     seeding, the fit with its callbacks, the learning curve
     checkpoint   epoch backups, so that a killed run resumes where it stopped
@@ -14,5 +15,5 @@
 
 from nlpkit.lazy import submodules_on_demand
 
-__getattr__ = submodules_on_demand(__name__, ["backend", "checkpoint", "epoch_backup", "manifests", "run_writer",
+__getattr__ = submodules_on_demand(__name__, ["backend", "checkpoint", "distribute", "epoch_backup", "manifests", "run_writer",
                                              "runs", "safety", "task", "training", "transfer"])

@@ -88,28 +88,36 @@ class Restored:
 
 
 class Checkpoint:
-    """The epoch backups of one run: `identity` says which run (task, options, input digests)."""
+    """The epoch backups of one run: `identity` says which run (task, options, input digests).
 
-    def __init__(self, destination, identity, *, resume=False, force=False):
+    `reads` (a worker of a multi-worker run that is not the chief): the destination whose backups are
+    resumed from, when they are written elsewhere (`nlpkit.runtime.distribute`); they are never discarded
+    from here, and with `force` none is resumed, as the chief discards them.
+    """
+
+    def __init__(self, destination, identity, *, resume=False, force=False, reads=None):
         self.destination = Path(destination)
         self.folder = backup_folder(destination)
+        self.source = backup_folder(reads) if reads is not None else self.folder
         self.identity = identity
         if force:
             self.discard()
-        elif self.folder.exists():
+            self.source = self.folder
+        elif self.source.exists():
             self._check_identity()
-        if resume and not self._epoch_folders():
-            raise NlpkitError(f"{self.destination}: nothing to resume (no backup in {self.folder}).")
+        if resume and not self._epoch_folders(self.source):
+            raise NlpkitError(f"{self.destination}: nothing to resume (no backup in {self.source}).")
 
-    def _epoch_folders(self):
+    def _epoch_folders(self, folder=None):
         """Completed epoch backups, newest first (a temporary one being written is not listed)."""
-        if not self.folder.is_dir():
+        folder = self.folder if folder is None else folder
+        if not folder.is_dir():
             return []
-        return sorted((p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("epoch-")),
+        return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.startswith("epoch-")),
                       key=lambda p: p.name, reverse=True)
 
     def _check_identity(self):
-        path = self.folder / IDENTITY_FILE
+        path = self.source / IDENTITY_FILE
         if not path.exists():
             return  # killed before its first epoch ended: nothing to keep
         try:
@@ -118,7 +126,7 @@ class Checkpoint:
             raise NlpkitError(f"{path}: the backup of an interrupted run cannot be read; "
                               "add --force to discard it and start over.") from None
         if theirs != self.identity:
-            raise NlpkitError(f"{self.folder}: holds the backup of an interrupted run with other "
+            raise NlpkitError(f"{self.source}: holds the backup of an interrupted run with other "
                               f"{_differences(theirs, self.identity)}; rerun that command to resume it, "
                               "or add --force to discard it and start over.")
 
@@ -134,7 +142,7 @@ class Checkpoint:
         reported and the one before it tried; if none is intact, NlpkitError.
         """
         problems = []
-        for folder in self._epoch_folders():
+        for folder in self._epoch_folders(self.source):
             try:
                 restored = self._load(folder, model)
             except Damaged as problem:
@@ -142,11 +150,11 @@ class Checkpoint:
                 print(f"nlpkit: warning: the backup {folder} is damaged ({problem}); trying the one before it",
                       file=sys.stderr)
                 continue
-            print(f"resuming after epoch {restored.epoch} from the backup in {self.folder} "
+            print(f"resuming after epoch {restored.epoch} from the backup in {self.source} "
                   "(--force starts over)")
             return restored
         if problems:
-            raise NlpkitError(f"{self.folder}: no intact backup to resume from ({'; '.join(problems)}); "
+            raise NlpkitError(f"{self.source}: no intact backup to resume from ({'; '.join(problems)}); "
                               "add --force to discard it and start over.")
         return None
 

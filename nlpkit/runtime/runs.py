@@ -83,8 +83,10 @@ def check_destination(destination):
         raise NlpkitError(f"{destination}: refusing to replace a folder that is not an nlpkit model.")
 
 
-# Options that say how to run, not what to train: they do not make a run different.
-CONTROL_OPTIONS = ("out", "resume", "force", "tensorboard")
+# Options that say how to run, not what to train: they do not make a run different. (A data-parallel run
+# trains the model of a single-process run on the same global batch, up to float summation order, and a
+# killed one may be resumed either way.)
+CONTROL_OPTIONS = ("out", "resume", "force", "tensorboard", "distribute", "replicas")
 
 
 def run_identity(task, options, files):

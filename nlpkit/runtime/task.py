@@ -34,7 +34,9 @@ imported when first used (`nlpkit.lazy`): `nlpkit --help` never starts TensorFlo
 import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,8 @@ class RunContext:
     source: object = None
     epoch_units: tuple = None
     lock: object = None
+    distribution: object = None
+    scratch: object = None  # a worker's temporary stand-in for the destination (only the chief writes it)
 
 
 class Task:
@@ -148,15 +152,24 @@ class Task:
         options = runtime.transfer.inherit(options.validate())
         destination = self.destination(options)
         runs.check_destination(destination)
+        distribution = runtime.distribute.plan(options)
+        scratch = None
+        if not distribution.chief:  # it writes to a folder of its own, and resumes from the chief's backups
+            scratch = Path(tempfile.mkdtemp(prefix="nlpkit-worker-"))
+            backups, destination = destination, scratch / destination.name
         lock = runs.lock_destination(destination)
         try:
             identity = identity or self.run_identity(options)
             checkpoint = runtime.checkpoint.Checkpoint(destination, identity, resume=options.resume,
-                                                       force=options.force)
+                                                       force=options.force,
+                                                       **({} if scratch is None else {"reads": backups}))
         except BaseException:
             lock.release()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
             raise
-        return RunContext(options, destination, identity, checkpoint, lock=lock)
+        return RunContext(options, destination, identity, checkpoint, lock=lock, distribution=distribution,
+                          scratch=scratch)
 
     def train(self, options, identity=None):
         """Trains on `options`, writes the run folder, and returns {"validation": metrics, "folder": path}.
@@ -165,27 +178,53 @@ class Task:
         """
         run = self.begin(options, identity)
         options = run.options
-        with run.lock:
-            run.data = self.read(run)  # before TensorFlow starts: bad data is refused at once
-            runtime.backend.start()
-            runtime.training.seed_everything(options.seed)
-            if getattr(options, "init_from", None):
-                run.source = runtime.transfer.load_source(options.init_from)
-            run.preprocessor = self.preprocess(run)
-            run.model = self.build(run)
-            self.start_from_source(run)
-            print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
-            train_batches, valid_batches = self.batches(run)
-            clock = runtime.training.EpochClock()
-            run.history = runtime.training.fit(
-                run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
-                callbacks=[clock, *self.callbacks(run), *self.transfer_callbacks(run)], epochs=options.epochs,
-                patience=options.patience, time_budget=options.time_budget, lr_decay=options.lr_decay,
-                monitor=self.monitor, tensorboard=options.tensorboard)
-            metrics = self.measure(run, valid_batches)
-            training = self.training_summary(run, clock.seconds)
-            folder = self.save(run, metrics, training)
+        try:
+            with run.lock:
+                run.data = self.read(run)  # before TensorFlow starts: bad data is refused at once
+                runtime.backend.start()
+                distribution = runtime.distribute.start(run.distribution, options)  # before any TensorFlow op
+                runtime.training.seed_everything(options.seed)
+                if getattr(options, "init_from", None):
+                    run.source = runtime.transfer.load_source(options.init_from)
+                run.preprocessor = self.preprocess(run)
+                with distribution.scope():
+                    run.model = self.build(run)
+                self.start_from_source(run)
+                print(f"model: {run.model.count_params():,} parameters, {self.describe_model(run)}")
+                if distribution.strategy is not None:
+                    print(f"distribute: {distribution.name}, {distribution.replicas} replica(s)"
+                          + (f", {distribution.workers} workers; this is {distribution.task}"
+                             f"{' (the chief)' if distribution.chief else ''}" if distribution.workers > 1 else "")
+                          + f"; global batch {options.batch_size}")
+                train_batches, valid_batches = self.batches(run)
+                clock = runtime.training.EpochClock()
+                with distribution.scope():
+                    run.history = runtime.training.fit(
+                        run.model, train_batches, valid_batches, checkpoint=run.checkpoint,
+                        callbacks=[clock, *self.callbacks(run), *self.transfer_callbacks(run)],
+                        epochs=options.epochs, patience=options.patience, time_budget=options.time_budget,
+                        lr_decay=options.lr_decay, monitor=self.monitor, tensorboard=options.tensorboard,
+                        distribution=distribution)
+                if distribution.strategy is not None:
+                    run.model = self.local_copy(run)
+                metrics = self.measure(run, valid_batches)
+                training = self.training_summary(run, clock.seconds)
+                folder = self.save(run, metrics, training)
+        finally:
+            if run.scratch is not None:
+                shutil.rmtree(run.scratch, ignore_errors=True)
+        if run.scratch is not None:
+            folder = self.destination(options)  # the chief's
         return {"validation": metrics, "training": training, "folder": str(folder)}
+
+    def local_copy(self, run):
+        """The trained model of a distributed run, rebuilt outside the strategy with its weights: it is
+        measured and saved as a single-process run's model is (under MultiWorkerMirroredStrategy, Keras'
+        predict would join every worker's outputs for one worker's inputs)."""
+        trained = run.model
+        copy = self.build(run)
+        copy.set_weights(trained.get_weights())
+        return copy
 
     def start_from_source(self, run):
         """With --init-from: copies the source run's encoder into the built model, and freezes it as asked."""
@@ -275,8 +314,10 @@ class Task:
             model = self.saved_model(run)
             folder.require_room(runs.saved_size(model))
             runs.write_model(model, folder.path)
+            distribution = run.distribution.record() if run.distribution is not None else None
             runs.write_json(folder.path(runs.MANIFEST_FILE),
-                            runs.manifest(self.name, options, identity=run.identity, **self.describe(run)))
+                            runs.manifest(self.name, options, identity=run.identity, **self.describe(run),
+                                          **({"distribution": distribution} if distribution else {})))
             runs.write_json(folder.path(runs.METRICS_FILE), {"validation": metrics,
                                                              **({"training": training} if training else {})})
             runs.write_json(folder.path(runs.HISTORY_FILE), run.history)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from nlpkit.errors import NlpkitError
 from nlpkit.figures import label_epochs
-from nlpkit.runtime import transfer
+from nlpkit.runtime import distribute, transfer
 from nlpkit.text import pipeline
 
 
@@ -28,7 +28,7 @@ def seed_everything(seed):
 
 
 def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=None, verbose=None, callbacks=(),
-        checkpoint=None, monitor="val_loss", tensorboard=None):
+        checkpoint=None, monitor="val_loss", tensorboard=None, distribution=None):
     """Trains with early stopping on `monitor` (the validation loss, or a validation metric that should grow,
     such as a tagger's "val_accuracy") and restores the best weights.
 
@@ -43,7 +43,9 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
     by a killed run is resumed. A shuffled training set (`pipeline.EpochShuffled`)
     is read in the order of each epoch's number, so a resumed epoch sees the
     batches an uninterrupted run would. Returns the history as a dict of lists,
-    earlier epochs of a resumed run included.
+    earlier epochs of a resumed run included. With a multi-worker `distribution`
+    (`nlpkit.runtime.distribute`), a worker that stops answering ends the fit
+    in one line (`distribute.WorkerLost`).
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -74,7 +76,13 @@ def fit(model, train, valid, *, epochs, patience=2, time_budget=None, lr_decay=N
         if restored.best_weights is not None:
             model.set_weights(restored.best_weights)
     else:
-        history = _run_fit(model, train, valid, epochs, initial_epoch, callbacks, verbose)
+        try:
+            history = _run_fit(model, train, valid, epochs, initial_epoch, callbacks, verbose)
+        except Exception as error:
+            lost = distribute.lost_worker(error, distribution) if distribution is not None else None
+            if lost is None:
+                raise
+            raise lost from None
     earlier = restored.history if restored else {}
     history = {key: [float(v) for v in earlier.get(key, [])] + [float(v) for v in history.get(key, [])]
                for key in {**earlier, **history}}
