@@ -5,6 +5,7 @@
     nlpkit evaluate TASK --data FILE     measure a trained model on held-out data
     nlpkit VERB ...                      a task's own name for its predict (`aliases`)
     nlpkit vocabulary RUN                print a trained run's vocabulary
+    nlpkit export RUN --out DIR          write a run as a TensorFlow SavedModel on raw strings (TF Serving)
     nlpkit compare TASK --cells ...      train one model per cell and compare them (nlpkit.lab)
     nlpkit gradients [--model RUN]       measure how the loss's gradient fades with distance (nlpkit.lab)
     nlpkit serve RUN [RUN ...]           serve trained runs over HTTP, with a demo page (nlpkit.serving)
@@ -35,7 +36,7 @@ from nlpkit.config import OptionError
 from nlpkit.errors import NlpkitError, at
 from nlpkit.lab import compare as compare_lab
 from nlpkit.lab import gradients as gradient_lab
-from nlpkit.runtime import backend, runs, transfer
+from nlpkit.runtime import backend, export as exporting, runs, transfer
 from nlpkit.runtime.task import DEFAULT_MODELS_DIR, warning
 from nlpkit.serving.limits import ServeLimits
 from nlpkit.tasks import all_tasks
@@ -429,6 +430,43 @@ def vocabulary(model_dir):
     task = task_of_run(model_dir)
     model, _ = runs.load_run(model_dir, task.name)
     echo_stream([vocabulary_lines(model.vectorizer.get_vocabulary()[2:])])
+
+
+def export_options(function):
+    """The options of every task's exports (`Task.ExportOptions`), each used by the tasks that have it."""
+    for options_class, field in reversed(list(exporting.option_fields().values())):
+        function = dataclass_options(options_class, exclude=[f.name for f in dataclasses.fields(options_class)
+                                                             if f.name != field.name])(function)
+    return function
+
+
+@main.command(epilog=examples_epilog(["nlpkit export models/sentiment --out export/sentiment/1",
+                                      "docker run -p 8501:8501 -v $PWD/export/sentiment:/models/sentiment "
+                                      "-e MODEL_NAME=sentiment tensorflow/serving"]))
+@click.argument("model_dir", metavar="RUN")
+@click.option("--out", required=True, help="Folder to write the SavedModel to: for TensorFlow Serving, "
+                                           "models/NAME/VERSION (a number), e.g. export/sentiment/1.")
+@click.option("--format", "export_format", type=click.Choice(exporting.FORMATS), default=exporting.FORMATS[0],
+              show_default=True, help="What to write (a TensorFlow SavedModel).")
+@click.option("--force", is_flag=True, help="Replace an earlier export at --out.")
+@export_options
+@click.pass_context
+def export(context, model_dir, out, export_format, force, **values):
+    """Write a trained run as a TensorFlow SavedModel whose serving_default signature takes raw strings.
+
+    Sentiment gives labels and probabilities, next-word the top-k next words, tagging a tag per word
+    (split at white space, as predict --pretokenized), translate the greedy translation, chargen a
+    continuation of a given length, temperature and rng seed. tf.saved_model.load(DIR) or TensorFlow
+    Serving runs it without nlpkit; `saved_model_cli show --all --dir DIR` lists the signature. The
+    folder is written whole or not at all. Forecast runs are not exported (they read numbers, not text).
+    """
+    task = exporting.exported_task(model_dir)  # before TensorFlow starts: a wrong folder fails at once
+    typed = [name for name in values if context.get_parameter_source(name) is not ParameterSource.DEFAULT]
+    options = exporting.task_options(task, values, typed)
+    exporting.check_destination(out, force)
+    backend.start()
+    info = exporting.export_run(task, model_dir, out, options, force)
+    click.echo(exporting.summary(out, info))
 
 
 @main.command(epilog=examples_epilog(["nlpkit gradients --variants rnn,rnn+irnn,rnn+layer-norm,lstm,gru",

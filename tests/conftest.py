@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # `import cli` also when nlpkit is not installed 
 LONGEST_SCOPES = (
     "test_distribute.py", "test_transfer.py", "test_translate.py", "test_tagging.py", "test_search.py", "test_models.py",
     "test_decoding.py", "test_chargen.py", "test_run_writes.py", "test_cli_errors.py", "test_next_word.py",
-    "test_task_contract.py::TestTaskTagging", "test_cli.py", "test_task_contract.py::TestTaskTranslate",
+    "test_task_contract.py::TestTaskTagging", "test_export.py", "test_cli.py", "test_task_contract.py::TestTaskTranslate",
     "test_tagging.py::TestTaggingResume", "test_reliability.py::TestKilledRunResumes", "test_reliability.py",
 )
 

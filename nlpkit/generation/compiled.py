@@ -18,7 +18,8 @@ the Python function was traced, on either backend.
 
 `uniform_noise` gives the random numbers of a draw as a pure function of
 (seed, step): the same seed gives the same draws, on each backend (the two
-backends' generators differ, so their draws differ).
+backends' generators differ, so their draws differ; so do TensorFlow's in an
+XLA program and in a graph); `row_noise` the same with a seed for each row.
 """
 
 import numpy as np
@@ -83,6 +84,30 @@ def uniform_noise(like, rng_seed, step):
 
     seed = tf.stack([tf.cast(rng_seed, "int64"), tf.cast(step, "int64")])
     return tf.random.stateless_uniform(tf.shape(like), seed, minval=1e-20, maxval=1.0)
+
+
+def row_noise(like, rng_seeds, step):
+    """Uniform numbers shaped as the float tensor `like` (rows, columns), row i drawn with its own seed
+    `rng_seeds[i]`: the row `uniform_noise` draws for a one-row batch with that seed, when both run in the same
+    kind of program (both as TensorFlow graphs, or both in XLA: XLA's generator gives other numbers for the
+    same seed than TensorFlow's kernels do)."""
+    if on_jax():
+        import jax
+
+        def one(seed):
+            key = jax.random.fold_in(jax.random.key(seed), step)
+            return jax.random.uniform(key, (1, like.shape[1]), minval=1e-20, maxval=1.0)[0]
+
+        return jax.vmap(one)(rng_seeds)
+    import tensorflow as tf
+
+    columns = tf.shape(like)[1:]
+
+    def one(seed):
+        pair = tf.stack([tf.cast(seed, "int64"), tf.cast(step, "int64")])
+        return tf.random.stateless_uniform(columns, pair, minval=1e-20, maxval=1.0)
+
+    return tf.map_fn(one, rng_seeds, fn_output_signature=tf.float32)
 
 
 def bucket_length(length, smallest=16):

@@ -48,7 +48,7 @@ from keras import ops
 
 from nlpkit.config import check_range
 from nlpkit.errors import NlpkitError
-from nlpkit.generation.compiled import XlaFunction, bucket_length, scalar, uniform_noise
+from nlpkit.generation.compiled import XlaFunction, bucket_length, row_noise, scalar, uniform_noise
 from nlpkit.options import SamplingOptions
 from nlpkit.text.tokens import RESERVED_IDS
 
@@ -183,6 +183,53 @@ def pick(logits, step, rng_seed, temperature, top_k, top_p):
     sampled = ops.cast(ops.argmax(filtered - ops.log(-ops.log(uniform)), axis=1), "int32")
     greedy = ops.cast(ops.argmax(filtered, axis=1), "int32")
     return ops.where(ops.cast(temperature, "float32") > 0, sampled, greedy)
+
+
+def pick_rows(logits, step, rng_seeds, temperatures):
+    """`pick` with no top-k or top-p cut and a seed and a temperature for each row (`rng_seeds`,
+    `temperatures`: (batch,)): row i's id is the one `pick` gives a one-row batch with `rng_seeds[i]` and
+    `temperatures[i]` (the same numbers: `compiled.row_noise`)."""
+    temperatures = ops.cast(temperatures, "float32")
+    filtered = filter_logits(logits, ops.expand_dims(temperatures, 1), 0, 1.0)
+    uniform = row_noise(filtered, rng_seeds, step)
+    sampled = ops.cast(ops.argmax(filtered - ops.log(-ops.log(uniform)), axis=1), "int32")
+    greedy = ops.cast(ops.argmax(filtered, axis=1), "int32")
+    return ops.where(temperatures > 0, sampled, greedy)
+
+
+def continue_rows(model, ids, lengths, rng_seeds, temperatures):
+    """A continuation of every row of `ids` in one traceable function of tensors (an exported model's graph),
+    each row as `generate` continues it alone (with top_k 0 and top_p 1).
+
+    `ids` (batch, time) are right-padded seed ids, each row holding at least one id; row i gets `lengths[i]`
+    ids after them, drawn with `rng_seeds[i]` at `temperatures[i]` (greedy at 0). Returns (batch,
+    max(lengths)) int32 ids; row i's after its `lengths[i]` are padding to ignore. The rows share the loops:
+    a row's recurrent states advance only while it reads its own seed (`ops.where` keeps the others'), and its
+    draws depend on its own seed and the step only, so its ids are those of a batch of one. Unlike `generate`,
+    nothing checks that the scores stay finite (see `Sampler`).
+    """
+    ids = ops.cast(ids, "int32")
+    seed_lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+    batch = ops.shape(ids)[0]
+
+    def prime(t, states):
+        _, stepped = model.backbone.step(ids[:, t], states)
+        reading = ops.expand_dims(t < seed_lengths - 1, 1)
+        return t + 1, [ops.where(reading, new, old) for new, old in zip(stepped, states)]
+
+    _, states = ops.while_loop(lambda t, _: t < ops.max(seed_lengths) - 1, prime,
+                               (ops.zeros((), "int32"), model.backbone.initial_state(batch)))
+    token = ops.take_along_axis(ids, ops.expand_dims(seed_lengths - 1, 1), axis=1)[:, 0]
+    steps = ops.max(ops.cast(lengths, "int32"))
+
+    def body(t, token, states, outputs):
+        logits, states = model.step(token, states)
+        token = pick_rows(logits, t, rng_seeds, temperatures)
+        return t + 1, token, states, ops.slice_update(outputs, (0, t), token[:, None])
+
+    outputs = ops.zeros((batch, steps), "int32")
+    _, _, _, outputs = ops.while_loop(lambda t, *_: t < steps, body, (ops.zeros((), "int32"), token, states, outputs))
+    return outputs
 
 
 # --- the public entry point -----------------------------------------------------------------------

@@ -460,6 +460,15 @@ def greedy_search(encode, step, source_ids, *, start_id, end_id, max_steps):
     return _results(result, np.shape(source_ids)[1], max_steps)
 
 
+def greedy_loop(encode, step, source_ids, *, start_id, end_id, max_steps):
+    """`greedy_search` as one traceable function of tensors, for an exported model's graph: the same loop
+    over the sources as given (no bucket padding, no compaction, no NumPy), returning tensors "tokens"
+    (batch, max_steps), "lengths" and "scores" (batch,) as `greedy_search` defines them."""
+    v = Searcher(encode, step)._greedy_start(ops.cast(source_ids, "int32"), start_id, end_id, int(max_steps),
+                                             int(max_steps))
+    return {name: v[name] for name in ("tokens", "lengths", "scores")}
+
+
 def beam_search(encode, step, source_ids, *, start_id, end_id, max_steps, beam_size, length_penalty=0.6,
                 n_best=1):
     """Beam search of width `beam_size` over a batch of sources; the `n_best` best hypotheses of each.

@@ -10,10 +10,12 @@
     run_writer   writing a run folder: the atomic swap, the destination's lock, room and write errors
     manifests    the checks of a run's manifest.json before anything in it is used
     safety       the inspection of a saved archive before Keras reads it: no code, bounded loading
+    export       `nlpkit export`: a run as a TensorFlow SavedModel on raw strings, for TensorFlow Serving
     transfer     --init-from: a trained run's architecture, encoder weights and vocabulary, frozen or not
 """
 
 from nlpkit.lazy import submodules_on_demand
 
-__getattr__ = submodules_on_demand(__name__, ["backend", "checkpoint", "distribute", "epoch_backup", "manifests", "run_writer",
-                                             "runs", "safety", "task", "training", "transfer"])
+__getattr__ = submodules_on_demand(__name__, ["backend", "checkpoint", "distribute", "epoch_backup", "export",
+                                             "manifests", "run_writer", "runs", "safety", "task", "training",
+                                             "transfer"])

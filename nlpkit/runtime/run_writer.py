@@ -388,14 +388,16 @@ class RunWriter:
     inside the block becomes one NlpkitError line. The destination must be
     empty, missing, or an earlier nlpkit run: nothing else is ever replaced.
     The writer locks the destination for the block, unless given the `lock`
-    its caller took (see `lock_destination`).
+    its caller took (see `lock_destination`). `check(destination)` refuses a
+    destination this writer may not replace (by default `runs.check_destination`;
+    an export, which is no run, checks its own way).
     """
 
-    def __init__(self, destination, lock=None):
+    def __init__(self, destination, lock=None, check=None):
         from nlpkit.runtime.runs import check_destination  # late: runs re-exports this class
 
         self.destination = Path(destination)
-        check_destination(self.destination)
+        (check or check_destination)(self.destination)
         self.lock = lock
         self.own_lock = None
         self.folder = None

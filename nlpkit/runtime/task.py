@@ -19,7 +19,9 @@ what its stage makes):
     describe(run)      -> what the manifest records beyond the options
 
 and, for using a saved run, `load(folder)` (a predictor with
-`.predict(texts, **PredictOptions)`) and `evaluate(predictor, data, options)`.
+`.predict(texts, **PredictOptions)`), `evaluate(predictor, data, options)` and
+`export_endpoint(predictor, ExportOptions)` (what `nlpkit export` puts in a
+SavedModel: `nlpkit.runtime.export`).
 It declares its options (`TrainOptions`, `PredictOptions`, `EvaluateOptions`,
 composed from the parts in `nlpkit.options`), extra command verbs that are
 aliases of its predict (`aliases`), sample inputs (`examples`) and the
@@ -77,6 +79,7 @@ class Task:
     TrainOptions = RunOptions
     PredictOptions = NoOptions
     EvaluateOptions = EvaluationOptions
+    ExportOptions = NoOptions
     aliases = ()
     examples = ()
     tiny_options = {}
@@ -341,6 +344,19 @@ class Task:
     def evaluate(self, predictor, data, options=None):
         """Metrics of a loaded predictor on the data at `data` (`options`: an EvaluateOptions, or the defaults)."""
         raise NotImplementedError
+
+    def export_endpoint(self, predictor, options):
+        """What `nlpkit export` writes for a loaded run: an `nlpkit.runtime.export.Endpoint`, a function of
+        1-D input tensors (raw strings, one per row) to a dict of output tensors, answering as `predict`
+        does. A task without one cannot be exported (`export_refusal` says why)."""
+        raise NotImplementedError
+
+    # Why a task without `export_endpoint` cannot be exported (the end of a one-line error).
+    export_refusal = "its task has no exported signature."
+
+    @property
+    def exportable(self):
+        return type(self).export_endpoint is not Task.export_endpoint
 
     def format_metrics(self, metrics):
         return json.dumps(metrics, indent=2)

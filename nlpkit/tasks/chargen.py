@@ -216,6 +216,48 @@ class ChargenTask(LanguageModelTask):
         ]
         return "\n".join(lines)
 
+    def export_endpoint(self, predictor, options):
+        """serving_default(seed, length, temperature, rng_seed), one value of each per row -> "continuation"
+        (string): the `length` characters after the seed, drawn with `rng_seed` at `temperature` by the rule of
+        `nlpkit predict chargen` (top-k and top-p off). At temperature 0 (greedy) it is exactly predict's
+        continuation. Above 0 it is a draw from the same distribution by the same rule (Gumbel-max with noise
+        seeded by (rng_seed, step)), the same for the same seed in every process that loads the export, but
+        not predict's characters: predict draws its noise inside an XLA program, and XLA's random-number
+        generator gives other numbers for the same seed than TensorFlow's kernel in the exported graph (which
+        TensorFlow Serving runs without XLA). Row i's continuation depends only on its own inputs. A seed is
+        read from its last --max-length characters; an empty seed reads as one unknown character (predict
+        refuses it).
+        Unlike predict, the graph does not stop with an error when the model's scores stop being finite (a
+        ReLU SimpleRNN's state can overflow). Requests are refused unless 0 <= length <= 100000,
+        0 <= temperature <= 1000 and rng_seed >= 0."""
+        import tensorflow as tf
+        from keras import ops
+
+        from nlpkit.generation.sampling import continue_rows
+        from nlpkit.models.layers import KeepLastTokens
+        from nlpkit.options import MAX_GENERATED
+        from nlpkit.runtime.export import Endpoint, joined, token_strings, vector_spec
+
+        network, vectorizer, vocabulary = predictor.network, predictor.vectorizer, predictor.vocabulary
+        keep_last = KeepLastTokens(predictor.max_length)  # the seed's last --max-length characters, at least one
+
+        def serve(seed, length, temperature, rng_seed):
+            checks = [tf.debugging.assert_non_negative(length, "length must be >= 0"),
+                      tf.debugging.assert_less_equal(length, MAX_GENERATED, f"length must be <= {MAX_GENERATED}"),
+                      tf.debugging.assert_non_negative(temperature, "temperature must be >= 0"),
+                      tf.debugging.assert_less_equal(temperature, 1000.0, "temperature must be <= 1000"),
+                      tf.debugging.assert_non_negative(rng_seed, "rng_seed must be >= 0")]
+            with tf.control_dependencies(checks):
+                ids = keep_last(ops.cast(vectorizer(seed), "int32"))
+            generated = continue_rows(network, ids, length, rng_seed, temperature)
+            return {"continuation": joined(token_strings(vocabulary, generated), length)}
+
+        inputs = [vector_spec("seed"), vector_spec("length", "int32"), vector_spec("temperature", "float32"),
+                  vector_spec("rng_seed", "int32")]
+        example = {"seed": list(self.examples), "length": [20] * len(self.examples),
+                   "temperature": [0.8] * len(self.examples), "rng_seed": list(range(len(self.examples)))}
+        return Endpoint(serve, inputs, example)
+
     def read_inputs(self, texts, options, read_lines):
         """The seeds: --seed, or --seed-file read whole (newlines kept), else one per argument or line."""
         if options.seed is not None and texts:

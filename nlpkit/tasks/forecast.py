@@ -209,6 +209,8 @@ def summary(members):
 @register_task
 class ForecastTask(Task):
     name = "forecast"
+    export_refusal = ("forecast models read series of numbers, not text, and export writes raw-string "
+                      "signatures; export a sentiment, next-word, tagging, translate or chargen run.")
     summary = ("Forecast the next values of monthly (or any regular) series with a recurrent network, beside "
                "naive, seasonal-naive, drift, ARIMA and Holt-Winters baselines.")
     TrainOptions = ForecastOptions

@@ -74,6 +74,14 @@ class NextWordPredictOptions(Options):
             check_range("rng_seed", self.rng_seed, 0, 2 ** 31 - 1)
 
 
+@dataclasses.dataclass
+class NextWordExportOptions(Options):
+    top_k: int = option(5, "next-word: how many of the most likely next words the exported model lists.")
+
+    def check(self):
+        check_range("top_k", self.top_k, 1, 10_000_000)
+
+
 # --- reading a corpus ---------------------------------------------------------------------------
 
 
@@ -173,6 +181,7 @@ class NextWordTask(LanguageModelTask):
     summary = "Predict the next word: a word-level recurrent language model (perplexity, top-k, completion)."
     TrainOptions = NextWordOptions
     PredictOptions = NextWordPredictOptions
+    ExportOptions = NextWordExportOptions
     examples = ("the meaning of", "in the early")
     tiny_options = dict(units=8, embedding_dim=8, max_tokens=300, epochs=1, batch_size=16, bptt=10, limit=400)
 
@@ -232,6 +241,27 @@ class NextWordTask(LanguageModelTask):
             reading = "stateful sub-streams" if metrics["stateful"] else "independent windows"
             lines.append(f"read as        {reading} of {metrics['bptt']} tokens")
         return "\n".join(lines)
+
+    def export_endpoint(self, predictor, options):
+        """serving_default(text) -> "words" and their "probabilities" (batch, --top-k), the likeliest next
+        words first, as predict's "next_words" (ties to the lower id; padding never listed, <unk> may be).
+        A prompt is read from its last --max-length words; one without words reads as one <unk> (predict
+        refuses it). Completion (predict's --complete) is not exported."""
+        from keras import ops
+
+        from nlpkit.runtime.export import Endpoint, token_strings, vector_spec
+
+        check_range("top_k", options.top_k, 1, len(predictor.vocabulary) - 1)
+        model, vocabulary, k = predictor.model, predictor.vocabulary, options.top_k
+
+        def serve(text):
+            probabilities = model(text)
+            not_padding = ops.arange(ops.shape(probabilities)[1]) > 0
+            _, best = ops.top_k(ops.where(not_padding, probabilities, -1.0), k)
+            return {"words": token_strings(vocabulary, best),
+                    "probabilities": ops.take_along_axis(probabilities, best, axis=1)}
+
+        return Endpoint(serve, [vector_spec("text")], {"text": list(self.examples)})
 
     def format_prediction(self, text, result):
         lines = [text]

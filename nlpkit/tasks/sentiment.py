@@ -175,6 +175,29 @@ class SentimentTask(Task):
         predicted = [predictor.classes.index(p["label"]) for p in predictor.predict(examples.texts)]
         return classification_report(truth, predicted, predictor.classes)
 
+    def export_endpoint(self, predictor, options):
+        """serving_default(text) -> "label" (string), "score" (the label's probability; with a hinge loss its
+        margin over the next class), "probabilities" (with a hinge loss "scores") per class, and "classes"
+        (their names, in that order), as `SentimentClassifier.predict` gives them."""
+        from keras import ops
+
+        from nlpkit.runtime.export import Endpoint, token_strings, vector_spec
+
+        model, classes, probabilities = predictor.model, predictor.classes, predictor.probabilities
+
+        def serve(text):
+            scores = model(text)
+            if probabilities:
+                score = ops.max(scores, axis=-1)
+            else:
+                best_two = ops.top_k(scores, 2)[0]
+                score = best_two[:, 0] - best_two[:, 1]
+            names = token_strings(classes, ops.zeros_like(scores, "int32") + ops.arange(len(classes), dtype="int32"))
+            return {"label": token_strings(classes, ops.argmax(scores, axis=-1)), "score": score,
+                    "probabilities" if probabilities else "scores": scores, "classes": names}
+
+        return Endpoint(serve, [vector_spec("text")], {"text": list(self.examples)})
+
     def format_metrics(self, metrics):
         return format_report(metrics)
 

@@ -306,6 +306,35 @@ class TaggingTask(Task):
             report["confusion_png"] = options.plot
         return report
 
+    def export_endpoint(self, predictor, options):
+        """serving_default(text) -> "tokens", their "tags" and each tag's "probability" (batch, words; "" and 0
+        after a sentence's last word) and "length" (its words, at most --max-length: the words after them get
+        no tag), as `nlpkit predict tagging --pretokenized` gives them. Sentences are split at white space
+        (Python's `str.split`): predict's default splitter (`nlpkit.text.words`, UD English EWT's rules) needs
+        look-around and back-references, which TensorFlow's regular expressions (RE2) do not have; split
+        sentences that way before sending them, with words separated by spaces."""
+        import tensorflow as tf
+        from keras import ops
+
+        from nlpkit.runtime.export import Endpoint, split_like_python, token_strings, vector_spec
+
+        model, tags, max_length = predictor.model, predictor.tags, predictor.max_length
+
+        def serve(text):
+            words = split_like_python(text)
+            padded = words.to_tensor("")
+            probabilities = model(padded)  # (batch, min(words, max_length) or 1 column, tags)
+            width = ops.shape(probabilities)[1]
+            lengths = ops.minimum(ops.cast(words.row_lengths(), "int32"), max_length)
+            tokens = tf.pad(padded, [[0, 0], [0, 1]], constant_values="")[:, :width]
+            tagged = ops.arange(width, dtype="int32")[None, :] < lengths[:, None]
+            best = ops.argmax(probabilities, axis=-1)
+            chosen = ops.take_along_axis(probabilities, best[:, :, None], axis=2)[:, :, 0]
+            return {"tokens": tokens, "tags": tf.where(tagged, token_strings(tags, best), ""),
+                    "probabilities": ops.where(tagged, chosen, 0.0), "length": lengths}
+
+        return Endpoint(serve, [vector_spec("text")], {"text": list(self.examples)})
+
     def format_metrics(self, metrics):
         return tag_metrics.format_report(metrics)
 

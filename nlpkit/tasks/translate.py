@@ -452,6 +452,41 @@ class TranslateTask(Task):
                 lines.append(f"  {rank}. {translation}  ({item['score']:.4f})")
         return "\n".join(lines)
 
+    def export_endpoint(self, predictor, options):
+        """serving_default(text) -> "translation" (string) and its "score" (the summed log-probability), the
+        greedy translation `nlpkit predict translate` gives (beam 1, at most the run's --max-output-length
+        tokens; a source is read from its first --max-length tokens). The same greedy loop runs as a graph
+        instead of an XLA program. The first letter is capitalised by TensorFlow's Unicode upper-casing, as
+        Python's."""
+        import tensorflow as tf
+        from keras import ops
+
+        from nlpkit.generation.search import greedy_loop
+        from nlpkit.models.layers import FitSequenceLength
+        from nlpkit.runtime.export import Endpoint, joined, token_strings, vector_spec
+
+        network, vocabulary = predictor.model.network, predictor.target_vocabulary
+        source_vectorizer, max_steps = predictor.source_vectorizer, predictor.max_output_length
+        fit_length = FitSequenceLength(predictor.max_length)  # cut to --max-length; an empty source: one OOV id
+
+        def serve(text):
+            source = fit_length(ops.cast(source_vectorizer(text), "int32"))
+            out = greedy_loop(network.encode, network.step, source, start_id=START_ID, end_id=END_ID,
+                              max_steps=max_steps)
+            return {"translation": joined_words(joined(token_strings(vocabulary, out["tokens"]), out["lengths"],
+                                                       " ")),
+                    "score": out["scores"]}
+
+        def joined_words(sentences):  # `join_words`, in RE2
+            sentences = tf.strings.regex_replace(sentences, "' ", "'")
+            sentences = tf.strings.regex_replace(sentences, " ([.,!?;:)»…])", "\\1")
+            sentences = tf.strings.regex_replace(sentences, "([(«¿¡]) ", "\\1")
+            characters = tf.strings.unicode_split(sentences, "UTF-8")
+            first, rest = (tf.strings.reduce_join(part, axis=1) for part in (characters[:, :1], characters[:, 1:]))
+            return tf.strings.upper(first, encoding="utf-8") + rest
+
+        return Endpoint(serve, [vector_spec("text")], {"text": list(self.examples)})
+
     def predict_arguments(self, options):
         return {"beam": options.beam, "n_best": options.n_best, "max_output_length": options.max_output_length,
                 "attention": options.attention_plot is not None}
