@@ -159,6 +159,23 @@ class TaskContract:
         assert np.isfinite(loss)
         assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(before, run.model.trainable_weights))
 
+    def test_trains_under_a_mirrored_strategy(self, task, cli, tmp_path):
+        """--distribute through the task's own hooks: built and fitted in the strategy's scope, saved from a copy
+        outside it. One replica: this process has set up its devices already (tests/test_distribute.py splits
+        the CPU in two in a fresh process). Other backends refuse it in one line."""
+        out = tmp_path / "run"
+        result = cli("train", task.name, "--out", out, "--distribute", "mirrored", "--replicas", "1",
+                     *cli_arguments(task.tiny_options))
+        if keras.backend.backend() != "tensorflow":
+            assert_one_line_error(result.exit_code, result.stderr, "--distribute mirrored", "TensorFlow backend")
+            return
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert "distribute: mirrored, 1 replica(s)" in result.stdout
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["distribution"] == {"strategy": "mirrored", "replicas": 1, "workers": 1}
+        assert task.load(out).predict(list(task.examples)[:1], **task.predict_arguments(
+            task.PredictOptions(**repeatable_predict_options(task)).validate()))
+
     def test_the_run_records_what_training_took_and_its_tensorboard_logs(self, run):
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

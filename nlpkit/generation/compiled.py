@@ -17,9 +17,9 @@ or NumPy array, so new values never trace again; `traces` counts how often
 the Python function was traced, on either backend.
 
 `uniform_noise` gives the random numbers of a draw as a pure function of
-(seed, step): the same seed gives the same draws, on each backend (the two
-backends' generators differ, so their draws differ; so do TensorFlow's in an
-XLA program and in a graph); `row_noise` the same with a seed for each row.
+(seed, step), hashed from integers (`hashed_uniform`): the same seed gives the
+same draws on either backend, compiled by XLA or run as a graph (an exported
+model's); `row_noise` the same with a seed for each row.
 """
 
 import numpy as np
@@ -70,44 +70,48 @@ class XlaFunction:
 
 
 def uniform_noise(like, rng_seed, step):
-    """Uniform numbers in (1e-20, 1), shaped as the float tensor `like`, a pure function of (rng_seed, step).
+    """Uniform numbers in (0, 1), shaped as the float tensor `like` (rows, columns), a pure function of
+    (rng_seed, step): element (row, column) depends on them and on its position only, not on how many rows
+    there are."""
+    from keras import ops
 
-    Element (row, column) depends on the seed, the step and its own position
-    only, not on how many rows there are.
-    """
-    if on_jax():
-        import jax
-
-        key = jax.random.fold_in(jax.random.key(rng_seed), step)
-        return jax.random.uniform(key, like.shape, minval=1e-20, maxval=1.0)
-    import tensorflow as tf
-
-    seed = tf.stack([tf.cast(rng_seed, "int64"), tf.cast(step, "int64")])
-    return tf.random.stateless_uniform(tf.shape(like), seed, minval=1e-20, maxval=1.0)
+    rows, columns = ops.shape(like)[0], ops.shape(like)[1]
+    positions = ops.reshape(ops.arange(0, rows * columns, dtype="int32"), (rows, columns))
+    return hashed_uniform(positions, rng_seed, step)
 
 
 def row_noise(like, rng_seeds, step):
     """Uniform numbers shaped as the float tensor `like` (rows, columns), row i drawn with its own seed
-    `rng_seeds[i]`: the row `uniform_noise` draws for a one-row batch with that seed, when both run in the same
-    kind of program (both as TensorFlow graphs, or both in XLA: XLA's generator gives other numbers for the
-    same seed than TensorFlow's kernels do)."""
-    if on_jax():
-        import jax
+    `rng_seeds[i]`: exactly the row `uniform_noise` draws for a one-row batch with that seed."""
+    from keras import ops
 
-        def one(seed):
-            key = jax.random.fold_in(jax.random.key(seed), step)
-            return jax.random.uniform(key, (1, like.shape[1]), minval=1e-20, maxval=1.0)[0]
+    positions = ops.expand_dims(ops.arange(0, ops.shape(like)[1], dtype="int32"), 0)
+    return hashed_uniform(positions, ops.expand_dims(rng_seeds, 1), step)
 
-        return jax.vmap(one)(rng_seeds)
-    import tensorflow as tf
 
-    columns = tf.shape(like)[1:]
+def hashed_uniform(positions, seeds, step):
+    """Uniform numbers in (0, 1) from a counter-based hash of (seed, step, position): integer operations only,
+    so the same numbers on TensorFlow and JAX, in an XLA program and in a graph (an exported model's) alike;
+    random-number generators differ between all of those. Three rounds of the lowbias32 hash mix every bit
+    of the three inputs into every bit of the 24 that make the number, which is all a Gumbel-max draw needs."""
+    from keras import ops
 
-    def one(seed):
-        pair = tf.stack([tf.cast(seed, "int64"), tf.cast(step, "int64")])
-        return tf.random.stateless_uniform(columns, pair, minval=1e-20, maxval=1.0)
+    seed_key = mix32(ops.cast(seeds, "uint32"))
+    step_key = mix32(ops.bitwise_xor(ops.cast(step, "uint32"), np.uint32(0x9E3779B9)))
+    bits = mix32(ops.bitwise_xor(mix32(ops.bitwise_xor(mix32(ops.cast(positions, "uint32")), seed_key)), step_key))
+    return (ops.cast(ops.right_shift(bits, np.uint32(8)), "float32") + 0.5) * np.float32(2.0 ** -24)
 
-    return tf.map_fn(one, rng_seeds, fn_output_signature=tf.float32)
+
+def mix32(x):
+    """The lowbias32 integer hash (C. Wellons' hash prospector) of a uint32 tensor, in wrapping uint32
+    arithmetic, which every backend and compiler computes to the same bits."""
+    from keras import ops
+
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+    x = ops.multiply(x, np.uint32(0x7FEB352D))
+    x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
+    x = ops.multiply(x, np.uint32(0x846CA68B))
+    return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
 
 
 def bucket_length(length, smallest=16):

@@ -137,6 +137,8 @@ def plan(options):
 def start(distribution, options):
     """Creates the strategy of `distribution` (the devices first): call it once TensorFlow is imported and
     before any TensorFlow op, as logical devices cannot be made after."""
+    if distribution.name != "none":
+        check_backend(distribution)
     if distribution.name == "mirrored":
         devices = mirrored_devices(getattr(options, "replicas", None))
         import tensorflow as tf
@@ -150,6 +152,17 @@ def start(distribution, options):
         distribution.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         distribution.replicas = distribution.strategy.num_replicas_in_sync
     return distribution
+
+
+def check_backend(distribution):
+    """tf.distribute distributes Keras models of the TensorFlow backend only: on another, a strategy's scope
+    would be silently ignored, and the run trained in one process (NlpkitError instead)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise NlpkitError(f"--distribute {distribution.name} runs on tf.distribute, which needs Keras' TensorFlow "
+                          f"backend, not {keras.backend.backend()}; run it with KERAS_BACKEND=tensorflow (the run "
+                          "it writes loads on either backend).")
 
 
 def mirrored_devices(replicas=None):

@@ -219,14 +219,11 @@ class ChargenTask(LanguageModelTask):
     def export_endpoint(self, predictor, options):
         """serving_default(seed, length, temperature, rng_seed), one value of each per row -> "continuation"
         (string): the `length` characters after the seed, drawn with `rng_seed` at `temperature` by the rule of
-        `nlpkit predict chargen` (top-k and top-p off). At temperature 0 (greedy) it is exactly predict's
-        continuation. Above 0 it is a draw from the same distribution by the same rule (Gumbel-max with noise
-        seeded by (rng_seed, step)), the same for the same seed in every process that loads the export, but
-        not predict's characters: predict draws its noise inside an XLA program, and XLA's random-number
-        generator gives other numbers for the same seed than TensorFlow's kernel in the exported graph (which
-        TensorFlow Serving runs without XLA). Row i's continuation depends only on its own inputs. A seed is
-        read from its last --max-length characters; an empty seed reads as one unknown character (predict
-        refuses it).
+        `nlpkit predict chargen` (top-k and top-p off): exactly predict's continuation for that seed and rng
+        seed, greedy or sampled (the draws are hashed from integers, the same numbers in predict's XLA program
+        and in this graph: `compiled.hashed_uniform`). Row i's continuation depends only on its own inputs. A
+        seed is read from its last --max-length characters; an empty seed reads as one unknown character
+        (predict refuses it).
         Unlike predict, the graph does not stop with an error when the model's scores stop being finite (a
         ReLU SimpleRNN's state can overflow). Requests are refused unless 0 <= length <= 100000,
         0 <= temperature <= 1000 and rng_seed >= 0."""
