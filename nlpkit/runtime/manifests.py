@@ -63,11 +63,26 @@ def check_numbers(value, path, where="manifest"):
                 raise NlpkitError(f"{path}: {at.removeprefix('manifest.')!r} is {node!r}, not a sane number.")
 
 
+def of_option_type(value, field):
+    """Whether a recorded option's value has its field's type (None where the default is None; an int where a
+    float is expected, as JSON writes 1.0 as 1)."""
+    if value is None:
+        return field.default is None
+    if field.type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if field.type is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, field.type)
+
+
 def check_options(values, options_class):
     """The recorded options, checked as `options_class(**values).validate()` checks command-line ones."""
-    known = {field.name for field in dataclasses.fields(options_class)}
-    unknown = sorted(set(values) - known)
+    fields = {field.name: field for field in dataclasses.fields(options_class)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise NlpkitError(f"options has {unknown[0]!r}, which {options_class.__name__} does not know.")
+    for name, value in values.items():
+        if not of_option_type(value, fields[name]):
+            raise NlpkitError(f"options.{name} is {type(value).__name__}, not {fields[name].type.__name__}.")
     with config.recorded_options():
         options_class(**values).validate()
