@@ -227,6 +227,8 @@ class Task:
         trained = run.model
         copy = self.build(run)
         copy.set_weights(trained.get_weights())
+        for source, target in zip(trained._flatten_layers(), copy._flatten_layers()):
+            target.trainable = source.trainable  # a frozen encoder (--freeze-encoder) stays frozen in the run
         return copy
 
     def start_from_source(self, run):
