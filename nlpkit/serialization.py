@@ -25,12 +25,17 @@ def serializable(obj):
     return keras.saving.register_keras_serializable(package=PACKAGE)(obj)
 
 
+# Packages that define nothing a model saves: `import_all` leaves them (and what they import: FastAPI) alone.
+NOTHING_SAVED = ("nlpkit.serving",)
+
+
 def import_all():
-    """Imports every nlpkit module, so that everything nlpkit can save is registered."""
+    """Imports every nlpkit module that may define something a model saves, so that all of it is registered."""
     import nlpkit
 
     for module in pkgutil.walk_packages(nlpkit.__path__, prefix="nlpkit."):
-        importlib.import_module(module.name)
+        if not module.name.startswith(NOTHING_SAVED):
+            importlib.import_module(module.name)
 
 
 def registered_objects():
