@@ -1,4 +1,5 @@
-"""The translate task: pair reading and the grouped split, the step decoder against the teacher-forced network
+"""The translate task: pair reading and the grouped split (drawn across the whole file, --limit on the training
+side only), the step decoder against the teacher-forced network
 (every cell, with and without attention), attention masking, BLEU against sacrebleu, save and reload in a fresh
 process, the CLI round trip and its errors.
 
@@ -21,7 +22,7 @@ from nlpkit.generation import search
 from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
-                                    grouped_split, join_words, padded, read_pairs)
+                                    grouped_split, join_words, padded, read_pairs, read_splits)
 from nlpkit.text.tokenization import id_rows, punctuated_words as words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +103,40 @@ def test_the_validation_split_is_grouped_by_source_sentence_and_seeded(pairs_fil
     again, _ = grouped_split(pairs, 0.2, seed=7)
     other, _ = grouped_split(pairs, 0.2, seed=8)
     assert again.sources == train.sources and other.sources != train.sources
+    _, capped = grouped_split(pairs, 0.2, seed=7, most=5)
+    assert len(set(capped.sources)) == 5 and set(capped.sources) <= set(valid.sources)
+
+
+def held_out_sources(pairs):
+    return {source.strip() for source in pairs.sources}
+
+
+def test_the_default_validation_split_spans_the_whole_file_and_limit_cuts_training_only():
+    """The bundled file is sorted by length, like the Anki file it comes from: a split of its first --limit
+    pairs would validate on short sentences only."""
+    whole = read_pairs(BUNDLED)
+    train, valid = read_splits(TranslateOptions(limit=600))
+    assert len(train) == 600 and train.lines == sorted(train.lines)
+    assert not held_out_sources(train) & held_out_sources(valid), "no validation sentence is trained on"
+    # 10% of the file's distinct sentences (under the --valid-sentences cap), every pair of each of them:
+    distinct = held_out_sources(whole)
+    assert len(held_out_sources(valid)) == round(0.1 * len(distinct)) < TranslateOptions().valid_sentences
+    assert len(valid) == sum(source.strip() in held_out_sources(valid) for source in whole.sources)
+    # ...drawn from the whole file, not from the first 600 lines: about as many from each half of it.
+    halves = np.histogram(valid.lines, bins=2, range=(1, len(whole) + 1))[0]
+    assert sum(line > 600 for line in valid.lines) > 0.9 * len(valid) and min(halves) > 0.4 * max(halves)
+    # The same validation split whatever --limit, so that trials of any size compare.
+    full_train, same_valid = read_splits(TranslateOptions())
+    assert same_valid.lines == valid.lines and full_train.lines[:600] == train.lines
+    assert len(full_train) + len(valid) == len(whole)
+
+
+def test_valid_sentences_caps_the_held_out_sentences_and_a_valid_file_is_kept_as_it_is(tmp_path):
+    _, valid = read_splits(TranslateOptions(limit=50, valid_sentences=25))
+    assert len(held_out_sources(valid)) == 25
+    given = write_lines(tmp_path / "valid.tsv", ["Hi.\tSalut.", "Hi.\tBonjour."])
+    train, valid = read_splits(TranslateOptions(limit=50, valid=str(given)))
+    assert (len(train), train.lines[-1], valid.targets) == (50, 50, ["Salut.", "Bonjour."])
 
 
 def test_words_keep_punctuation_and_elisions_and_join_back():
