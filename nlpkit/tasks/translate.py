@@ -8,8 +8,13 @@ either all in training or all in validation. Its sentences are drawn at random
 from the whole file (a length-sorted corpus is validated on long sentences
 too), and --limit then cuts the training side only. Both sides are lowercased
 word tokens with punctuation kept as tokens; the target vocabulary starts with
-[start] and [end]. Validation BLEU and chrF (sacrebleu, greedy decoding of a
-capped sample) are printed after every epoch.
+[start] and [end].
+
+Scores are sacrebleu's corpus BLEU and chrF, two ways: multi-reference (each
+distinct source sentence once, against all its translations in the data) and
+single-reference (each pair alone, as nlpkit scored before: figures compare
+with older ones). Both are printed after every epoch (greedy decoding of a
+capped sample), at the end of training, and by `nlpkit evaluate translate`.
 
 `Translator` runs a saved model; decoding is batched and compiled (see
 `nlpkit.models.Seq2SeqLM` and `nlpkit.generation.search`). `nlpkit translate`
@@ -40,6 +45,8 @@ BUNDLED = "translate/eng_fra.tsv"
 STANDARDIZE = "lower_and_split_punctuation"
 START_ID, END_ID = 2, 3  # the target vocabulary's special tokens, right after padding and OOV
 DECODE_BATCH = 128
+# The scores of `score_translations`, as metrics.json and the per-epoch history (val_...) name them.
+SCORE_NAMES = ("bleu_multi_reference", "chrf_multi_reference", "bleu_single_reference", "chrf_single_reference")
 
 
 @dataclasses.dataclass
@@ -85,8 +92,9 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
                             choices=ATTENTIONS)
     max_output_length: int = option(30, "Most tokens of a translation: longer training targets are cut, and "
                                         "decoding stops there unless predict says otherwise.")
-    bleu_sentences: int = option(500, "Validation pairs decoded (greedily) after every epoch for BLEU and chrF; "
-                                      "0 turns the per-epoch scores off.")
+    bleu_sentences: int = option(500, "Distinct validation source sentences decoded (greedily) after every "
+                                      "epoch for BLEU and chrF, multi- and single-reference; 0 turns the "
+                                      "per-epoch scores off.")
 
     def check(self):
         if self.data and str(self.data).startswith(text.datasets.TFDS_PREFIX):
@@ -128,6 +136,8 @@ class TranslatePredictOptions(Options):
 
 @dataclasses.dataclass
 class TranslateEvaluateOptions(PairColumns, EvaluationOptions):
+    """Repeated source lines of the data are one sentence with several references (multi-reference scores)."""
+
     beam: int = option(1, "Beam width: 1 decodes greedily.")
 
     def check(self):
@@ -270,25 +280,56 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
 
 
 def corpus_scores(hypotheses, references):
-    """Corpus BLEU and chrF (sacrebleu, default settings; one reference per hypothesis)."""
+    """Corpus BLEU and chrF (sacrebleu, default settings). `references[i]` is hypothesis i's reference, or the
+    list of its references (one or more, as many as it has).
+
+    Several references go to sacrebleu as reference streams: stream j holds every hypothesis' j-th reference,
+    and None where a hypothesis has fewer than j + 1, which sacrebleu leaves out of that segment's references
+    (its documented padding for a variable number of references per segment)."""
     import sacrebleu
 
-    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
-            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score)}
+    lists = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
+    if not all(lists):
+        raise ValueError("every hypothesis needs at least one reference")
+    streams = [[refs[j] if j < len(refs) else None for refs in lists] for j in range(max(map(len, lists)))]
+    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, streams).score),
+            "chrf": float(sacrebleu.corpus_chrf(hypotheses, streams).score)}
 
 
-def score_pairs(decoder, vocabulary, source_rows, references, *, max_length, max_output_length, beam=1):
-    """BLEU and chrF of the decoded `source_rows` against `references`; each distinct source is decoded once."""
-    distinct = {}
-    for row in source_rows:
-        distinct.setdefault(row.tobytes(), row)
-    keys = list(distinct)
-    decoded = translate_rows(decoder, [distinct[k] for k in keys], vocabulary, beam=beam,
+def reference_groups(sources, references):
+    """{source sentence (stripped): its references, each once, in file order}, in the order the sources first
+    come: repeated source lines are one sentence with several references."""
+    groups = {}
+    for source, reference in zip(sources, references):
+        groups.setdefault(source.strip(), {}).setdefault(reference)
+    return {source: list(refs) for source, refs in groups.items()}
+
+
+def score_translations(decoder, vocabulary, source_rows, sources, references, *, max_length, max_output_length,
+                       beam=1):
+    """BLEU and chrF of the translations of pairs (pair i: `sources[i]`, read as the id row `source_rows[i]`,
+    translated as `references[i]`). Each distinct source sentence is decoded once, then scored two ways:
+
+      - multi-reference ("bleu_multi_reference", "chrf_multi_reference"): each distinct source sentence is one
+        segment, scored against all its references;
+      - single-reference ("bleu_single_reference", "chrf_single_reference"): each pair is one segment, scored
+        against its own reference, as nlpkit scored before (a sentence with k translations counts k times).
+    """
+    first = {}
+    for index, source in enumerate(sources):
+        first.setdefault(source.strip(), index)
+    groups = reference_groups(sources, references)
+    keys = list(groups)
+    decoded = translate_rows(decoder, [source_rows[first[key]] for key in keys], vocabulary, beam=beam,
                              max_steps=max_output_length, source_max_length=max_length)
     best = {key: join_words(result[0][0][0]) for key, result in zip(keys, decoded)}
-    hypotheses = [best[row.tobytes()] for row in source_rows]
-    return {**corpus_scores(hypotheses, list(references)), "pairs": len(references), "beam": beam,
-            "examples": [{"translation": h, "reference": r} for h, r in zip(hypotheses[:5], references[:5])]}
+    multi = corpus_scores([best[key] for key in keys], [groups[key] for key in keys])
+    single = corpus_scores([best[source.strip()] for source in sources], list(references))
+    return {"bleu_multi_reference": multi["bleu"], "chrf_multi_reference": multi["chrf"],
+            "bleu_single_reference": single["bleu"], "chrf_single_reference": single["chrf"],
+            "sentences": len(keys), "pairs": len(sources), "beam": beam,
+            "examples": [{"source": sources[first[key]], "translation": best[key], "references": groups[key]}
+                         for key in keys[:5]]}
 
 
 def sample_indices(count, limit, seed):
@@ -392,18 +433,22 @@ class TranslateTask(Task):
         if not options.bleu_sentences:
             return []
         valid = run.data[1]
-        picked = sample_indices(len(valid), options.bleu_sentences, options.seed)
-        sources = [prepared.rows["valid"][0][i] for i in picked]
-        references = [valid.targets[i] for i in picked]
+        groups = list(dict.fromkeys(source.strip() for source in valid.sources))
+        chosen = {groups[i] for i in sample_indices(len(groups), options.bleu_sentences, options.seed)}
+        picked = [i for i, source in enumerate(valid.sources) if source.strip() in chosen]
+        rows = [prepared.rows["valid"][0][i] for i in picked]
+        sources, references = [valid.sources[i] for i in picked], [valid.targets[i] for i in picked]
 
         def measure(model, logs):
-            scores = score_pairs(Decoder(model), prepared.target_vocabulary, sources, references,
-                                 max_length=options.max_length, max_output_length=options.max_output_length)
-            return {"val_bleu": scores["bleu"], "val_chrf": scores["chrf"]}
+            scores = score_translations(Decoder(model), prepared.target_vocabulary, rows, sources, references,
+                                        max_length=options.max_length, max_output_length=options.max_output_length)
+            return {f"val_{name}": scores[name] for name in SCORE_NAMES}
 
         def describe(values):
-            return (f"validation BLEU {values['val_bleu']:.2f}, chrF {values['val_chrf']:.2f} "
-                    f"(greedy, {len(references)} pairs)")
+            return (f"validation BLEU {values['val_bleu_multi_reference']:.2f} multi-reference, "
+                    f"{values['val_bleu_single_reference']:.2f} single-reference; chrF "
+                    f"{values['val_chrf_multi_reference']:.2f} / {values['val_chrf_single_reference']:.2f} "
+                    f"(greedy, {len(chosen)} sentences, {len(picked)} pairs)")
 
         return [self.epoch_metrics(measure, describe)]
 
@@ -411,9 +456,9 @@ class TranslateTask(Task):
         options, history = run.options, run.history
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         return {
-            "greedy": score_pairs(Decoder(run.model), run.preprocessor.target_vocabulary,
-                                  run.preprocessor.rows["valid"][0], run.data[1].targets,
-                                  max_length=options.max_length, max_output_length=options.max_output_length),
+            "greedy": score_translations(Decoder(run.model), run.preprocessor.target_vocabulary,
+                                         run.preprocessor.rows["valid"][0], run.data[1].sources, run.data[1].targets,
+                                         max_length=options.max_length, max_output_length=options.max_output_length),
             "loss": history["val_loss"][best] if best >= 0 else None,
             "accuracy": history.get("val_accuracy", [None])[best],
             "best_epoch": best + 1,
@@ -436,24 +481,29 @@ class TranslateTask(Task):
         return Translator.load(model_dir)
 
     def evaluate(self, predictor, data, options=None):
-        """Corpus BLEU and chrF (sacrebleu) of a saved model's translations of a pairs file."""
+        """Corpus BLEU and chrF (sacrebleu) of a saved model's translations of a pairs file, multi-reference
+        (repeated source lines are one sentence with all their references) and single-reference (pair by pair)."""
         options = options or self.EvaluateOptions()
         pairs = read_pairs(data, options.source_column, options.target_column, options.limit)
         return {"data": str(data), **predictor.score(pairs.sources, pairs.targets, beam=options.beam)}
 
     def headline(self, metrics):
-        return "BLEU (greedy)", (metrics.get("greedy") or {}).get("bleu"), True
+        return "BLEU (greedy, multi-reference)", (metrics.get("greedy") or {}).get("bleu_multi_reference"), True
 
     def format_metrics(self, metrics):
+        def scores_lines(title, scores, indent):
+            return [f"{title:<10} beam {scores['beam']}: {scores['sentences']:,} sentences against all their "
+                    f"references, {scores['pairs']:,} pairs one by one",
+                    *(f"{indent}{metric:<{10 - len(indent)}} {scores[metric.lower() + '_multi_reference']:.2f} "
+                      f"multi-reference, {scores[metric.lower() + '_single_reference']:.2f} single-reference"
+                      for metric in ("BLEU", "chrF"))]
+
         lines = [f"data       {metrics['data']}"] if "data" in metrics else []
         for name, scores in metrics.items():
-            if isinstance(scores, dict) and "bleu" in scores:
-                lines.append(f"{name:<10} BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
-                             f"({scores['pairs']:,} pairs, beam {scores['beam']})")
-        if "bleu" in metrics:
-            lines.append(f"BLEU       {metrics['bleu']:.2f}")
-            lines.append(f"chrF       {metrics['chrf']:.2f}")
-            lines.append(f"pairs      {metrics['pairs']:,} (beam {metrics['beam']})")
+            if isinstance(scores, dict) and "bleu_multi_reference" in scores:
+                lines += scores_lines(name, scores, "  ")
+        if "bleu_multi_reference" in metrics:
+            lines += scores_lines("decoding", metrics, "")
         if metrics.get("loss") is not None:
             lines.append(f"loss       {metrics['loss']:.4f} (epoch {metrics['best_epoch']}), "
                          f"token accuracy {metrics['accuracy']:.4f}")
@@ -576,8 +626,9 @@ class Translator(RunPredictor):
                               attention=attention)
 
     def score(self, sources, references, beam=1):
-        """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references`."""
+        """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references` (pair i:
+        `sources[i]` translated as `references[i]`), multi- and single-reference (`score_translations`)."""
         self._check(sources, beam, 1, None)
         rows = [row[:self.max_length] for row in text.tokenization.id_rows(self.source_vectorizer, sources)]
-        return score_pairs(self.decoder, self.target_vocabulary, rows, references, max_length=self.max_length,
-                           max_output_length=self.max_output_length, beam=beam)
+        return score_translations(self.decoder, self.target_vocabulary, rows, sources, references,
+                                  max_length=self.max_length, max_output_length=self.max_output_length, beam=beam)
