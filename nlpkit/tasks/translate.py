@@ -69,11 +69,13 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
                               "at random from the whole file before --limit cuts the training side.")
     valid_fraction: float = option(0.1, "Fraction of the distinct source sentences of the whole --data file held "
                                         "out for validation when --valid is not given (at most --valid-sentences).")
+    limit: int = option(None, "Train on the first N pairs of --data that are not held out for validation (the "
+                              "held-out sentences stay the same): for quick trials. With --valid, the first N pairs "
+                              "of --data.")
     valid_sentences: int = option(3000, "Most distinct source sentences held out for validation when --valid is "
-                                        "not given. 3,000 are enough for a steady corpus BLEU, few enough for beam "
-                                        "search to score them in minutes on a CPU, and leave a large corpus the "
-                                        "rest for training (10% of the Anki file's 95,659 English sentences "
-                                        "would be 9,566).")
+                                        "not given. 3,000, the size of a typical translation test set: beam search "
+                                        "scores them in minutes on a CPU, and a large corpus keeps the rest for "
+                                        "training (10% of the Anki file's 95,659 English sentences would be 9,566).")
     cell: str = option("gru", "Recurrent cell of the encoder and the decoder.", choices=("rnn", "lstm", "gru"))
     units: int = option(128, "Units per recurrent layer (encoder and decoder).")
     bidirectional: bool = option(False, "Read the source in both directions (the encoder; the decoder always "
@@ -384,6 +386,10 @@ class TranslateTask(Task):
     http_arguments = {"attention": (bool, False, "Also return each translation's attention weights (source tokens "
                                                  "x output tokens), as the page's heatmap shows them.")}
     EvaluateOptions = TranslateEvaluateOptions
+    evaluate_help = ("Prints corpus BLEU and chrF (sacrebleu) two ways. Multi-reference: repeated source lines are "
+                     "one sentence, translated once and scored against all their translations in the file. "
+                     "Single-reference: each pair against its own translation, as nlpkit scored before (figures "
+                     "compare with older ones).")
     aliases = ("translate",)
     examples = ("I am cold.", "Where is the station?")
     tiny_options = dict(units=16, embedding_dim=16, epochs=1, batch_size=32, max_tokens=400, max_length=12,
