@@ -297,7 +297,8 @@ def predict_command(task, name):
 
 
 def evaluate_command(task):
-    @click.command(name=task.name, help=f"Measure a trained {task.name} model on held-out data.")
+    @click.command(name=task.name, help=f"Measure a trained {task.name} model on held-out data."
+                                        + (f"\n\n{task.evaluate_help}" if task.evaluate_help else ""))
     @click.option("--model", "model_dir", default=str(task.default_run_folder()), show_default=True,
                   help="Run folder of a trained model.")
     @click.option("--data", required=True, help="Data file (or tfds:NAME[:SPLIT]) to evaluate on.")

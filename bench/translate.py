@@ -9,10 +9,12 @@
     python bench/translate.py --only batches --workdir WORKDIR   # the decoding batch of `nlpkit translate`
 
 Parts:
-  anki      The first --anki-pairs pairs of ../shared/data/anki_fra_eng/fra.txt.gz, with
-            10% of the distinct English sentences (and all their pairs) held out, as
-            `nlpkit train translate` splits. One GRU model per attention (none, luong,
-            bahdanau) at the same wall-clock budget; each scored greedy and with beam 5.
+  anki      The whole of ../shared/data/anki_fra_eng/fra.txt.gz (138,467 pairs), split as
+            `nlpkit train translate` splits by default: 3,000 distinct English sentences
+            (--valid-sentences), drawn at random from the whole file, held out with all their
+            pairs; --anki-pairs N trains on the first N of the other pairs only (the same
+            validation sentences). One GRU model per attention (none, luong, bahdanau) at the
+            same wall-clock budget; each scored greedy and with beam 5.
   multi30k  Multi30k de->en (../shared/data/multi30k/, benchmark only, never bundled):
             train on the 29,000 training pairs, score on the 1,014 validation pairs,
             with Bahdanau attention and without, at the same budget. Test is withheld.
@@ -25,7 +27,9 @@ Parts:
             batched, input order restored) on --batches-sentences validation sentences of the
             same model, greedy and beam 5, in batches of each --speed-batches size.
 BLEU and chrF are sacrebleu's corpus scores with default settings, on detokenized,
-lowercased-then-capitalised output against the raw references.
+lowercased-then-capitalised output against the raw references, two ways: multi-reference
+(each distinct source sentence once, against all its translations in the split) and
+single-reference (each pair against its own translation, as the earlier figures were).
 """
 
 import argparse
@@ -40,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
 
 from bench.search_speed import beam_cost_by_batch, best_seconds, speed as search_speed  # noqa: E402
-from nlpkit.tasks.translate import (DECODE_BATCH, END_ID, START_ID, TranslateOptions, TranslateTask,  # noqa: E402
-                                    Translator, padded, read_splits, translate_rows)
+from nlpkit.tasks.translate import (DECODE_BATCH, END_ID, SCORE_NAMES, START_ID, TranslateOptions,  # noqa: E402
+                                    TranslateTask, Translator, padded, read_splits, translate_rows)
 from nlpkit.text.tokenization import id_rows  # noqa: E402
 
 ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
@@ -54,12 +58,12 @@ MULTI30K_RECIPE = dict(ANKI_RECIPE, bidirectional=True, embedding_dim=256, dropo
                        max_length=40)
 
 
-def anki_tsv(shared, pairs, workdir):
-    """The first `pairs` English<TAB>French lines of the Anki file, as a TSV in `workdir`."""
-    target = Path(workdir) / f"anki_{pairs}.tsv"
+def anki_tsv(shared, workdir):
+    """Every English<TAB>French line of the Anki file, as a TSV in `workdir` (nlpkit reads no .gz)."""
+    target = Path(workdir) / "anki_all.tsv"
     if not target.exists():
         with gzip.open(Path(shared) / "anki_fra_eng" / "fra.txt.gz", "rt", encoding="utf-8") as source:
-            lines = [line.rstrip("\n").split("\t")[:2] for _, line in zip(range(pairs), source)]
+            lines = [line.rstrip("\n").split("\t")[:2] for line in source]
         target.write_text("".join(f"{en}\t{fr}\n" for en, fr in lines), encoding="utf-8")
     return target
 
@@ -81,29 +85,34 @@ def train_and_score(name, options):
     with Timer() as training:
         result = TranslateTask().train(options)
     translator = Translator.load(result["folder"])
-    _, valid = read_splits(options)
+    train, valid = read_splits(options)
     history = json.loads((Path(result["folder"]) / "history.json").read_text())
     row = {"attention": options.attention, "cell": options.cell, "minutes": training.seconds / 60,
            "budget_minutes": options.time_budget, "epochs": len(history.get("loss", [])),
-           "best_epoch": result["validation"].get("best_epoch"), "validation_pairs": len(valid)}
+           "best_epoch": result["validation"].get("best_epoch"), "training_pairs": len(train),
+           "validation_pairs": len(valid), "validation_sentences": len({s.strip() for s in valid.sources})}
     for beam in (1, 5):
         with Timer() as decoding:
             scores = translator.score(valid.sources, valid.targets, beam=beam)
         label = "greedy" if beam == 1 else f"beam{beam}"
-        row[label] = {"bleu": scores["bleu"], "chrf": scores["chrf"], "seconds": decoding.seconds}
-        print(f"[{name}] {options.attention:<9} {label:<6} BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
-              f"({decoding.seconds:.1f} s to decode {len(valid):,} pairs)", flush=True)
+        row[label] = {**{key: scores[key] for key in SCORE_NAMES}, "seconds": decoding.seconds}
+        print(f"[{name}] {options.attention:<9} {label:<6} BLEU {scores['bleu_multi_reference']:.2f} multi-reference, "
+              f"{scores['bleu_single_reference']:.2f} single-reference; chrF {scores['chrf_multi_reference']:.2f} / "
+              f"{scores['chrf_single_reference']:.2f}  ({decoding.seconds:.1f} s to decode {scores['sentences']:,} "
+              f"sentences; {scores['pairs']:,} pairs)", flush=True)
     row["examples"] = scores["examples"]
     return row
 
 
 def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0):
-    data = anki_tsv(shared, pairs, workdir)
+    """`pairs`: train on the first N training pairs only (None: all of them); the validation split is the same."""
+    data = anki_tsv(shared, workdir)
     for attention in attentions:
-        options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes,
+        options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes, limit=pairs,
                                    out=str(Path(workdir) / f"anki_{attention}"), **ANKI_RECIPE)
         merge_row("translate", "anki", {**train_and_score("anki", options), **run_facts(threads)}, "attention")
-        save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "pairs": pairs}})
+        save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "training_pairs": pairs or "all",
+                                                   "valid_sentences": options.valid_sentences}})
 
 
 def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0):
@@ -130,8 +139,8 @@ def anki_validation(workdir, count):
     translator = Translator.load(folder)
     options = json.loads((folder / "manifest.json").read_text())["options"]
     _, valid = read_splits(TranslateOptions(**{key: options[key] for key in
-                                               ("data", "valid", "valid_fraction", "seed", "source_column",
-                                                "target_column")}))
+                                               ("data", "valid", "valid_fraction", "valid_sentences", "seed",
+                                                "source_column", "target_column") if key in options}))
     return translator, list(dict.fromkeys(valid.sources))[:count]
 
 
@@ -191,7 +200,9 @@ def main():
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
     parser.add_argument("--only", action="append", choices=("anki", "multi30k", "speed", "batches"),
                         help="run only these parts (repeatable)")
-    parser.add_argument("--anki-pairs", type=int, default=60000, help="how many Anki pairs to read (from the top)")
+    parser.add_argument("--anki-pairs", type=int, default=None,
+                        help="train on the first N Anki training pairs only (default: all; the validation "
+                             "sentences are drawn from the whole file either way)")
     parser.add_argument("--anki-minutes", type=float, default=12.0, help="training budget per Anki model")
     parser.add_argument("--anki-attention", action="append", choices=ANKI_ATTENTIONS,
                         help="train only these Anki models (repeatable; default: all three)")

@@ -532,14 +532,14 @@ NAMED_COLUMNS = st.sampled_from([("en", "fr")] * 4 + [("fr", "en"), ("0", "1"), 
 @CASES
 @given(data=st.data(), header=st.sampled_from([None, TRANSLATE_HEADER]),
        valid=st.sampled_from(["holdout", "holdout", "clean"]), limit=st.sampled_from([None, None, 2]),
-       fraction=st.sampled_from([0.1, 0.5, 0.9]))
-def test_translate_reads_sentence_pairs_or_names_their_problem(fmt, data, header, valid, limit, fraction):
+       fraction=st.sampled_from([0.1, 0.5, 0.9]), most=st.sampled_from([3000, 3000, 1]))
+def test_translate_reads_sentence_pairs_or_names_their_problem(fmt, data, header, valid, limit, fraction, most):
     columns = data.draw(NAMED_COLUMNS if header else HEADERLESS_COLUMNS, label="columns")
     raw = data.draw(table_files(TRANSLATE_PICK, header, fmt), label="file")
     valid_raw = clean_file(TRANSLATE_ROWS[:3], header, fmt) if valid == "clean" else None
     with written(raw, valid_raw, suffix=f".{fmt}") as (path, valid_path):
         run = run_with(data=str(path), valid=valid_path and str(valid_path), source_column=columns[0],
-                       target_column=columns[1], limit=limit, valid_fraction=fraction)
+                       target_column=columns[1], limit=limit, valid_fraction=fraction, valid_sentences=most)
         result = outcome(lambda: TranslateTask().read(run), [path, valid_path], [raw, valid_raw])
     if result is None:
         return
@@ -549,9 +549,11 @@ def test_translate_reads_sentence_pairs_or_names_their_problem(fmt, data, header
         for sentence in pairs.sources + pairs.targets:
             usable_text(sentence)
         check_lines(pairs.lines, source)
+    assert limit is None or len(train) <= limit  # --limit cuts the training side only
     if valid == "holdout":  # grouped by source sentence: none on both sides
         assert not {s.strip() for s in train.sources} & {s.strip() for s in held.sources}
         assert not set(train.lines) & set(held.lines)
+        assert len({s.strip() for s in held.sources}) <= most
 
 
 # --- plain-text corpora: NextWordTask.read and ChargenTask.read ------------------------------------------------

@@ -1,6 +1,7 @@
-"""The translate task: pair reading and the grouped split, the step decoder against the teacher-forced network
-(every cell, with and without attention), attention masking, BLEU against sacrebleu, save and reload in a fresh
-process, the CLI round trip and its errors.
+"""The translate task: pair reading and the grouped split (drawn across the whole file, --limit on the training
+side only), the step decoder against the teacher-forced network (every cell, with and without attention), attention
+masking, single- and multi-reference BLEU and chrF against sacrebleu, save and reload in a fresh process, the CLI
+round trip and its errors.
 
 Untrained networks (random weights) are enough for the exactness tests; one tiny GRU model is trained once on
 600 bundled pairs and shared by the rest, so the file runs in about a minute on two cores.
@@ -20,8 +21,8 @@ from nlpkit.errors import NlpkitError
 from nlpkit.generation import search
 from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
-from nlpkit.tasks.translate import (END_ID, START_ID, Translator, TranslateOptions, TranslateTask, corpus_scores,
-                                    grouped_split, join_words, padded, read_pairs)
+from nlpkit.tasks.translate import (END_ID, START_ID, SCORE_NAMES, Translator, TranslateOptions, TranslateTask,
+                                    corpus_scores, grouped_split, join_words, padded, read_pairs, read_splits)
 from nlpkit.text.tokenization import id_rows, punctuated_words as words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +103,40 @@ def test_the_validation_split_is_grouped_by_source_sentence_and_seeded(pairs_fil
     again, _ = grouped_split(pairs, 0.2, seed=7)
     other, _ = grouped_split(pairs, 0.2, seed=8)
     assert again.sources == train.sources and other.sources != train.sources
+    _, capped = grouped_split(pairs, 0.2, seed=7, most=5)
+    assert len(set(capped.sources)) == 5 and set(capped.sources) <= set(valid.sources)
+
+
+def held_out_sources(pairs):
+    return {source.strip() for source in pairs.sources}
+
+
+def test_the_default_validation_split_spans_the_whole_file_and_limit_cuts_training_only():
+    """The bundled file is sorted by length, like the Anki file it comes from: a split of its first --limit
+    pairs would validate on short sentences only."""
+    whole = read_pairs(BUNDLED)
+    train, valid = read_splits(TranslateOptions(limit=600))
+    assert len(train) == 600 and train.lines == sorted(train.lines)
+    assert not held_out_sources(train) & held_out_sources(valid), "no validation sentence is trained on"
+    # 10% of the file's distinct sentences (under the --valid-sentences cap), every pair of each of them:
+    held = held_out_sources(valid)
+    assert len(held) == round(0.1 * len(held_out_sources(whole))) < TranslateOptions().valid_sentences
+    assert len(valid) == sum(source.strip() in held for source in whole.sources)
+    # ...drawn from the whole file, not from the first 600 lines: about as many from each half of it.
+    halves = np.histogram(valid.lines, bins=2, range=(1, len(whole) + 1))[0]
+    assert sum(line > 600 for line in valid.lines) > 0.9 * len(valid) and min(halves) > 0.4 * max(halves)
+    # The same validation split whatever --limit, so that trials of any size compare.
+    full_train, same_valid = read_splits(TranslateOptions())
+    assert same_valid.lines == valid.lines and full_train.lines[:600] == train.lines
+    assert len(full_train) + len(valid) == len(whole)
+
+
+def test_valid_sentences_caps_the_held_out_sentences_and_a_valid_file_is_kept_as_it_is(tmp_path):
+    _, valid = read_splits(TranslateOptions(limit=50, valid_sentences=25))
+    assert len(held_out_sources(valid)) == 25
+    given = write_lines(tmp_path / "valid.tsv", ["Hi.\tSalut.", "Hi.\tBonjour."])
+    train, valid = read_splits(TranslateOptions(limit=50, valid=str(given)))
+    assert (len(train), train.lines[-1], valid.targets) == (50, 50, ["Salut.", "Bonjour."])
 
 
 def test_words_keep_punctuation_and_elisions_and_join_back():
@@ -183,18 +218,75 @@ def test_bleu_and_chrf_are_sacrebleus_on_a_toy_corpus():
     assert corpus_scores(references, references)["bleu"] == pytest.approx(100.0)
 
 
+HYPOTHESES = ["Il fait froid.", "Je suis fatigué.", "Où est la gare ?", "Va-t'en !", "Je pense que tu as raison."]
+REFERENCES = [  # up to three translations of each source sentence
+    ["Il fait froid.", "J'ai froid.", "On gèle."],
+    ["Je suis très fatigué.", "Je suis épuisé.", "Je suis fatiguée."],
+    ["Où se trouve la gare ?", "Où est la gare ?", "Où est la station ?"],
+    ["Pars !", "Va-t'en !", "Dégage !"],
+    ["Je crois que tu as raison.", "Je pense que vous avez raison.", "Je pense que tu as raison."],
+]
+
+
+@pytest.mark.parametrize("counts", [(1,) * 5, (2,) * 5, (3,) * 5, (1, 3, 2, 1, 3)], ids=["1", "2", "3", "1-3"])
+def test_multi_reference_bleu_and_chrf_are_sacrebleus(counts):
+    references = [refs[:count] for refs, count in zip(REFERENCES, counts)]
+    scores = corpus_scores(HYPOTHESES, references)
+    # sacrebleu's own multi-reference call, on as many full streams as the most references: a sentence with
+    # fewer is padded with repeats of its first reference, which change neither BLEU nor chrF.
+    streams = [[refs[j] if j < len(refs) else refs[0] for refs in references] for j in range(max(counts))]
+    assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(HYPOTHESES, streams).score)
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(HYPOTHESES, streams).score)
+    # BLEU again from sacrebleu's sentence statistics (each sentence against exactly its own references), summed.
+    bleu = sacrebleu.BLEU(effective_order=True)  # sentence-level smoothing only: the counts are the same
+    sentences = [bleu.sentence_score(hypothesis, refs) for hypothesis, refs in zip(HYPOTHESES, references)]
+    summed = sacrebleu.BLEU.compute_bleu([sum(s.counts[n] for s in sentences) for n in range(4)],
+                                         [sum(s.totals[n] for s in sentences) for n in range(4)],
+                                         sum(s.sys_len for s in sentences), sum(s.ref_len for s in sentences))
+    assert scores["bleu"] == pytest.approx(summed.score)
+    single = corpus_scores(HYPOTHESES, [refs[0] for refs in references])
+    if max(counts) == 1:
+        assert scores == pytest.approx(single)
+    else:  # more references find more of each translation's n-grams
+        assert scores["bleu"] > single["bleu"] and scores["chrf"] > single["chrf"]
+
+
 # --- a trained model -------------------------------------------------------------------------------------
 
 
 def test_training_reports_bleu_and_chrf_and_writes_a_run(trained):
     folder, result = trained
     greedy = result["validation"]["greedy"]
-    assert 0.0 <= greedy["bleu"] <= 100.0 and 0.0 <= greedy["chrf"] <= 100.0 and greedy["pairs"] > 0
+    assert all(0.0 <= greedy[name] <= 100.0 for name in SCORE_NAMES)
+    assert 0 < greedy["sentences"] < greedy["pairs"], "sentences with several translations are scored once"
     history = json.loads((folder / "history.json").read_text())
-    assert len(history["val_bleu"]) == len(history["val_loss"]) == TINY["epochs"]
+    for name in SCORE_NAMES:
+        assert len(history[f"val_{name}"]) == len(history["val_loss"]) == TINY["epochs"]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["task"] == "translate" and manifest["options"]["attention"] == "bahdanau"
-    assert json.loads((folder / "metrics.json").read_text())["validation"]["greedy"]["bleu"] == greedy["bleu"]
+    saved = json.loads((folder / "metrics.json").read_text())["validation"]["greedy"]
+    assert {name: saved[name] for name in SCORE_NAMES} == {name: greedy[name] for name in SCORE_NAMES}
+    assert TranslateTask().headline(result["validation"]) == ("BLEU (greedy, multi-reference)",
+                                                             greedy["bleu_multi_reference"], True)
+
+
+def test_evaluate_groups_repeated_sources_and_scores_them_against_all_their_references(translator, tmp_path):
+    lines = ["Go.\tVa !", "Hi.\tSalut !", "Go.\tMarche.", "Run!\tCours !", " Go.\tEn route !", "Run!\tCourez !"]
+    report = TranslateTask().evaluate(translator, write_lines(tmp_path / "held_out.tsv", lines))
+    assert (report["sentences"], report["pairs"]) == (3, 6)
+    assert [(e["source"], e["references"]) for e in report["examples"]] == [
+        ("Go.", ["Va !", "Marche.", "En route !"]), ("Hi.", ["Salut !"]), ("Run!", ["Cours !", "Courez !"])]
+    go, hi, run = (result["translation"] for result in translator.translate(["Go.", "Hi.", "Run!"]))
+    assert [e["translation"] for e in report["examples"]] == [go, hi, run]
+    streams = [["Va !", "Salut !", "Cours !"], ["Marche.", None, "Courez !"], ["En route !", None, None]]
+    single = ([go, hi, go, run, go, run], [[line.split("\t")[1] for line in lines]])
+    for metric in ("bleu", "chrf"):
+        score = getattr(sacrebleu, f"corpus_{metric}")
+        assert report[f"{metric}_multi_reference"] == pytest.approx(score([go, hi, run], streams).score)
+        assert report[f"{metric}_single_reference"] == pytest.approx(score(*single).score)
+    printed = TranslateTask().format_metrics(report)
+    assert "3 sentences against all their references, 6 pairs one by one" in printed
+    assert f"BLEU       {report['bleu_multi_reference']:.2f} multi-reference, " in printed
 
 
 def test_the_saved_run_holds_both_vocabularies_and_loads_as_a_raw_string_model(trained):
@@ -269,13 +361,14 @@ def test_cli_round_trip_train_translate_evaluate(pairs_file, cli_runner, tmp_pat
     assert lines[::2] == ["Go.", "Hi."] and all(line.startswith("  -> ") for line in lines[1::2])
     assert (tmp_path / "attention.png").stat().st_size > 1000
 
-    write_lines(tmp_path / "held_out.tsv", ["Go.\tVa !", "Hi.\tSalut !", "Run!\tCours !"])
+    write_lines(tmp_path / "held_out.tsv", ["Go.\tVa !", "Hi.\tSalut !", "Run!\tCours !", "Go.\tMarche."])
     evaluated = cli_runner("evaluate", "translate", "--model", "model", "--data", "held_out.tsv", "--json")
     assert evaluated.exit_code == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
     expected = sacrebleu.corpus_bleu([e["translation"] for e in report["examples"]],
-                                     [["Va !", "Salut !", "Cours !"]]).score
-    assert report["pairs"] == 3 and report["bleu"] == pytest.approx(expected)
+                                     [["Va !", "Salut !", "Cours !"], ["Marche.", None, None]]).score
+    assert (report["sentences"], report["pairs"]) == (3, 4)
+    assert report["bleu_multi_reference"] == pytest.approx(expected)
 
 
 def test_cli_reports_unknown_words_and_cut_sentences_on_stderr(trained, cli_runner):

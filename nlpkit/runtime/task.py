@@ -85,6 +85,8 @@ class Task:
     tiny_options = {}
     # What `predict` prints (its help says so; a task whose numbers need explaining says what they mean).
     output_help = "Prints one result per text."
+    # What `evaluate` measures, after its first line (a task whose report needs explaining says what it holds).
+    evaluate_help = ""
     # How a user gives the inputs of `predict` (for the CLI's messages).
     input_hint = "texts as arguments, with --file, or on stdin"
     # Whether predict reads any text (False: its inputs are names, such as forecast's series names, and any

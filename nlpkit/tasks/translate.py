@@ -4,10 +4,17 @@ Data is tab-separated sentence pairs (by default column 0 is the source and
 column 1 the target; swap them to translate the other way). By default it
 trains offline on the bundled English-French Tatoeba pairs. The validation
 split is grouped by source sentence: a sentence with several translations is
-either all in training or all in validation. Both sides are lowercased word
-tokens with punctuation kept as tokens; the target vocabulary starts with
-[start] and [end]. Validation BLEU and chrF (sacrebleu, greedy decoding of a
-capped sample) are printed after every epoch.
+either all in training or all in validation. Its sentences are drawn at random
+from the whole file (a length-sorted corpus is validated on long sentences
+too), and --limit then cuts the training side only. Both sides are lowercased
+word tokens with punctuation kept as tokens; the target vocabulary starts with
+[start] and [end].
+
+Scores are sacrebleu's corpus BLEU and chrF, two ways: multi-reference (each
+distinct source sentence once, against all its translations in the data) and
+single-reference (each pair alone, as nlpkit scored before: figures compare
+with older ones). Both are printed after every epoch (greedy decoding of a
+capped sample), at the end of training, and by `nlpkit evaluate translate`.
 
 `Translator` runs a saved model; decoding is batched and compiled (see
 `nlpkit.models.Seq2SeqLM` and `nlpkit.generation.search`). `nlpkit translate`
@@ -38,6 +45,8 @@ BUNDLED = "translate/eng_fra.tsv"
 STANDARDIZE = "lower_and_split_punctuation"
 START_ID, END_ID = 2, 3  # the target vocabulary's special tokens, right after padding and OOV
 DECODE_BATCH = 128
+# The scores of `score_translations`, as metrics.json and the per-epoch history (val_...) name them.
+SCORE_NAMES = ("bleu_multi_reference", "chrf_multi_reference", "bleu_single_reference", "chrf_single_reference")
 
 
 @dataclasses.dataclass
@@ -55,10 +64,18 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
     # Fields redefined from the option parts keep their place but get translation defaults and help.
     data: str = option(None, "Sentence pairs: a TSV (or CSV/JSONL) file, source and target columns. "
                              "Default: the bundled English-French pairs.")
-    valid: str = option(None, "Validation pairs file. Default: hold out --valid-fraction of the source "
-                              "sentences (all their translations with them).")
-    valid_fraction: float = option(0.1, "Fraction of the distinct source sentences held out for validation "
-                                        "when --valid is not given.")
+    valid: str = option(None, "Validation pairs file. Default: hold out source sentences of --data with all "
+                              "their translations (--valid-fraction of them, at most --valid-sentences), drawn "
+                              "at random from the whole file before --limit cuts the training side.")
+    valid_fraction: float = option(0.1, "Fraction of the distinct source sentences of the whole --data file held "
+                                        "out for validation when --valid is not given (at most --valid-sentences).")
+    limit: int = option(None, "Train on the first N pairs of --data that are not held out for validation (the "
+                              "held-out sentences stay the same): for quick trials. With --valid, the first N pairs "
+                              "of --data.")
+    valid_sentences: int = option(3000, "Most distinct source sentences held out for validation when --valid is "
+                                        "not given. 3,000, the size of a typical translation test set: beam search "
+                                        "scores them in minutes on a CPU, and a large corpus keeps the rest for "
+                                        "training (10% of the Anki file's 95,659 English sentences would be 9,566).")
     cell: str = option("gru", "Recurrent cell of the encoder and the decoder.", choices=("rnn", "lstm", "gru"))
     units: int = option(128, "Units per recurrent layer (encoder and decoder).")
     bidirectional: bool = option(False, "Read the source in both directions (the encoder; the decoder always "
@@ -77,14 +94,16 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
                             choices=ATTENTIONS)
     max_output_length: int = option(30, "Most tokens of a translation: longer training targets are cut, and "
                                         "decoding stops there unless predict says otherwise.")
-    bleu_sentences: int = option(500, "Validation pairs decoded (greedily) after every epoch for BLEU and chrF; "
-                                      "0 turns the per-epoch scores off.")
+    bleu_sentences: int = option(500, "Distinct validation source sentences decoded (greedily) after every "
+                                      "epoch for BLEU and chrF, multi- and single-reference; 0 turns the "
+                                      "per-epoch scores off.")
 
     def check(self):
         if self.data and str(self.data).startswith(text.datasets.TFDS_PREFIX):
             raise NlpkitError("translate reads sentence-pair files; --data tfds:... is not supported.")
         check_range("max_output_length", self.max_output_length, 1, 10_000)
         check_range("bleu_sentences", self.bleu_sentences, 0, 10_000_000)
+        check_range("valid_sentences", self.valid_sentences, 1, 10_000_000)
         spec = self.recurrent_spec()
         check_model_size({
             "embeddings": 2 * self.max_tokens * self.embedding_dim,
@@ -119,6 +138,8 @@ class TranslatePredictOptions(Options):
 
 @dataclasses.dataclass
 class TranslateEvaluateOptions(PairColumns, EvaluationOptions):
+    """Repeated source lines of the data are one sentence with several references (multi-reference scores)."""
+
     beam: int = option(1, "Beam width: 1 decodes greedily.")
 
     def check(self):
@@ -157,24 +178,33 @@ def read_pairs(spec, source_column="0", target_column="1", limit=None):
     return SentencePairs([s for _, (s, _) in rows], [t for _, (_, t) in rows], path, [n for n, _ in rows])
 
 
-def grouped_split(pairs, fraction, seed):
-    """(train, validation): a seeded `fraction` of the distinct source sentences, with all their pairs, held out."""
+def grouped_split(pairs, fraction, seed, most=None):
+    """(train, validation), both in file order: a seeded `fraction` of the distinct source sentences (at most
+    `most` of them, at least one, never all), drawn uniformly from all of `pairs`, held out with all their pairs.
+    A smaller `most` holds out a subset of what a larger one holds out (the same shuffled order)."""
     groups = list(dict.fromkeys(source.strip() for source in pairs.sources))
     if len(groups) < 2:
         raise NlpkitError(f"{pairs.source}: {len(groups)} distinct source sentence(s) are too few to hold out "
                           "a validation split; pass --valid FILE.")
+    count = max(1, round(len(groups) * fraction))
+    count = min(count, most or count, len(groups) - 1)
     order = np.random.default_rng(seed).permutation(len(groups))
-    held = {groups[i] for i in order[:min(max(1, round(len(groups) * fraction)), len(groups) - 1)]}
+    held = {groups[i] for i in order[:count]}
     in_valid = [source.strip() in held for source in pairs.sources]
     return (pairs.subset([i for i, v in enumerate(in_valid) if not v]),
             pairs.subset([i for i, v in enumerate(in_valid) if v]))
 
 
 def read_splits(options):
-    train = read_pairs(options.data, options.source_column, options.target_column, options.limit)
+    """(train, validation) pairs. With --valid, the two files (--limit cuts the training file). Without, the
+    validation sentences are drawn from the whole --data file first, and --limit then keeps the first N of the
+    remaining pairs: the validation split spans the corpus, and is the same whatever --limit."""
+    columns = (options.source_column, options.target_column)
     if options.valid:
-        return train, read_pairs(options.valid, options.source_column, options.target_column)
-    return grouped_split(train, options.valid_fraction, options.seed)
+        return read_pairs(options.data, *columns, options.limit), read_pairs(options.valid, *columns)
+    train, valid = grouped_split(read_pairs(options.data, *columns), options.valid_fraction, options.seed,
+                                 options.valid_sentences)
+    return train.subset(range(len(train))[:options.limit]), valid
 
 
 # --- tokens and ids --------------------------------------------------------------------------------
@@ -252,25 +282,56 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
 
 
 def corpus_scores(hypotheses, references):
-    """Corpus BLEU and chrF (sacrebleu, default settings; one reference per hypothesis)."""
+    """Corpus BLEU and chrF (sacrebleu, default settings). `references[i]` is hypothesis i's reference, or the
+    list of its references (one or more, as many as it has).
+
+    Several references go to sacrebleu as reference streams: stream j holds every hypothesis' j-th reference,
+    and None where a hypothesis has fewer than j + 1, which sacrebleu leaves out of that segment's references
+    (its documented padding for a variable number of references per segment)."""
     import sacrebleu
 
-    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
-            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score)}
+    lists = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
+    if not all(lists):
+        raise ValueError("every hypothesis needs at least one reference")
+    streams = [[refs[j] if j < len(refs) else None for refs in lists] for j in range(max(map(len, lists)))]
+    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, streams).score),
+            "chrf": float(sacrebleu.corpus_chrf(hypotheses, streams).score)}
 
 
-def score_pairs(decoder, vocabulary, source_rows, references, *, max_length, max_output_length, beam=1):
-    """BLEU and chrF of the decoded `source_rows` against `references`; each distinct source is decoded once."""
-    distinct = {}
-    for row in source_rows:
-        distinct.setdefault(row.tobytes(), row)
-    keys = list(distinct)
-    decoded = translate_rows(decoder, [distinct[k] for k in keys], vocabulary, beam=beam,
+def reference_groups(sources, references):
+    """{source sentence (stripped): its references, each once, in file order}, in the order the sources first
+    come: repeated source lines are one sentence with several references."""
+    groups = {}
+    for source, reference in zip(sources, references):
+        groups.setdefault(source.strip(), {}).setdefault(reference)
+    return {source: list(refs) for source, refs in groups.items()}
+
+
+def score_translations(decoder, vocabulary, source_rows, sources, references, *, max_length, max_output_length,
+                       beam=1):
+    """BLEU and chrF of the translations of pairs (pair i: `sources[i]`, read as the id row `source_rows[i]`,
+    translated as `references[i]`). Each distinct source sentence is decoded once, then scored two ways:
+
+      - multi-reference ("bleu_multi_reference", "chrf_multi_reference"): each distinct source sentence is one
+        segment, scored against all its references;
+      - single-reference ("bleu_single_reference", "chrf_single_reference"): each pair is one segment, scored
+        against its own reference, as nlpkit scored before (a sentence with k translations counts k times).
+    """
+    first = {}
+    for index, source in enumerate(sources):
+        first.setdefault(source.strip(), index)
+    groups = reference_groups(sources, references)
+    keys = list(groups)
+    decoded = translate_rows(decoder, [source_rows[first[key]] for key in keys], vocabulary, beam=beam,
                              max_steps=max_output_length, source_max_length=max_length)
     best = {key: join_words(result[0][0][0]) for key, result in zip(keys, decoded)}
-    hypotheses = [best[row.tobytes()] for row in source_rows]
-    return {**corpus_scores(hypotheses, list(references)), "pairs": len(references), "beam": beam,
-            "examples": [{"translation": h, "reference": r} for h, r in zip(hypotheses[:5], references[:5])]}
+    multi = corpus_scores([best[key] for key in keys], [groups[key] for key in keys])
+    single = corpus_scores([best[source.strip()] for source in sources], list(references))
+    return {"bleu_multi_reference": multi["bleu"], "chrf_multi_reference": multi["chrf"],
+            "bleu_single_reference": single["bleu"], "chrf_single_reference": single["chrf"],
+            "sentences": len(keys), "pairs": len(sources), "beam": beam,
+            "examples": [{"source": sources[first[key]], "translation": best[key], "references": groups[key]}
+                         for key in keys[:5]]}
 
 
 def sample_indices(count, limit, seed):
@@ -325,10 +386,14 @@ class TranslateTask(Task):
     http_arguments = {"attention": (bool, False, "Also return each translation's attention weights (source tokens "
                                                  "x output tokens), as the page's heatmap shows them.")}
     EvaluateOptions = TranslateEvaluateOptions
+    evaluate_help = ("Prints corpus BLEU and chrF (sacrebleu) two ways. Multi-reference: repeated source lines are "
+                     "one sentence, translated once and scored against all their translations in the file. "
+                     "Single-reference: each pair against its own translation, as nlpkit scored before (figures "
+                     "compare with older ones).")
     aliases = ("translate",)
     examples = ("I am cold.", "Where is the station?")
     tiny_options = dict(units=16, embedding_dim=16, epochs=1, batch_size=32, max_tokens=400, max_length=12,
-                        max_output_length=12, bleu_sentences=10, limit=600, time_budget=None)
+                        max_output_length=12, bleu_sentences=10, limit=600, valid_sentences=40, time_budget=None)
 
     def read(self, run):
         return read_splits(run.options)
@@ -374,18 +439,22 @@ class TranslateTask(Task):
         if not options.bleu_sentences:
             return []
         valid = run.data[1]
-        picked = sample_indices(len(valid), options.bleu_sentences, options.seed)
-        sources = [prepared.rows["valid"][0][i] for i in picked]
-        references = [valid.targets[i] for i in picked]
+        groups = list(dict.fromkeys(source.strip() for source in valid.sources))
+        chosen = {groups[i] for i in sample_indices(len(groups), options.bleu_sentences, options.seed)}
+        picked = [i for i, source in enumerate(valid.sources) if source.strip() in chosen]
+        rows = [prepared.rows["valid"][0][i] for i in picked]
+        sources, references = [valid.sources[i] for i in picked], [valid.targets[i] for i in picked]
 
         def measure(model, logs):
-            scores = score_pairs(Decoder(model), prepared.target_vocabulary, sources, references,
-                                 max_length=options.max_length, max_output_length=options.max_output_length)
-            return {"val_bleu": scores["bleu"], "val_chrf": scores["chrf"]}
+            scores = score_translations(Decoder(model), prepared.target_vocabulary, rows, sources, references,
+                                        max_length=options.max_length, max_output_length=options.max_output_length)
+            return {f"val_{name}": scores[name] for name in SCORE_NAMES}
 
         def describe(values):
-            return (f"validation BLEU {values['val_bleu']:.2f}, chrF {values['val_chrf']:.2f} "
-                    f"(greedy, {len(references)} pairs)")
+            return (f"validation BLEU {values['val_bleu_multi_reference']:.2f} multi-reference, "
+                    f"{values['val_bleu_single_reference']:.2f} single-reference; chrF "
+                    f"{values['val_chrf_multi_reference']:.2f} / {values['val_chrf_single_reference']:.2f} "
+                    f"(greedy, {len(chosen)} sentences, {len(picked)} pairs)")
 
         return [self.epoch_metrics(measure, describe)]
 
@@ -393,9 +462,9 @@ class TranslateTask(Task):
         options, history = run.options, run.history
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         return {
-            "greedy": score_pairs(Decoder(run.model), run.preprocessor.target_vocabulary,
-                                  run.preprocessor.rows["valid"][0], run.data[1].targets,
-                                  max_length=options.max_length, max_output_length=options.max_output_length),
+            "greedy": score_translations(Decoder(run.model), run.preprocessor.target_vocabulary,
+                                         run.preprocessor.rows["valid"][0], run.data[1].sources, run.data[1].targets,
+                                         max_length=options.max_length, max_output_length=options.max_output_length),
             "loss": history["val_loss"][best] if best >= 0 else None,
             "accuracy": history.get("val_accuracy", [None])[best],
             "best_epoch": best + 1,
@@ -418,24 +487,29 @@ class TranslateTask(Task):
         return Translator.load(model_dir)
 
     def evaluate(self, predictor, data, options=None):
-        """Corpus BLEU and chrF (sacrebleu) of a saved model's translations of a pairs file."""
+        """Corpus BLEU and chrF (sacrebleu) of a saved model's translations of a pairs file, multi-reference
+        (repeated source lines are one sentence with all their references) and single-reference (pair by pair)."""
         options = options or self.EvaluateOptions()
         pairs = read_pairs(data, options.source_column, options.target_column, options.limit)
         return {"data": str(data), **predictor.score(pairs.sources, pairs.targets, beam=options.beam)}
 
     def headline(self, metrics):
-        return "BLEU (greedy)", (metrics.get("greedy") or {}).get("bleu"), True
+        return "BLEU (greedy, multi-reference)", (metrics.get("greedy") or {}).get("bleu_multi_reference"), True
 
     def format_metrics(self, metrics):
+        def scores_lines(title, scores, indent):
+            return [f"{title:<10} beam {scores['beam']}: {scores['sentences']:,} sentences against all their "
+                    f"references, {scores['pairs']:,} pairs one by one",
+                    *(f"{indent}{metric:<{10 - len(indent)}} {scores[metric.lower() + '_multi_reference']:.2f} "
+                      f"multi-reference, {scores[metric.lower() + '_single_reference']:.2f} single-reference"
+                      for metric in ("BLEU", "chrF"))]
+
         lines = [f"data       {metrics['data']}"] if "data" in metrics else []
         for name, scores in metrics.items():
-            if isinstance(scores, dict) and "bleu" in scores:
-                lines.append(f"{name:<10} BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
-                             f"({scores['pairs']:,} pairs, beam {scores['beam']})")
-        if "bleu" in metrics:
-            lines.append(f"BLEU       {metrics['bleu']:.2f}")
-            lines.append(f"chrF       {metrics['chrf']:.2f}")
-            lines.append(f"pairs      {metrics['pairs']:,} (beam {metrics['beam']})")
+            if isinstance(scores, dict) and "bleu_multi_reference" in scores:
+                lines += scores_lines(name, scores, "  ")
+        if "bleu_multi_reference" in metrics:
+            lines += scores_lines("decoding", metrics, "")
         if metrics.get("loss") is not None:
             lines.append(f"loss       {metrics['loss']:.4f} (epoch {metrics['best_epoch']}), "
                          f"token accuracy {metrics['accuracy']:.4f}")
@@ -558,8 +632,9 @@ class Translator(RunPredictor):
                               attention=attention)
 
     def score(self, sources, references, beam=1):
-        """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references`."""
+        """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references` (pair i:
+        `sources[i]` translated as `references[i]`), multi- and single-reference (`score_translations`)."""
         self._check(sources, beam, 1, None)
         rows = [row[:self.max_length] for row in text.tokenization.id_rows(self.source_vectorizer, sources)]
-        return score_pairs(self.decoder, self.target_vocabulary, rows, references, max_length=self.max_length,
-                           max_output_length=self.max_output_length, beam=beam)
+        return score_translations(self.decoder, self.target_vocabulary, rows, sources, references,
+                                  max_length=self.max_length, max_output_length=self.max_output_length, beam=beam)
