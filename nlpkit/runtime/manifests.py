@@ -64,10 +64,11 @@ def check_numbers(value, path, where="manifest"):
 
 
 def of_option_type(value, field):
-    """Whether a recorded option's value has its field's type (None where the default is None; an int where a
-    float is expected, as JSON writes 1.0 as 1)."""
+    """Whether a recorded option's value has its field's type, or is None (an option set to "none", as
+    --time-budget may be; the options' own checks say where None is wrong), an int where a float is expected
+    (JSON writes 1.0 as 1)."""
     if value is None:
-        return field.default is None
+        return True
     if field.type is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if field.type is int:
