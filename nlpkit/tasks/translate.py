@@ -547,7 +547,9 @@ class TranslateTask(Task):
             for number, result in enumerate(results, start=1):
                 if result["unknown_words"]:
                     shown = " ".join(map(repr, result["unknown_words"]))
-                    warning(f"sentence {number}: words the model never saw, read as unknown: {shown}")
+                    what = ("words with characters the model never saw, read byte by byte" if predictor.subword
+                            else "words the model never saw, read as unknown")
+                    warning(f"sentence {number}: {what}: {shown}")
         self.warn(results, predictor)
         if options.attention_plot:
             plot_attention(results[0]["attention"], options.attention_plot, title=texts[0][:60])

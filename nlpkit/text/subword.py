@@ -143,12 +143,13 @@ class SubwordVectorizer(keras.layers.Layer):
 
     # --- text to ids and back ------------------------------------------------------------------------
 
-    def encode(self, texts):
-        """Each text's ids (a list of int32 arrays, no padding). On a side with markers a text that starts with
-        "[start]" (a target prefix given as text) reads it as the [start] id."""
+    def encode(self, texts, read_start=False):
+        """Each text's ids (a list of int32 arrays, no padding). With `read_start`, on a side with markers, a
+        text that starts with "[start]" (a target prefix given as text, as the raw-string model takes it, and
+        as a word vectorizer reads it) has the [start] id there; otherwise every character is text."""
         rows = []
         for text in texts:
-            start = self.markers and (text == tokens.START or text.startswith(tokens.START + " "))
+            start = read_start and self.markers and (text == tokens.START or text.startswith(tokens.START + " "))
             ids = self.processor.encode(text[len(tokens.START) + 1:] if start else text)
             rows.append(np.asarray(([2] if start else []) + ids, dtype="int32"))
         return rows
@@ -179,7 +180,7 @@ class SubwordVectorizer(keras.layers.Layer):
         import tensorflow as tf
 
         def encode_batch(texts):
-            rows = self.encode([t.decode("utf-8", "replace") for t in texts.reshape(-1)])
+            rows = self.encode([t.decode("utf-8", "replace") for t in texts.reshape(-1)], read_start=True)
             ids = np.zeros((len(rows), max((len(row) for row in rows), default=0)), "int32")
             for i, row in enumerate(rows):
                 ids[i, :len(row)] = row
