@@ -419,7 +419,8 @@ def vocabulary(model_dir):
 
     Ids 0 and 1 (padding and unknown) are left out; a newline, carriage return
     or backslash inside a token is written \\n, \\r or \\\\. The file trains
-    another run on the same tokens with --vocabulary.
+    another run on the same tokens with --vocabulary. A translate run prints its
+    source side; a --tokens subword run, its SentencePiece pieces ("\u2581" starts a word).
 
     \b
         nlpkit vocabulary models/TASK > vocab.txt

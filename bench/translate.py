@@ -1,6 +1,7 @@
 """Translation benchmark: validation BLEU/chrF on Anki en->fr and Multi30k de->en, and decoding speed.
 
     python bench/translate.py --shared ../shared/data --only anki --anki-minutes 12
+    python bench/translate.py --only anki --anki-attention bahdanau --tokens word --tokens subword   # words vs subwords
     python bench/translate.py --shared ../shared/data --only multi30k --multi30k-minutes 45
     # or the two Multi30k models side by side, one core each:
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
@@ -15,6 +16,10 @@ Parts:
             pairs; --anki-pairs N trains on the first N of the other pairs only (the same
             validation sentences). One GRU model per attention (none, luong, bahdanau) at the
             same wall-clock budget; each scored greedy and with beam 5.
+            With --tokens (repeatable: word, subword) each attention is trained once per kind
+            of token (subwords: SentencePiece, `ANKI_SUBWORD` on top of the recipe) and the
+            table "anki_tokens" sets them side by side: BLEU, chrF, training minutes and
+            decoding sentences/s (subword sequences are longer, so decoding costs more).
   multi30k  Multi30k de->en (../shared/data/multi30k/, benchmark only, never bundled):
             train on the 29,000 training pairs, score on the 1,014 validation pairs,
             with Bahdanau attention and without, at the same budget. Test is withheld.
@@ -27,9 +32,10 @@ Parts:
             batched, input order restored) on --batches-sentences validation sentences of the
             same model, greedy and beam 5, in batches of each --speed-batches size.
 BLEU and chrF are sacrebleu's corpus scores with default settings, on detokenized,
-lowercased-then-capitalised output against the raw references, two ways: multi-reference
-(each distinct source sentence once, against all its translations in the split) and
-single-reference (each pair against its own translation, as the earlier figures were).
+lowercased-then-capitalised output (subword models: SentencePiece's exact decoding, case
+kept) against the raw references, two ways: multi-reference (each distinct source sentence
+once, against all its translations in the split) and single-reference (each pair against
+its own translation, as the earlier figures were).
 """
 
 import argparse
@@ -50,8 +56,12 @@ from nlpkit.text.tokenization import id_rows  # noqa: E402
 
 ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
 MULTI30K_ATTENTIONS = ("bahdanau", "none")
+TOKENS = ("word", "subword")
 ANKI_RECIPE = dict(cell="gru", units=256, embedding_dim=128, dropout=0.2, max_tokens=12000, max_length=30,
                    batch_size=64, learning_rate=2e-3, lr_decay=0.5, epochs=100, patience=3, bleu_sentences=300)
+# Subword runs count lengths in pieces (about 1.3 per word on Anki): room for the same sentences.
+ANKI_SUBWORD = dict(tokens="subword", subword_model="unigram", subword_vocabulary=8000, max_length=40,
+                    max_output_length=45)
 # The issue's public reference (28.3 test BLEU with attention) is a PyTorch GRU encoder-decoder;
 # this recipe is sized to train within the hour on one CPU core (BENCHMARKS.md).
 MULTI30K_RECIPE = dict(ANKI_RECIPE, bidirectional=True, embedding_dim=256, dropout=0.3, max_tokens=10000,
@@ -87,7 +97,8 @@ def train_and_score(name, options):
     translator = Translator.load(result["folder"])
     train, valid = read_splits(options)
     history = json.loads((Path(result["folder"]) / "history.json").read_text())
-    row = {"attention": options.attention, "cell": options.cell, "minutes": training.seconds / 60,
+    row = {"attention": options.attention, "tokens": options.tokens, "cell": options.cell,
+           "minutes": training.seconds / 60,
            "budget_minutes": options.time_budget, "epochs": len(history.get("loss", [])),
            "best_epoch": result["validation"].get("best_epoch"), "training_pairs": len(train),
            "validation_pairs": len(valid), "validation_sentences": len({s.strip() for s in valid.sources})}
@@ -95,24 +106,51 @@ def train_and_score(name, options):
         with Timer() as decoding:
             scores = translator.score(valid.sources, valid.targets, beam=beam)
         label = "greedy" if beam == 1 else f"beam{beam}"
-        row[label] = {**{key: scores[key] for key in SCORE_NAMES}, "seconds": decoding.seconds}
-        print(f"[{name}] {options.attention:<9} {label:<6} BLEU {scores['bleu_multi_reference']:.2f} multi-reference, "
-              f"{scores['bleu_single_reference']:.2f} single-reference; chrF {scores['chrf_multi_reference']:.2f} / "
-              f"{scores['chrf_single_reference']:.2f}  ({decoding.seconds:.1f} s to decode {scores['sentences']:,} "
-              f"sentences; {scores['pairs']:,} pairs)", flush=True)
+        row[label] = {**{key: scores[key] for key in SCORE_NAMES}, "seconds": decoding.seconds,
+                      "sentences_per_s": scores["sentences"] / decoding.seconds}
+        print(f"[{name}] {options.tokens:<7} {options.attention:<9} {label:<6} BLEU "
+              f"{scores['bleu_multi_reference']:.2f} multi-reference, {scores['bleu_single_reference']:.2f} "
+              f"single-reference; chrF {scores['chrf_multi_reference']:.2f} / {scores['chrf_single_reference']:.2f}  "
+              f"({decoding.seconds:.1f} s to decode {scores['sentences']:,} sentences: "
+              f"{scores['sentences'] / decoding.seconds:,.0f}/s; {scores['pairs']:,} pairs)", flush=True)
     row["examples"] = scores["examples"]
     return row
 
 
-def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0):
-    """`pairs`: train on the first N training pairs only (None: all of them); the validation split is the same."""
+def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0, tokens=("word",)):
+    """The Anki models: one per attention and kind of token, trained on the first `pairs` training pairs (None:
+    all of them; the validation split is the same). Word models keep their folder and table ("anki"); every
+    model is also a row of "anki_tokens", keyed "TOKENS ATTENTION"."""
     data = anki_tsv(shared, workdir)
-    for attention in attentions:
-        options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes, limit=pairs,
-                                   out=str(Path(workdir) / f"anki_{attention}"), **ANKI_RECIPE)
-        merge_row("translate", "anki", {**train_and_score("anki", options), **run_facts(threads)}, "attention")
-        save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "training_pairs": pairs or "all",
-                                                   "valid_sentences": options.valid_sentences}})
+    table = None
+    for kind in tokens:
+        for attention in attentions:
+            recipe = {**ANKI_RECIPE, **(ANKI_SUBWORD if kind == "subword" else {})}
+            folder = f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}"
+            options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes, limit=pairs,
+                                       out=str(Path(workdir) / folder), **recipe)
+            row = {**train_and_score("anki", options), **run_facts(threads)}
+            if kind == "word":
+                merge_row("translate", "anki", row, "attention")
+            table = merge_row("translate", "anki_tokens", {"run": f"{kind} {attention}", **row}, "run")
+            save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "training_pairs": pairs or "all",
+                                                       "valid_sentences": options.valid_sentences},
+                                       "anki_subword": ANKI_SUBWORD})
+    if table and len(tokens) > 1:
+        print_tokens_table(table)
+
+
+def print_tokens_table(rows):
+    """Words against subwords, one line per model: multi- and single-reference BLEU greedy and with beam 5, beam
+    5's multi-reference chrF, training minutes, and decoding sentences/s."""
+    print(f"\n{'run':<18} {'greedy BLEU':>11} {'single':>6} {'beam5 BLEU':>10} {'single':>6} {'chrF':>6} "
+          f"{'minutes':>7} {'greedy sent/s':>13} {'beam5 sent/s':>12}")
+    for row in sorted(rows, key=lambda row: row["run"]):
+        greedy, beam = row["greedy"], row["beam5"]
+        print(f"{row['run']:<18} {greedy['bleu_multi_reference']:>11.2f} {greedy['bleu_single_reference']:>6.2f} "
+              f"{beam['bleu_multi_reference']:>10.2f} {beam['bleu_single_reference']:>6.2f} "
+              f"{beam['chrf_multi_reference']:>6.2f} {row['minutes']:>7.1f} {greedy.get('sentences_per_s', 0):>13,.0f} "
+              f"{beam.get('sentences_per_s', 0):>12,.0f}", flush=True)
 
 
 def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0):
@@ -206,6 +244,9 @@ def main():
     parser.add_argument("--anki-minutes", type=float, default=12.0, help="training budget per Anki model")
     parser.add_argument("--anki-attention", action="append", choices=ANKI_ATTENTIONS,
                         help="train only these Anki models (repeatable; default: all three)")
+    parser.add_argument("--tokens", action="append", choices=TOKENS,
+                        help="anki: train these kinds of token (repeatable; default: word); with both, a table "
+                             "sets words against subwords")
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
@@ -225,7 +266,7 @@ def main():
     save_results("translate", {"machine": machine(), "threads": args.threads or "all"})
     if "anki" in parts:
         anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
-             args.threads)
+             args.threads, tuple(dict.fromkeys(args.tokens or ["word"])))
     def sizes(default):
         return [int(size) for size in (args.speed_batches or default).split(",")]
 

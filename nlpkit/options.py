@@ -8,6 +8,7 @@
     EmbeddingOptions    learned / one-hot / word vectors, their size      (EmbeddingSizeOption: the size only)
     TransferOptions     --init-from a trained run, frozen or gradually unfrozen
     TokenOptions        words or characters, standardization
+    SubwordOptions      words or SentencePiece subword units, their model and vocabulary (translate)
     VocabularyOptions   vocabulary size, or a fixed vocabulary file (VocabularySizeOption: the size only)
     LengthOption        --max-length, the longest input
 
@@ -44,6 +45,9 @@ CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd")
 LEVELS = ("word", "char")
+SUBWORD_TOKENS = ("word", "subword")
+SUBWORD_MODELS = ("unigram", "bpe")
+DEFAULT_SUBWORD_VOCABULARY = 8000
 STANDARDIZERS = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none", "lower_and_split_punctuation")
 ATTENTIONS = ("none", "luong", "bahdanau")
 STRATEGIES = ("recursive", "direct", "seq2seq")  # a forecaster's ways to give several steps
@@ -348,6 +352,27 @@ class TokenOptions(Options):
     standardize: str = option(None, "Text standardization before splitting. "
                                     "Default: lower_and_strip_punctuation for words, none for characters.",
                               choices=(None, *STANDARDIZERS))
+
+
+@dataclasses.dataclass
+class SubwordOptions(Options):
+    """Words, or subword units a SentencePiece model learns from the training text (`nlpkit.text.subword`)."""
+
+    tokens: str = option("word", "word: lowercased words, punctuation apart. subword: SentencePiece pieces learnt "
+                                 "from each side's training text, case and spacing kept exactly; lengths "
+                                 "(--max-length, --max-output-length) then count pieces.", choices=SUBWORD_TOKENS)
+    subword_model: str = option("unigram", "With --tokens subword: SentencePiece's unigram language model or BPE.",
+                                choices=SUBWORD_MODELS)
+    subword_vocabulary: int = option(DEFAULT_SUBWORD_VOCABULARY, "With --tokens subword: the most ids per side "
+                                     "(reserved ids and 256 byte pieces for unseen characters included); fewer "
+                                     "when the training text has fewer pieces to give.")
+
+    def check(self):
+        check_range("subword_vocabulary", self.subword_vocabulary, 8, 1_000_000)
+        if self.tokens != "subword":
+            for name, default in (("subword_model", "unigram"), ("subword_vocabulary", DEFAULT_SUBWORD_VOCABULARY)):
+                if getattr(self, name) != default:
+                    raise NlpkitError(f"--{name.replace('_', '-')} applies to --tokens subword only.")
 
 
 @dataclasses.dataclass

@@ -49,6 +49,7 @@ LONGEST_SCOPES = (
     "test_decoding.py", "test_chargen.py", "test_run_writes.py", "test_cli_errors.py", "test_next_word.py",
     "test_task_contract.py::TestTaskTagging", "test_export.py", "test_cli.py", "test_task_contract.py::TestTaskTranslate",
     "test_tagging.py::TestTaggingResume", "test_reliability.py::TestKilledRunResumes", "test_reliability.py",
+    "test_subword.py",  # about 45 s alone on 2 cores: a tiny run, a beam compilation, a fresh process
 )
 
 

@@ -433,7 +433,8 @@ def test_the_task_is_registered_with_translation_defaults():
     options = TranslateOptions()
     assert (options.attention, options.source_column, options.target_column) == ("bahdanau", "0", "1")
     assert options.time_budget is not None, "the default run is bounded in time"
-    # Only the options that apply: no single forced choice of embedding, tokens or standardization.
-    for name in ("embedding", "tokens", "standardize", "vocabulary"):
+    # Only the options that apply: no single forced choice of embedding or standardization; words or subwords.
+    for name in ("embedding", "standardize", "vocabulary"):
         assert not hasattr(options, name)
+    assert (options.tokens, options.subword_model, options.subword_vocabulary) == ("word", "unigram", 8000)
     assert TranslateOptions(layer_norm=True).validate().layer_norm

@@ -71,6 +71,9 @@ def exported_task(model_dir):
     if not task.exportable:
         raise NlpkitError(f"{model_dir}: holds a {task.name} model, which cannot be exported: "
                           f"{task.export_refusal}")
+    refusal = task.export_refusal_for(info)
+    if refusal:
+        raise NlpkitError(f"{model_dir}: {refusal}")
     return task
 
 

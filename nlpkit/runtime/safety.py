@@ -30,7 +30,10 @@ figures are in BENCHMARKS.md ("Issue 12").
 
 A text run's preprocessor.json (its vectorizers, beside the network) passes
 the same config checks (`inspect_preprocessor`), within config.json's size,
-and may declare no weights at all.
+and may declare no weights at all. A subword vectorizer's SentencePiece model
+(base64 inside it) is checked before SentencePiece parses it: at most
+`nlpkit.text.subword.MAX_MODEL_BYTES`, a model proto, identity-normalised,
+unigram or BPE, with nlpkit's reserved ids (`SubwordVectorizer.inspect_config`).
 
 `nlpkit.runtime.runs.load_run` calls `inspect_archive` and
 `inspect_preprocessor` first and then loads with `safe_mode=True`.
@@ -150,10 +153,18 @@ def serialized_objects(config):
 def check_config(path, config, objects=None, where=CONFIG_FILE):
     """Each object in config.json (or in `where`, another file of Keras configs) must be one nlpkit registered
     (`objects`, looked up if not given) or one of `KERAS_CLASSES`; no code; vectorizers as nlpkit makes them,
-    with no vocabulary files."""
-    allowed = {name: obj.__module__ for name, obj in (objects or registered_objects()).items()}
+    with no vocabulary files; and an nlpkit object with an `inspect_config` classmethod (the subword
+    vectorizer: its model's size and kind) passes it."""
+    objects = objects or registered_objects()
+    allowed = {name: obj.__module__ for name, obj in objects.items()}
     for node in serialized_objects(config):
         check_object(path, node, allowed, where)
+        owner = objects.get(node.get("registered_name"))
+        if owner is not None and hasattr(owner, "inspect_config"):  # its own bounds (a subword model's size)
+            try:
+                owner.inspect_config(node.get("config"))
+            except NlpkitError as error:
+                raise NlpkitError(f"{path}: refused: {error}") from None
 
 
 def check_object(path, node, allowed, where=CONFIG_FILE):

@@ -362,6 +362,11 @@ class Task:
     def exportable(self):
         return type(self).export_endpoint is not Task.export_endpoint
 
+    def export_refusal_for(self, manifest):
+        """Why this run (its `manifest`) cannot be exported although its task can (the end of a one-line
+        error), or None; read before TensorFlow starts."""
+        return None
+
     def format_metrics(self, metrics):
         return json.dumps(metrics, indent=2)
 

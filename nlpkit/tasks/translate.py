@@ -6,9 +6,13 @@ trains offline on the bundled English-French Tatoeba pairs. The validation
 split is grouped by source sentence: a sentence with several translations is
 either all in training or all in validation. Its sentences are drawn at random
 from the whole file (a length-sorted corpus is validated on long sentences
-too), and --limit then cuts the training side only. Both sides are lowercased
-word tokens with punctuation kept as tokens; the target vocabulary starts with
-[start] and [end].
+too), and --limit then cuts the training side only. With `--tokens word` (the
+default) both sides are lowercased word tokens with punctuation kept as
+tokens, and translations are joined by `join_words`; with `--tokens subword`
+each side is SentencePiece pieces learnt from its training text
+(`nlpkit.text.subword`: exact, cased, spacing kept), and translations are the
+pieces decoded by SentencePiece. Either way the target vocabulary starts with
+[start] and [end] (ids 2 and 3).
 
 Scores are sacrebleu's corpus BLEU and chrF, two ways: multi-reference (each
 distinct source sentence once, against all its translations in the data) and
@@ -36,7 +40,7 @@ from nlpkit import generation, models, text
 from nlpkit.batching import map_by_length, padded_ids
 from nlpkit.errors import NlpkitError
 from nlpkit.options import (ATTENTIONS, BidirectionalOption, EmbeddingSizeOption, EvaluationOptions, FitOptions,
-                            LengthOption, Options, RecurrentOptions, RunOptions, VocabularySizeOption,
+                            LengthOption, Options, RecurrentOptions, RunOptions, SubwordOptions, VocabularySizeOption,
                             attention_parameters, check_model_size, check_range, option, recurrent_parameters)
 from nlpkit.runtime.task import RunPredictor, Task, warning
 from nlpkit.tasks import register_task
@@ -60,7 +64,7 @@ class PairColumns(Options):
 
 @dataclasses.dataclass
 class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalOption, EmbeddingSizeOption,
-                       VocabularySizeOption, LengthOption, FitOptions):
+                       VocabularySizeOption, SubwordOptions, LengthOption, FitOptions):
     # Fields redefined from the option parts keep their place but get translation defaults and help.
     data: str = option(None, "Sentence pairs: a TSV (or CSV/JSONL) file, source and target columns. "
                              "Default: the bundled English-French pairs.")
@@ -81,7 +85,8 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
     bidirectional: bool = option(False, "Read the source in both directions (the encoder; the decoder always "
                                         "reads left to right). The two directions' final states are summed.")
     embedding_dim: int = option(128, "Size of the source and target word embeddings.")
-    max_tokens: int = option(10000, "Largest vocabulary of each side, padding, OOV, [start] and [end] included.")
+    max_tokens: int = option(10000, "Largest word vocabulary of each side, padding, OOV, [start] and [end] "
+                                    "included (--tokens word; subwords take --subword-vocabulary).")
     max_length: int = option(30, "Longest source sentence in tokens (longer ones are cut, with a warning).")
     epochs: int = option(20, "Most epochs to train (early stopping and --time-budget may end sooner).")
     learning_rate: float = option(4e-3, "Learning rate (high, for the short default time budget).")
@@ -104,15 +109,19 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
         check_range("max_output_length", self.max_output_length, 1, 10_000)
         check_range("bleu_sentences", self.bleu_sentences, 0, 10_000_000)
         check_range("valid_sentences", self.valid_sentences, 1, 10_000_000)
-        spec = self.recurrent_spec()
+        spec, vocabulary = self.recurrent_spec(), self.vocabulary_limit()
         check_model_size({
-            "embeddings": 2 * self.max_tokens * self.embedding_dim,
+            "embeddings": 2 * vocabulary * self.embedding_dim,
             "recurrent layers": (recurrent_parameters(spec, self.embedding_dim)
                                  + recurrent_parameters(dataclasses.replace(spec, bidirectional=False),
                                                         self.embedding_dim)),
             "attention": self.attention_parameters(),
-            "output layer": (self.units + 1) * self.max_tokens,
+            "output layer": (self.units + 1) * vocabulary,
         })
+
+    def vocabulary_limit(self):
+        """The most ids of each side: --subword-vocabulary for subwords, else --max-tokens."""
+        return self.subword_vocabulary if self.tokens == "subword" else self.max_tokens
 
     def attention_parameters(self):
         """Keys over the encoder outputs, the attentional layer over [context; state], and Bahdanau's
@@ -126,8 +135,9 @@ class TranslatePredictOptions(Options):
     n_best: int = option(1, "Translations to return per sentence, best first (at most --beam).")
     max_output_length: int = option(None, "Most tokens per translation. Default: the model's "
                                           "--max-output-length.")
-    attention_plot: str = option(None, "Save the first sentence's attention (source words x output words) as a "
-                                       "PNG heatmap.", local=True)
+    attention_plot: str = option(None, "Save the first sentence's attention (source tokens x output tokens: "
+                                       "words, or the pieces of a --tokens subword run) as a PNG heatmap.",
+                                 local=True)
 
     def check(self):
         check_range("beam", self.beam, 1, generation.MAX_BEAM)
@@ -210,9 +220,17 @@ def read_splits(options):
 # --- tokens and ids --------------------------------------------------------------------------------
 
 
-def build_vectorizers(pairs, max_tokens):
-    """The source and target word vectorizers, learnt from the training pairs ([start]/[end] are ids 2/3)."""
+def build_vectorizers(pairs, max_tokens, tokens="word", subword_model="unigram", seed=1337):
+    """The source and target vectorizers, learnt from the training pairs ([start]/[end] are ids 2/3): word
+    vectorizers of at most `max_tokens` ids, or with `tokens="subword"` SentencePiece vectorizers of at most
+    `max_tokens` ids, each learnt from its own side."""
     markers = (text.tokens.START, text.tokens.END)
+    if tokens == "subword":
+        learn = text.subword.train_subword
+        return (learn(pairs.sources, vocabulary_size=max_tokens, model_type=subword_model, seed=seed,
+                      name="source_vectorizer", what="source side of the training pairs"),
+                learn(pairs.targets, vocabulary_size=max_tokens, model_type=subword_model, markers=True, seed=seed,
+                      name="target_vectorizer", what="target side of the training pairs"))
     source = text.tokenization.build_vectorizer(pairs.sources, level="word", max_tokens=max_tokens,
                                                 standardize=STANDARDIZE, name="source_vectorizer")
     target = text.tokenization.build_vectorizer(pairs.targets, level="word", max_tokens=max_tokens,
@@ -220,6 +238,20 @@ def build_vectorizers(pairs, max_tokens):
                                                 name="target_vectorizer")
     assert target.get_vocabulary()[START_ID:END_ID + 1] == list(markers)
     return source, target
+
+
+def is_subword(vectorizer):
+    return isinstance(vectorizer, text.subword.SubwordVectorizer)
+
+
+def token_rows(vectorizer, texts):
+    """Each text's ids, without padding (a list of int32 arrays), from a word or a subword vectorizer."""
+    return vectorizer.encode(list(texts)) if is_subword(vectorizer) else text.tokenization.id_rows(vectorizer, texts)
+
+
+def joiner(target_vectorizer):
+    """What turns a translation's tokens into its text: `join_words`, or SentencePiece's exact decoding."""
+    return target_vectorizer.decode_pieces if is_subword(target_vectorizer) else join_words
 
 
 def padded(rows, max_length):
@@ -308,9 +340,10 @@ def reference_groups(sources, references):
 
 
 def score_translations(decoder, vocabulary, source_rows, sources, references, *, max_length, max_output_length,
-                       beam=1):
+                       beam=1, join=join_words):
     """BLEU and chrF of the translations of pairs (pair i: `sources[i]`, read as the id row `source_rows[i]`,
-    translated as `references[i]`). Each distinct source sentence is decoded once, then scored two ways:
+    translated as `references[i]`). Each distinct source sentence is decoded once, its tokens made text by `join`
+    (`joiner`), then scored two ways:
 
       - multi-reference ("bleu_multi_reference", "chrf_multi_reference"): each distinct source sentence is one
         segment, scored against all its references;
@@ -324,7 +357,7 @@ def score_translations(decoder, vocabulary, source_rows, sources, references, *,
     keys = list(groups)
     decoded = translate_rows(decoder, [source_rows[first[key]] for key in keys], vocabulary, beam=beam,
                              max_steps=max_output_length, source_max_length=max_length)
-    best = {key: join_words(result[0][0][0]) for key, result in zip(keys, decoded)}
+    best = {key: join(result[0][0][0]) for key, result in zip(keys, decoded)}
     multi = corpus_scores([best[key] for key in keys], [groups[key] for key in keys])
     single = corpus_scores([best[source.strip()] for source in sources], list(references))
     return {"bleu_multi_reference": multi["bleu"], "chrf_multi_reference": multi["chrf"],
@@ -341,7 +374,8 @@ def sample_indices(count, limit, seed):
 
 
 def plot_attention(attention, path, title=""):
-    """Saves a heatmap of one translation's attention: output words (rows) over source words (columns)."""
+    """Saves a heatmap of one translation's attention: output tokens (rows) over source tokens (columns), words
+    or subword pieces."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -401,14 +435,15 @@ class TranslateTask(Task):
     def preprocess(self, run):
         options = run.options
         train, valid = run.data
-        source_vectorizer, target_vectorizer = build_vectorizers(train, options.max_tokens)
-        rows = {name: (text.tokenization.id_rows(source_vectorizer, pairs.sources),
-                       text.tokenization.id_rows(target_vectorizer, pairs.targets))
+        source_vectorizer, target_vectorizer = build_vectorizers(train, options.vocabulary_limit(), options.tokens,
+                                                                 options.subword_model, options.seed)
+        rows = {name: (token_rows(source_vectorizer, pairs.sources), token_rows(target_vectorizer, pairs.targets))
                 for name, pairs in (("train", train), ("valid", valid))}
         target_vocabulary = target_vectorizer.get_vocabulary()
         print(f"data: {len(train):,} training pairs ({len(set(train.sources)):,} source sentences), "
               f"{len(valid):,} validation pairs ({len(set(valid.sources)):,}); vocabulary "
-              f"{source_vectorizer.vocabulary_size():,} source, {len(target_vocabulary):,} target words")
+              f"{source_vectorizer.vocabulary_size():,} source, {len(target_vocabulary):,} target "
+              f"{'subword ids' if options.tokens == 'subword' else 'words'}")
         return Prepared(source_vectorizer, target_vectorizer, target_vocabulary, rows)
 
     def build(self, run):
@@ -447,7 +482,8 @@ class TranslateTask(Task):
 
         def measure(model, logs):
             scores = score_translations(Decoder(model), prepared.target_vocabulary, rows, sources, references,
-                                        max_length=options.max_length, max_output_length=options.max_output_length)
+                                        max_length=options.max_length, max_output_length=options.max_output_length,
+                                        join=joiner(prepared.target_vectorizer))
             return {f"val_{name}": scores[name] for name in SCORE_NAMES}
 
         def describe(values):
@@ -464,7 +500,8 @@ class TranslateTask(Task):
         return {
             "greedy": score_translations(Decoder(run.model), run.preprocessor.target_vocabulary,
                                          run.preprocessor.rows["valid"][0], run.data[1].sources, run.data[1].targets,
-                                         max_length=options.max_length, max_output_length=options.max_output_length),
+                                         max_length=options.max_length, max_output_length=options.max_output_length,
+                                         join=joiner(run.preprocessor.target_vectorizer)),
             "loss": history["val_loss"][best] if best >= 0 else None,
             "accuracy": history.get("val_accuracy", [None])[best],
             "best_epoch": best + 1,
@@ -526,6 +563,16 @@ class TranslateTask(Task):
                 lines.append(f"  {rank}. {translation}  ({item['score']:.4f})")
         return "\n".join(lines)
 
+    # Why a subword run is not exported (README says so too).
+    SUBWORD_EXPORT_REFUSAL = ("a --tokens subword run cannot be exported: its SentencePiece tokenizer runs in Python, "
+                              "and a SavedModel on raw strings would need tensorflow-text's SentencePiece ops, which "
+                              "nlpkit does not depend on; serve the run with `nlpkit serve` instead.")
+
+    def export_refusal_for(self, manifest):
+        options = manifest.get("options") if isinstance(manifest, dict) else None
+        return self.SUBWORD_EXPORT_REFUSAL if isinstance(options, dict) and options.get("tokens") == "subword" \
+            else None
+
     def export_endpoint(self, predictor, options):
         """serving_default(text) -> "translation" (string) and its "score" (the summed log-probability), the
         greedy translation `nlpkit predict translate` gives (beam 1, at most the run's --max-output-length
@@ -539,6 +586,8 @@ class TranslateTask(Task):
         from nlpkit.models.layers import FitSequenceLength
         from nlpkit.runtime.export import Endpoint, joined, token_strings, vector_spec
 
+        if is_subword(predictor.source_vectorizer):
+            raise NlpkitError(self.SUBWORD_EXPORT_REFUSAL)
         network, vocabulary = predictor.model.network, predictor.target_vocabulary
         source_vectorizer, max_steps = predictor.source_vectorizer, predictor.max_output_length
         fit_length = FitSequenceLength(predictor.max_length)  # cut to --max-length; an empty source: one OOV id
@@ -571,7 +620,9 @@ class TranslateTask(Task):
             for number, result in enumerate(results, start=1):
                 if result["unknown_words"]:
                     shown = " ".join(map(repr, result["unknown_words"]))
-                    warning(f"sentence {number}: words the model never saw, read as unknown: {shown}")
+                    what = ("words with characters the model never saw, read byte by byte" if predictor.subword
+                            else "words the model never saw, read as unknown")
+                    warning(f"sentence {number}: {what}: {shown}")
         self.warn(results, predictor)
         if options.attention_plot:
             plot_attention(results[0]["attention"], options.attention_plot, title=texts[0][:60])
@@ -596,6 +647,8 @@ class Translator(RunPredictor):
             raise NlpkitError(f"the run's target vocabulary does not start with {text.tokens.START} and "
                               f"{text.tokens.END}: not a translation model nlpkit made.")
         self.decoder = Decoder(model.network)
+        self.subword = is_subword(self.source_vectorizer)
+        self.join = joiner(target_vectorizer)
 
     def _check(self, sentences, beam, n_best, max_output_length):
         if not text.tokenization.check_texts(sentences, "sentence"):
@@ -606,19 +659,26 @@ class Translator(RunPredictor):
         """One dict per sentence: "translation" and its "score", the n-best "translations" (best first),
         "unknown_words" (read as OOV), "tokens" (source length) and "truncated" (cut to `max_length`
         tokens). Greedy scores are summed log-probabilities; beam scores are length-normalised.
-        With `attention=True`, also "attention": source and output tokens and the weights of the best one."""
+        With `attention=True`, also "attention": source and output tokens and the weights of the best one.
+        In a --tokens subword run tokens are pieces, and "unknown_words" are the words with characters the
+        tokenizer never saw (read byte by byte)."""
         self._check(sentences, beam, n_best, max_output_length)
-        source_words = text.tokenization.punctuated_words(sentences)
-        rows = text.tokenization.id_rows(self.source_vectorizer, sentences)
+        rows = token_rows(self.source_vectorizer, sentences)
+        if self.subword:
+            pieces = self.source_vectorizer.get_vocabulary()
+            source_words = [[pieces[i] for i in row] for row in rows]
+            unknown = [self.source_vectorizer.unseen_words(sentence) for sentence in sentences]
+        else:
+            source_words = text.tokenization.punctuated_words(sentences)
+            unknown = [list(dict.fromkeys(w for w, i in zip(tokens, row) if i == text.tokens.OOV_ID))
+                       for tokens, row in zip(source_words, rows)]
         decoded = translate_rows(self.decoder, rows, self.target_vocabulary, beam=beam, n_best=n_best,
                                  max_steps=max_output_length or self.max_output_length,
                                  source_max_length=self.max_length)
         results = []
-        for tokens, row, (hypotheses, weights) in zip(source_words, rows, decoded):
-            translations = [{"translation": join_words(output), "score": score} for output, score in hypotheses]
-            result = {**translations[0], "translations": translations,
-                      "unknown_words": list(dict.fromkeys(w for w, i in zip(tokens, row)
-                                                          if i == text.tokens.OOV_ID)),
+        for tokens, row, unseen, (hypotheses, weights) in zip(source_words, rows, unknown, decoded):
+            translations = [{"translation": self.join(output), "score": score} for output, score in hypotheses]
+            result = {**translations[0], "translations": translations, "unknown_words": unseen,
                       "tokens": len(row), "truncated": len(row) > self.max_length}
             if attention:
                 result["attention"] = {"source": tokens[:self.max_length] or [""], "output": hypotheses[0][0],
@@ -635,6 +695,7 @@ class Translator(RunPredictor):
         """Corpus BLEU and chrF (sacrebleu) of the translations of `sources` against `references` (pair i:
         `sources[i]` translated as `references[i]`), multi- and single-reference (`score_translations`)."""
         self._check(sources, beam, 1, None)
-        rows = [row[:self.max_length] for row in text.tokenization.id_rows(self.source_vectorizer, sources)]
+        rows = [row[:self.max_length] for row in token_rows(self.source_vectorizer, sources)]
         return score_translations(self.decoder, self.target_vocabulary, rows, sources, references,
-                                  max_length=self.max_length, max_output_length=self.max_output_length, beam=beam)
+                                  max_length=self.max_length, max_output_length=self.max_output_length, beam=beam,
+                                  join=self.join)
