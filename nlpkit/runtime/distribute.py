@@ -123,9 +123,15 @@ class Distribution:
 
 
 def plan(options):
-    """The distribution the options ask for, as far as it is known before TensorFlow starts: for a
-    multi-worker run, the workers and whether this one is the chief (from TF_CONFIG)."""
+    """The distribution the options ask for, before any data is read: for a multi-worker run, the workers and
+    whether this one is the chief (from TF_CONFIG). A distributed run starts TensorFlow here, to refuse another
+    Keras backend before anything else is done (no TensorFlow op runs yet: logical devices can still be made)."""
     name = getattr(options, "distribute", "none")
+    if name != "none":
+        from nlpkit.runtime import backend
+
+        backend.start()
+        check_backend(name)
     if name != "multi-worker":
         return Distribution(name)
     cluster, task = cluster_config()
@@ -137,8 +143,6 @@ def plan(options):
 def start(distribution, options):
     """Creates the strategy of `distribution` (the devices first): call it once TensorFlow is imported and
     before any TensorFlow op, as logical devices cannot be made after."""
-    if distribution.name != "none":
-        check_backend(distribution)
     if distribution.name == "mirrored":
         devices = mirrored_devices(getattr(options, "replicas", None))
         import tensorflow as tf
@@ -154,13 +158,13 @@ def start(distribution, options):
     return distribution
 
 
-def check_backend(distribution):
+def check_backend(name):
     """tf.distribute distributes Keras models of the TensorFlow backend only: on another, a strategy's scope
     would be silently ignored, and the run trained in one process (NlpkitError instead)."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        raise NlpkitError(f"--distribute {distribution.name} runs on tf.distribute, which needs Keras' TensorFlow "
+        raise NlpkitError(f"--distribute {name} runs on tf.distribute, which needs Keras' TensorFlow "
                           f"backend, not {keras.backend.backend()}; run it with KERAS_BACKEND=tensorflow (the run "
                           "it writes loads on either backend).")
 
