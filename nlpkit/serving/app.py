@@ -109,22 +109,22 @@ def make_app(runs, limits):
     async def models():
         return {"models": [run.describe() for run in runs], "limits": limits.values()}
 
+    @app.exception_handler(RequestError)
+    @app.exception_handler(LimitError)
+    async def refused(request, problem):
+        return JSONResponse(problem.body(), status_code=problem.status)
+
     async def checked(name, request):
-        """The run called `name` and the checked request for it, or the JSON error response to send."""
+        """The run called `name` and the checked request for it (RequestError or LimitError otherwise: the
+        handler above answers them)."""
         run = by_name.get(name)
         if run is None:
-            return None, error(404, f"no model named {name!r}; GET /v1/models lists them")
-        try:
-            body = await read_body(request, limits)
-            return run, parse_request(run.task, run.request_model, body, limits)
-        except (RequestError, LimitError) as problem:
-            return run, JSONResponse(problem.body(), status_code=problem.status)
+            raise RequestError(f"no model named {name!r}; GET /v1/models lists them", status=404)
+        return run, parse_request(run.task, run.request_model, await read_body(request, limits), limits)
 
     @app.post("/v1/{name}")
     async def predict(name: str, request: fastapi.Request):
         run, checked_request = await checked(name, request)
-        if isinstance(checked_request, JSONResponse):
-            return checked_request
         try:
             results = await run.batcher.answer(checked_request)
         except NlpkitError as problem:
@@ -135,8 +135,6 @@ def make_app(runs, limits):
     @app.post("/v1/{name}/stream")
     async def stream(name: str, request: fastapi.Request):
         run, checked_request = await checked(name, request)
-        if isinstance(checked_request, JSONResponse):
-            return checked_request
         if not run.streams:
             return error(404, f"{name} is a {run.task.name} model, which does not generate text to stream; "
                               f"POST /v1/{name} answers it")
