@@ -22,7 +22,8 @@ from nlpkit.generation import search
 from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
 from nlpkit.tasks.translate import (END_ID, START_ID, SCORE_NAMES, Translator, TranslateOptions, TranslateTask,
-                                    corpus_scores, grouped_split, join_words, padded, read_pairs, read_splits)
+                                    corpus_scores, grouped_split, join_words, output_limit, padded, read_pairs,
+                                    read_splits)
 from nlpkit.text.tokenization import id_rows, punctuated_words as words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,6 +315,16 @@ def test_translations_report_unknown_words_truncation_and_attention(translator):
     assert len(results[1]["attention"]["source"]) == translator.max_length
     again = translator.translate(["Go."])[0]
     assert again["translation"] == results[2]["translation"] and again["score"] == pytest.approx(results[2]["score"])
+
+
+def test_decoding_stops_at_a_length_tied_to_the_source_within_the_output_cap(translator):
+    assert [output_limit(n, 30) for n in (0, 1, 5, 10, 40)] == [12, 12, 20, 30, 30]
+    for sentence in ("Go.", " ".join(["run"] * 8) + "."):
+        result = translator.translate([sentence], max_output_length=500, attention=True)[0]
+        source_tokens = len(result["attention"]["source"])
+        assert len(result["attention"]["output"]) <= 2 * source_tokens + 10  # untrained: rarely the end token
+    capped = translator.translate(["Go."], max_output_length=3, attention=True)[0]
+    assert len(capped["attention"]["output"]) <= 3
 
 
 @pytest.mark.parametrize("sentences, options, message", [

@@ -49,6 +49,9 @@ BUNDLED = "translate/eng_fra.tsv"
 STANDARDIZE = "lower_and_split_punctuation"
 START_ID, END_ID = 2, 3  # the target vocabulary's special tokens, right after padding and OOV
 DECODE_BATCH = 128
+# Decoding stops at the end token, or at OUTPUT_PER_SOURCE_TOKEN * source tokens + OUTPUT_SLACK tokens (within
+# the run's --max-output-length): a translation that never ends costs time in proportion to its source only.
+OUTPUT_PER_SOURCE_TOKEN, OUTPUT_SLACK = 2, 10
 # The scores of `score_translations`, as metrics.json and the per-epoch history (val_...) name them.
 SCORE_NAMES = ("bleu_multi_reference", "chrf_multi_reference", "bleu_single_reference", "chrf_single_reference")
 
@@ -98,7 +101,8 @@ class TranslateOptions(PairColumns, RunOptions, RecurrentOptions, BidirectionalO
                                         "28.4 without attention.",
                             choices=ATTENTIONS)
     max_output_length: int = option(30, "Most tokens of a translation: longer training targets are cut, and "
-                                        "decoding stops there unless predict says otherwise.")
+                                        "decoding stops there unless predict says otherwise (or sooner, at "
+                                        "twice the source's tokens plus 10).")
     bleu_sentences: int = option(500, "Distinct validation source sentences decoded (greedily) after every "
                                       "epoch for BLEU and chrF, multi- and single-reference; 0 turns the "
                                       "per-epoch scores off.")
@@ -295,12 +299,19 @@ class Decoder:
                 "scores": out["scores"][:, None], "attention": out["attention"]}
 
 
+def output_limit(source_length, max_steps):
+    """Most output tokens for a source of `source_length` tokens: tied to its length, at most `max_steps`."""
+    return min(max_steps, OUTPUT_PER_SOURCE_TOKEN * max(1, source_length) + OUTPUT_SLACK)
+
+
 def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_steps, source_max_length,
                    batch_size=DECODE_BATCH):
     """Decodes id rows in batches of similar length: per row, a list of n-best (tokens, score) and the
-    best translation's attention (output steps x source steps)."""
+    best translation's attention (output steps x source steps). A batch stops at the `output_limit` of its
+    longest source (its rows differ little in length: they are sorted by it)."""
     def decode_batch(rows):
-        out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=max_steps)
+        steps = output_limit(min(max(map(len, rows)), source_max_length), max_steps)
+        out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=steps)
         results = []
         for row, source in enumerate(rows):
             hypotheses = [([vocabulary[t] for t in out["tokens"][row, k, :out["lengths"][row, k]]],
