@@ -136,7 +136,7 @@ def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0,
             save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "training_pairs": pairs or "all",
                                                        "valid_sentences": options.valid_sentences},
                                        "anki_subword": ANKI_SUBWORD})
-    if table and len(tokens) > 1:
+    if table and len({row["tokens"] for row in table}) > 1:  # also when the other kind ran in another process
         print_tokens_table(table)
 
 
