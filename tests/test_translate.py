@@ -325,6 +325,9 @@ def test_decoding_stops_at_a_length_tied_to_the_source_within_the_output_cap(tra
         assert len(result["attention"]["output"]) <= 2 * source_tokens + 10  # untrained: rarely the end token
     capped = translator.translate(["Go."], max_output_length=3, attention=True)[0]
     assert len(capped["attention"]["output"]) <= 3
+    alone = translator.translate(["Go."], max_output_length=500)[0]  # each row stops at its own limit
+    together = translator.translate([" ".join(["run"] * 8) + ".", "Go."], max_output_length=500)[1]
+    assert together["translation"] == alone["translation"]
 
 
 @pytest.mark.parametrize("sentences, options, message", [

@@ -307,10 +307,9 @@ def output_limit(source_length, max_steps):
 def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_steps, source_max_length,
                    batch_size=DECODE_BATCH):
     """Decodes id rows in batches of similar length: per row, a list of n-best (tokens, score) and the
-    best translation's attention (output steps x source steps). A batch stops at the `output_limit` of its
-    longest source (its rows differ little in length: they are sorted by it)."""
-    def decode_batch(rows):
-        steps = output_limit(min(max(map(len, rows)), source_max_length), max_steps)
+    best translation's attention (output steps x source steps). Each row stops at its own `output_limit`: a
+    batch holds rows of one limit only, so a translation does not depend on the others decoded with it."""
+    def decode_batch(rows, steps):
         out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=steps)
         results = []
         for row, source in enumerate(rows):
@@ -321,7 +320,15 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
             results.append((hypotheses, out["attention"][row, :length, :source_length]))
         return results
 
-    return map_by_length(source_rows, [len(row) for row in source_rows], batch_size, decode_batch)
+    limits = [output_limit(min(len(row), source_max_length), max_steps) for row in source_rows]
+    answers = [None] * len(source_rows)
+    for steps in sorted(set(limits)):
+        indices = [index for index, limit in enumerate(limits) if limit == steps]
+        rows = [source_rows[index] for index in indices]
+        group = map_by_length(rows, [len(row) for row in rows], batch_size, lambda batch: decode_batch(batch, steps))
+        for index, answer in zip(indices, group):
+            answers[index] = answer
+    return answers
 
 
 def corpus_scores(hypotheses, references):
