@@ -20,6 +20,8 @@ Parts:
             of token (subwords: SentencePiece, `ANKI_SUBWORD` on top of the recipe) and the
             table "anki_tokens" sets them side by side: BLEU, chrF, training minutes and
             decoding sentences/s (subword sequences are longer, so decoding costs more).
+  anki-rescore  Scores the saved Anki models of --anki-attention and --tokens again, without training
+            (after a change to decoding); their rows keep their training figures.
   multi30k  Multi30k de->en (../shared/data/multi30k/, benchmark only, never bundled):
             train on the 29,000 training pairs, score on the 1,014 validation pairs,
             with Bahdanau attention and without, at the same budget. Test is withheld.
@@ -39,6 +41,7 @@ its own translation, as the earlier figures were).
 """
 
 import argparse
+import dataclasses
 import gzip
 import json
 import sys
@@ -47,7 +50,8 @@ from pathlib import Path
 import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, Timer, limit_threads, machine, merge_row, save_results  # noqa: E402
+from bench.common import (RESULTS, Timer, limit_threads, load_results, machine, merge_row,  # noqa: E402
+                          save_results)
 
 from bench.search_speed import beam_cost_by_batch, best_seconds, speed as search_speed  # noqa: E402
 from nlpkit.tasks.translate import (DECODE_BATCH, END_ID, SCORE_NAMES, START_ID, TranslateOptions,  # noqa: E402
@@ -57,6 +61,7 @@ from nlpkit.text.tokenization import id_rows  # noqa: E402
 ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
 MULTI30K_ATTENTIONS = ("bahdanau", "none")
 TOKENS = ("word", "subword")
+TRANSLATE_FIELDS = {field.name for field in dataclasses.fields(TranslateOptions)}
 ANKI_RECIPE = dict(cell="gru", units=256, embedding_dim=128, dropout=0.2, max_tokens=12000, max_length=30,
                    batch_size=64, learning_rate=2e-3, lr_decay=0.5, epochs=100, patience=3, bleu_sentences=300)
 # Subword runs count lengths in pieces (about 1.3 per word on Anki): room for the same sentences.
@@ -94,14 +99,20 @@ def train_and_score(name, options):
     """Trains one model, then scores its validation split greedily and with beam 5."""
     with Timer() as training:
         result = TranslateTask().train(options)
-    translator = Translator.load(result["folder"])
-    train, valid = read_splits(options)
     history = json.loads((Path(result["folder"]) / "history.json").read_text())
     row = {"attention": options.attention, "tokens": options.tokens, "cell": options.cell,
            "minutes": training.seconds / 60,
            "budget_minutes": options.time_budget, "epochs": len(history.get("loss", [])),
-           "best_epoch": result["validation"].get("best_epoch"), "training_pairs": len(train),
-           "validation_pairs": len(valid), "validation_sentences": len({s.strip() for s in valid.sources})}
+           "best_epoch": result["validation"].get("best_epoch")}
+    return {**row, **scored(name, options, result["folder"])}
+
+
+def scored(name, options, folder):
+    """The validation split's scores of the run in `folder` (trained with `options`), greedy and beam 5."""
+    translator = Translator.load(folder)
+    train, valid = read_splits(options)
+    row = {"training_pairs": len(train), "validation_pairs": len(valid),
+           "validation_sentences": len({s.strip() for s in valid.sources})}
     for beam in (1, 5):
         with Timer() as decoding:
             scores = translator.score(valid.sources, valid.targets, beam=beam)
@@ -115,6 +126,26 @@ def train_and_score(name, options):
               f"{scores['sentences'] / decoding.seconds:,.0f}/s; {scores['pairs']:,} pairs)", flush=True)
     row["examples"] = scores["examples"]
     return row
+
+
+def anki_rescore(workdir, attentions, tokens):
+    """Scores the saved Anki models again (after a change to decoding), without training: their rows of
+    "anki_tokens" keep their training figures and get the new scores."""
+    rows = {row["run"]: row for row in load_results("translate").get("anki_tokens", [])}
+    table = None
+    for kind in tokens:
+        for attention in attentions:
+            folder = Path(workdir) / (f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}")
+            run = f"{kind} {attention}"
+            if run not in rows or not (folder / "model.keras").is_file():
+                raise SystemExit(f"{folder}: no trained model in the table; run the anki part first.")
+            options = TranslateOptions(**{key: value for key, value in json.loads(
+                (folder / "manifest.json").read_text())["options"].items() if key in TRANSLATE_FIELDS})
+            table = merge_row("translate", "anki_tokens",
+                              {**rows[run], **scored("anki", options, folder), "rescored": " ".join(sys.argv)},
+                              "run")
+    if table and len({row["tokens"] for row in table}) > 1:
+        print_tokens_table(table)
 
 
 def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0, tokens=("word",)):
@@ -236,7 +267,7 @@ def decoding_batches(workdir, sentences=1024, batches=(16, 32, 64, 128, 256), ro
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
-    parser.add_argument("--only", action="append", choices=("anki", "multi30k", "speed", "batches"),
+    parser.add_argument("--only", action="append", choices=("anki", "anki-rescore", "multi30k", "speed", "batches"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--anki-pairs", type=int, default=None,
                         help="train on the first N Anki training pairs only (default: all; the validation "
@@ -267,6 +298,9 @@ def main():
     if "anki" in parts:
         anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
              args.threads, tuple(dict.fromkeys(args.tokens or ["word"])))
+    if "anki-rescore" in parts:
+        anki_rescore(workdir, args.anki_attention or ANKI_ATTENTIONS, tuple(dict.fromkeys(args.tokens or ["word"])))
+
     def sizes(default):
         return [int(size) for size in (args.speed_batches or default).split(",")]
 
