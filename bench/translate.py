@@ -22,6 +22,7 @@ Parts:
             decoding sentences/s (subword sequences are longer, so decoding costs more).
   anki-rescore  Scores the saved Anki models of --anki-attention and --tokens again, without training
             (after a change to decoding); their rows keep their training figures.
+  length-limit  Sentences/s of the same path with each sentence's length limit and without it.
   multi30k  Multi30k de->en (../shared/data/multi30k/, benchmark only, never bundled):
             train on the 29,000 training pairs, score on the 1,014 validation pairs,
             with Bahdanau attention and without, at the same budget. Test is withheld.
@@ -264,10 +265,38 @@ def decoding_batches(workdir, sentences=1024, batches=(16, 32, 64, 128, 256), ro
     return figures
 
 
+def length_limit_cost(workdir, sentences=1024, rounds=3):
+    """Sentences/s of `translate_rows` on --batches-sentences validation sentences of the Anki word model, with
+    each sentence's length limit (`output_limit`) and without it (every batch runs to --max-output-length),
+    greedy and beam 5: best of `rounds`, the two taking turns, after a compiling run each."""
+    from nlpkit.tasks import translate
+
+    translator, texts = anki_validation(workdir, sentences)
+    rows = id_rows(translator.source_vectorizer, texts)
+    tied = translate.output_limit
+    rules = {"length limit": tied, "no length limit": lambda source_length, max_steps: max_steps}
+    figures = []
+    for beam in (1, 5):
+        def decode_with(rule, beam=beam):
+            translate.output_limit = rule
+            try:
+                return translate_rows(translator.decoder, rows, translator.target_vocabulary, beam=beam,
+                                      max_steps=translator.max_output_length, source_max_length=translator.max_length)
+            finally:
+                translate.output_limit = tied
+
+        seconds, _ = best_seconds({name: (lambda rule=rule: decode_with(rule)) for name, rule in rules.items()}, rounds)
+        for name in rules:
+            figures.append({"beam": beam, "rule": name, "sentences_per_s": len(rows) / seconds[name]})
+            print(f"[length-limit] beam {beam}, {name}: {figures[-1]['sentences_per_s']:,.0f} sentences/s "
+                  f"({len(rows):,} sentences)", flush=True)
+    save_results("translate", {"length_limit_cost": figures, "length_limit_command": " ".join(sys.argv)})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
-    parser.add_argument("--only", action="append", choices=("anki", "anki-rescore", "multi30k", "speed", "batches"),
+    parser.add_argument("--only", action="append", choices=("anki", "anki-rescore", "multi30k", "speed", "batches", "length-limit"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--anki-pairs", type=int, default=None,
                         help="train on the first N Anki training pairs only (default: all; the validation "
@@ -308,6 +337,8 @@ def main():
         speed(workdir, batches=sizes("1,16,256"))
     if "batches" in parts:
         decoding_batches(workdir, args.batches_sentences, sizes("16,32,64,128,256"))
+    if "length-limit" in parts:
+        length_limit_cost(workdir, args.batches_sentences)
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
                  args.threads)
