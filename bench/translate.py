@@ -2,6 +2,9 @@
 
     python bench/translate.py --shared ../shared/data --only anki --anki-minutes 12
     python bench/translate.py --only anki --anki-attention bahdanau --tokens word --tokens subword   # words vs subwords
+    # issue 18's table: the two side by side, one core each, 60 minutes each (BENCHMARKS.md)
+    python bench/translate.py --only anki --anki-attention bahdanau --tokens word --threads 1 --anki-minutes 60 &
+    python bench/translate.py --only anki --anki-attention bahdanau --tokens subword --threads 1 --anki-minutes 60
     python bench/translate.py --shared ../shared/data --only multi30k --multi30k-minutes 45
     # or the two Multi30k models side by side, one core each:
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
