@@ -21,9 +21,9 @@ from nlpkit.errors import NlpkitError
 from nlpkit.generation import search
 from nlpkit.models import build_translator
 from nlpkit.tasks import all_tasks
-from nlpkit.tasks.translate import (END_ID, START_ID, SCORE_NAMES, Translator, TranslateOptions, TranslateTask,
-                                    corpus_scores, grouped_split, join_words, output_limit, padded, read_pairs,
-                                    read_splits)
+from nlpkit.tasks.translate import (END_ID, START_ID, SCORE_NAMES, Decoder, Translator, TranslateOptions,
+                                    TranslateTask, corpus_scores, grouped_split, join_words, output_limit, padded,
+                                    read_pairs, read_splits, translate_rows)
 from nlpkit.text.tokenization import id_rows, punctuated_words as words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,17 +317,22 @@ def test_translations_report_unknown_words_truncation_and_attention(translator):
     assert again["translation"] == results[2]["translation"] and again["score"] == pytest.approx(results[2]["score"])
 
 
-def test_decoding_stops_at_a_length_tied_to_the_source_within_the_output_cap(translator):
+def test_decoding_stops_at_a_length_tied_to_the_source_within_the_output_cap():
     assert [output_limit(n, 30) for n in (0, 1, 5, 10, 40)] == [12, 12, 20, 30, 30]
-    for sentence in ("Go.", " ".join(["run"] * 8) + "."):
-        result = translator.translate([sentence], max_output_length=500, attention=True)[0]
-        source_tokens = len(result["attention"]["source"])
-        assert len(result["attention"]["output"]) <= 2 * source_tokens + 10  # untrained: rarely the end token
-    capped = translator.translate(["Go."], max_output_length=3, attention=True)[0]
-    assert len(capped["attention"]["output"]) <= 3
-    alone = translator.translate(["Go."], max_output_length=500)[0]  # each row stops at its own limit
-    together = translator.translate([" ".join(["run"] * 8) + ".", "Go."], max_output_length=500)[1]
-    assert together["translation"] == alone["translation"]
+    keras.utils.set_random_seed(3)  # untrained: it never emits the end token here, so every row runs to its limit
+    decoder = Decoder(build_translator(12, 11, cell="gru", units=8, embedding_dim=6, attention="bahdanau"))
+    vocabulary = [f"w{i}" for i in range(11)]
+    rows = [[5], [4, 6, 7, 8, 9, 10, 11, 5]]
+
+    def lengths(rows, max_steps, beam=1):
+        answers = translate_rows(decoder, rows, vocabulary, beam=beam, max_steps=max_steps, source_max_length=12)
+        return [len(hypotheses[0][0]) for hypotheses, _ in answers]
+
+    assert lengths(rows, 500) == [12, 26]
+    assert all(length <= limit for length, limit in zip(lengths(rows, 500, beam=3), [12, 26]))
+    assert lengths(rows, 20) == [12, 20]  # within the cap
+    alone = translate_rows(decoder, rows[:1], vocabulary, max_steps=500, source_max_length=12)[0][0]
+    assert translate_rows(decoder, rows, vocabulary, max_steps=500, source_max_length=12)[0][0] == alone
 
 
 @pytest.mark.parametrize("sentences, options, message", [
