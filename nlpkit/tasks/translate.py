@@ -305,10 +305,11 @@ def output_limit(source_length, max_steps):
 
 
 def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_steps, source_max_length,
-                   batch_size=DECODE_BATCH):
+                   batch_size=DECODE_BATCH, tie_to_source=True):
     """Decodes id rows in batches of similar length: per row, a list of n-best (tokens, score) and the
     best translation's attention (output steps x source steps). Each row stops at its own `output_limit`: a
-    batch holds rows of one limit only, so a translation does not depend on the others decoded with it."""
+    batch holds rows of one limit only, so a translation does not depend on the others decoded with it.
+    `tie_to_source=False` lets every row run to `max_steps` (what the limit costs: bench/translate.py)."""
     def decode_batch(rows, steps):
         out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=steps)
         results = []
@@ -320,12 +321,15 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
             results.append((hypotheses, out["attention"][row, :length, :source_length]))
         return results
 
-    limits = [output_limit(min(len(row), source_max_length), max_steps) for row in source_rows]
+    by_limit = {}
+    for index, row in enumerate(source_rows):
+        steps = output_limit(min(len(row), source_max_length), max_steps) if tie_to_source else max_steps
+        by_limit.setdefault(steps, []).append(index)
     answers = [None] * len(source_rows)
-    for steps in sorted(set(limits)):
-        indices = [index for index, limit in enumerate(limits) if limit == steps]
+    for steps, indices in by_limit.items():
         rows = [source_rows[index] for index in indices]
-        group = map_by_length(rows, [len(row) for row in rows], batch_size, lambda batch: decode_batch(batch, steps))
+        group = map_by_length(rows, [len(row) for row in rows], batch_size,
+                              lambda batch, steps=steps: decode_batch(batch, steps))
         for index, answer in zip(indices, group):
             answers[index] = answer
     return answers
