@@ -132,6 +132,17 @@ def scored(name, options, folder):
     return row
 
 
+def anki_folder(workdir, kind, attention):
+    """Where the Anki model of this kind of token and attention is saved (word models keep their old name)."""
+    return Path(workdir) / (f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}")
+
+
+def recorded_options(folder):
+    """The `TranslateOptions` a saved run was trained with, from its manifest."""
+    options = json.loads((Path(folder) / "manifest.json").read_text())["options"]
+    return TranslateOptions(**{key: value for key, value in options.items() if key in TRANSLATE_FIELDS})
+
+
 def anki_rescore(workdir, attentions, tokens):
     """Scores the saved Anki models again (after a change to decoding), without training: their rows of
     "anki_tokens" keep their training figures and get the new scores."""
@@ -139,15 +150,11 @@ def anki_rescore(workdir, attentions, tokens):
     table = None
     for kind in tokens:
         for attention in attentions:
-            folder = Path(workdir) / (f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}")
-            run = f"{kind} {attention}"
+            folder, run = anki_folder(workdir, kind, attention), f"{kind} {attention}"
             if run not in rows or not (folder / "model.keras").is_file():
                 raise SystemExit(f"{folder}: no trained model in the table; run the anki part first.")
-            options = TranslateOptions(**{key: value for key, value in json.loads(
-                (folder / "manifest.json").read_text())["options"].items() if key in TRANSLATE_FIELDS})
-            table = merge_row("translate", "anki_tokens",
-                              {**rows[run], **scored("anki", options, folder), "rescored": " ".join(sys.argv)},
-                              "run")
+            row = {**rows[run], **scored("anki", recorded_options(folder), folder), "rescored": " ".join(sys.argv)}
+            table = merge_row("translate", "anki_tokens", row, "run")
     if table and len({row["tokens"] for row in table}) > 1:
         print_tokens_table(table)
 
@@ -161,9 +168,8 @@ def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0,
     for kind in tokens:
         for attention in attentions:
             recipe = {**ANKI_RECIPE, **(ANKI_SUBWORD if kind == "subword" else {})}
-            folder = f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}"
             options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes, limit=pairs,
-                                       out=str(Path(workdir) / folder), **recipe)
+                                       out=str(anki_folder(workdir, kind, attention)), **recipe)
             row = {**train_and_score("anki", options), **run_facts(threads)}
             if kind == "word":
                 merge_row("translate", "anki", row, "attention")
@@ -206,15 +212,11 @@ def run_facts(threads):
 def anki_validation(workdir, count):
     """The Anki model with Bahdanau attention (`Translator`) and the first `count` distinct sentences of
     its validation split."""
-    folder = Path(workdir) / "anki_bahdanau"
+    folder = anki_folder(workdir, "word", "bahdanau")
     if not (folder / "model.keras").is_file():
         raise SystemExit(f"{folder}: no trained model; run the anki part first.")
-    translator = Translator.load(folder)
-    options = json.loads((folder / "manifest.json").read_text())["options"]
-    _, valid = read_splits(TranslateOptions(**{key: options[key] for key in
-                                               ("data", "valid", "valid_fraction", "valid_sentences", "seed",
-                                                "source_column", "target_column") if key in options}))
-    return translator, list(dict.fromkeys(valid.sources))[:count]
+    _, valid = read_splits(recorded_options(folder))
+    return Translator.load(folder), list(dict.fromkeys(valid.sources))[:count]
 
 
 def speed(workdir, batch=256, max_length=30, batches=(1, 16, 256)):
@@ -272,23 +274,16 @@ def length_limit_cost(workdir, sentences=1024, rounds=3):
     """Sentences/s of `translate_rows` on --batches-sentences validation sentences of the Anki word model, with
     each sentence's length limit (`output_limit`) and without it (every batch runs to --max-output-length),
     greedy and beam 5: best of `rounds`, the two taking turns, after a compiling run each."""
-    from nlpkit.tasks import translate
-
     translator, texts = anki_validation(workdir, sentences)
     rows = id_rows(translator.source_vectorizer, texts)
-    tied = translate.output_limit
-    rules = {"length limit": tied, "no length limit": lambda source_length, max_steps: max_steps}
+    rules = {"length limit": True, "no length limit": False}
     figures = []
     for beam in (1, 5):
-        def decode_with(rule, beam=beam):
-            translate.output_limit = rule
-            try:
-                return translate_rows(translator.decoder, rows, translator.target_vocabulary, beam=beam,
-                                      max_steps=translator.max_output_length, source_max_length=translator.max_length)
-            finally:
-                translate.output_limit = tied
-
-        seconds, _ = best_seconds({name: (lambda rule=rule: decode_with(rule)) for name, rule in rules.items()}, rounds)
+        runs = {name: (lambda tie=tie, beam=beam: translate_rows(
+                    translator.decoder, rows, translator.target_vocabulary, beam=beam, tie_to_source=tie,
+                    max_steps=translator.max_output_length, source_max_length=translator.max_length))
+                for name, tie in rules.items()}
+        seconds, _ = best_seconds(runs, rounds)
         for name in rules:
             figures.append({"beam": beam, "rule": name, "sentences_per_s": len(rows) / seconds[name]})
             print(f"[length-limit] beam {beam}, {name}: {figures[-1]['sentences_per_s']:,.0f} sentences/s "
@@ -299,7 +294,8 @@ def length_limit_cost(workdir, sentences=1024, rounds=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
-    parser.add_argument("--only", action="append", choices=("anki", "anki-rescore", "multi30k", "speed", "batches", "length-limit"),
+    parser.add_argument("--only", action="append",
+                        choices=("anki", "anki-rescore", "multi30k", "speed", "batches", "length-limit"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--anki-pairs", type=int, default=None,
                         help="train on the first N Anki training pairs only (default: all; the validation "
