@@ -9,6 +9,9 @@
     # or the two Multi30k models side by side, one core each:
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
     python bench/translate.py --only multi30k --multi30k-attention none --threads 1 --multi30k-minutes 55
+    # issue 18: words against subwords on Multi30k, side by side, one core each, 60 minutes each
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --tokens word --threads 1 --multi30k-minutes 60 &
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --tokens subword --threads 1 --multi30k-minutes 60
     python bench/translate.py --shared ../shared/data --only speed
     python bench/translate.py --only batches --workdir WORKDIR   # the decoding batch of `nlpkit translate`
 
@@ -29,6 +32,7 @@ Parts:
   multi30k  Multi30k de->en (../shared/data/multi30k/, benchmark only, never bundled):
             train on the 29,000 training pairs, score on the 1,014 validation pairs,
             with Bahdanau attention and without, at the same budget. Test is withheld.
+            --tokens as for anki (subwords: `MULTI30K_SUBWORD`).
   speed     Sentences/s of batched greedy decoding and of beam 5 against the naive
             loop that calls `model.predict` once per output token for one sentence
             at a time, measured in the same run on the Anki model with attention; then
@@ -75,6 +79,8 @@ ANKI_SUBWORD = dict(tokens="subword", subword_model="unigram", subword_vocabular
 # this recipe is sized to train within the hour on one CPU core (BENCHMARKS.md).
 MULTI30K_RECIPE = dict(ANKI_RECIPE, bidirectional=True, embedding_dim=256, dropout=0.3, max_tokens=10000,
                        max_length=40)
+# German compounds split into more pieces than Anki's English: about 1.4 per word, so room for 40 words.
+MULTI30K_SUBWORD = dict(ANKI_SUBWORD, max_length=56, max_output_length=60)
 
 
 def anki_tsv(shared, workdir):
@@ -194,14 +200,22 @@ def print_tokens_table(rows):
               f"{beam.get('sentences_per_s', 0):>12,.0f}", flush=True)
 
 
-def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0):
+def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0, tokens=("word",)):
+    """The Multi30k models: one per attention and kind of token, each a row of "multi30k" keyed
+    "TOKENS ATTENTION"; with both kinds of token in the table, words are set against subwords."""
     train, valid = multi30k_tsv(shared, "train", workdir), multi30k_tsv(shared, "val", workdir)
-    for attention in attentions:
-        options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
-                                   out=str(Path(workdir) / f"multi30k_{attention}"), **MULTI30K_RECIPE)
-        merge_row("translate", "multi30k", {**train_and_score("multi30k", options), **run_facts(threads)},
-                  "attention")
-        save_results("translate", {"multi30k_recipe": MULTI30K_RECIPE})
+    table = None
+    for kind in tokens:
+        for attention in attentions:
+            recipe = {**MULTI30K_RECIPE, **(MULTI30K_SUBWORD if kind == "subword" else {})}
+            name = f"multi30k_{attention}" if kind == "word" else f"multi30k_{kind}_{attention}"
+            options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
+                                       out=str(Path(workdir) / name), **recipe)
+            row = {"run": f"{kind} {attention}", **train_and_score("multi30k", options), **run_facts(threads)}
+            table = merge_row("translate", "multi30k", row, "run")
+            save_results("translate", {"multi30k_recipe": MULTI30K_RECIPE, "multi30k_subword": MULTI30K_SUBWORD})
+    if table and len({row["tokens"] for row in table}) > 1:
+        print_tokens_table(table)
 
 
 def run_facts(threads):
@@ -304,8 +318,8 @@ def main():
     parser.add_argument("--anki-attention", action="append", choices=ANKI_ATTENTIONS,
                         help="train only these Anki models (repeatable; default: all three)")
     parser.add_argument("--tokens", action="append", choices=TOKENS,
-                        help="anki: train these kinds of token (repeatable; default: word); with both, a table "
-                             "sets words against subwords")
+                        help="anki, multi30k: train these kinds of token (repeatable; default: word); with "
+                             "both, a table sets words against subwords")
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
@@ -340,7 +354,7 @@ def main():
         length_limit_cost(workdir, args.batches_sentences)
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
-                 args.threads)
+                 args.threads, tuple(dict.fromkeys(args.tokens or ["word"])))
 
 
 if __name__ == "__main__":
