@@ -9,9 +9,10 @@
     # or the two Multi30k models side by side, one core each:
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
     python bench/translate.py --only multi30k --multi30k-attention none --threads 1 --multi30k-minutes 55
-    # issue 18: words against subwords on Multi30k, side by side, one core each, 60 minutes each
-    python bench/translate.py --only multi30k --multi30k-attention bahdanau --tokens word --threads 1 --multi30k-minutes 60 &
-    python bench/translate.py --only multi30k --multi30k-attention bahdanau --tokens subword --threads 1 --multi30k-minutes 60
+    # issue 18: the recipe against a lower learning rate on Multi30k, side by side, one core each, 60 minutes each
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 60 &
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 60 \
+        --multi30k-set learning_rate=1e-3
     python bench/translate.py --shared ../shared/data --only speed
     python bench/translate.py --only batches --workdir WORKDIR   # the decoding batch of `nlpkit translate`
 
@@ -200,18 +201,22 @@ def print_tokens_table(rows):
               f"{beam.get('sentences_per_s', 0):>12,.0f}", flush=True)
 
 
-def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0, tokens=("word",)):
+def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0, tokens=("word",), changes=None):
     """The Multi30k models: one per attention and kind of token, each a row of "multi30k" keyed
-    "TOKENS ATTENTION"; with both kinds of token in the table, words are set against subwords."""
+    "TOKENS ATTENTION [CHANGES]"; with both kinds of token in the table, words are set against subwords.
+    `changes` ({option: value}) alter the recipe, and name the run and its folder."""
     train, valid = multi30k_tsv(shared, "train", workdir), multi30k_tsv(shared, "val", workdir)
+    changes = changes or {}
+    changed = "".join(f"_{key}-{value}" for key, value in changes.items())
     table = None
     for kind in tokens:
         for attention in attentions:
-            recipe = {**MULTI30K_RECIPE, **(MULTI30K_SUBWORD if kind == "subword" else {})}
-            name = f"multi30k_{attention}" if kind == "word" else f"multi30k_{kind}_{attention}"
+            recipe = {**MULTI30K_RECIPE, **(MULTI30K_SUBWORD if kind == "subword" else {}), **changes}
+            name = (f"multi30k_{attention}" if kind == "word" else f"multi30k_{kind}_{attention}") + changed
             options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
                                        out=str(Path(workdir) / name), **recipe)
-            row = {"run": f"{kind} {attention}", **train_and_score("multi30k", options), **run_facts(threads)}
+            run = " ".join([kind, attention, *(f"{key}={value}" for key, value in changes.items())])
+            row = {"run": run, "changes": changes, **train_and_score("multi30k", options), **run_facts(threads)}
             table = merge_row("translate", "multi30k", row, "run")
             save_results("translate", {"multi30k_recipe": MULTI30K_RECIPE, "multi30k_subword": MULTI30K_SUBWORD})
     if table and len({row["tokens"] for row in table}) > 1:
@@ -305,6 +310,17 @@ def length_limit_cost(workdir, sentences=1024, rounds=3):
     save_results("translate", {"length_limit_cost": figures, "length_limit_command": " ".join(sys.argv)})
 
 
+def recipe_change(text):
+    """("option", value) from "option=value": the value read as JSON where it can be (numbers, true, false)."""
+    key, _, value = text.partition("=")
+    if key not in TRANSLATE_FIELDS or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected OPTION=VALUE with an option of `train translate`")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", default="../shared/data", help="folder holding anki_fra_eng/ and multi30k/")
@@ -323,6 +339,9 @@ def main():
     parser.add_argument("--multi30k-minutes", type=float, default=45.0, help="training budget per Multi30k model")
     parser.add_argument("--multi30k-attention", action="append", choices=MULTI30K_ATTENTIONS,
                         help="train only these Multi30k models (repeatable; default: both, one after the other)")
+    parser.add_argument("--multi30k-set", action="append", default=[], metavar="OPTION=VALUE", type=recipe_change,
+                        help="multi30k: change one option of the recipe, e.g. learning_rate=1e-3 (repeatable); "
+                             "the change names the run and its folder")
     parser.add_argument("--speed-batches", default=None,
                         help="speed, batches: comma-separated batch sizes (default: 1,16,256 for speed, "
                              "16,32,64,128,256 for batches)")
@@ -354,7 +373,7 @@ def main():
         length_limit_cost(workdir, args.batches_sentences)
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
-                 args.threads, tuple(dict.fromkeys(args.tokens or ["word"])))
+                 args.threads, tuple(dict.fromkeys(args.tokens or ["word"])), dict(args.multi30k_set))
 
 
 if __name__ == "__main__":
