@@ -108,8 +108,8 @@ def multi30k_tsv(shared, split, workdir):
 
 def train_and_score(name, options):
     """Trains one model, then scores its validation split greedily and with beam 5."""
-    with Timer() as training:
-        result = TranslateTask().train(options)
+    with Timer() as training:  # from scratch: never resume an interrupted run's backup, nor keep an old run
+        result = TranslateTask().train(dataclasses.replace(options, force=True))
     history = json.loads((Path(result["folder"]) / "history.json").read_text())
     row = {"attention": options.attention, "tokens": options.tokens, "cell": options.cell,
            "minutes": training.seconds / 60,
