@@ -9,8 +9,9 @@
     # or the two Multi30k models side by side, one core each:
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 55 &
     python bench/translate.py --only multi30k --multi30k-attention none --threads 1 --multi30k-minutes 55
-    # issue 18: the recipe against a lower learning rate on Multi30k, side by side, one core each, 60 minutes each
-    python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 60 &
+    # issue 18: the recipe (seed 1337 stalls: BENCHMARKS.md) against a lower learning rate, one core each
+    python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 60 \
+        --multi30k-set seed=1338 &
     python bench/translate.py --only multi30k --multi30k-attention bahdanau --threads 1 --multi30k-minutes 60 \
         --multi30k-set learning_rate=1e-3
     python bench/translate.py --shared ../shared/data --only speed
