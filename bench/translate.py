@@ -70,6 +70,7 @@ ANKI_ATTENTIONS = ("none", "luong", "bahdanau")
 MULTI30K_ATTENTIONS = ("bahdanau", "none")
 TOKENS = ("word", "subword")
 TRANSLATE_FIELDS = {field.name for field in dataclasses.fields(TranslateOptions)}
+SET_BY_THE_BENCHMARK = {"data", "valid", "out", "attention", "time_budget", "force"}
 ANKI_RECIPE = dict(cell="gru", units=256, embedding_dim=128, dropout=0.2, max_tokens=12000, max_length=30,
                    batch_size=64, learning_rate=2e-3, lr_decay=0.5, epochs=100, patience=3, bleu_sentences=300)
 # Subword runs count lengths in pieces (about 1.3 per word on Anki): room for the same sentences.
@@ -314,6 +315,8 @@ def recipe_change(text):
     key, _, value = text.partition("=")
     if key not in TRANSLATE_FIELDS or not value:
         raise argparse.ArgumentTypeError(f"{text!r}: expected OPTION=VALUE with an option of `train translate`")
+    if key in SET_BY_THE_BENCHMARK:
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark sets {key} itself (see its own options)")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
