@@ -25,18 +25,22 @@ def padded_ids(rows):
     return ids
 
 
-def by_length(lengths, batch_size):
+def by_length(lengths, batch_size, keys=None):
     """The input indices in batches of at most `batch_size`, shortest first (a stable sort, so equal lengths
-    keep their input order)."""
+    keep their input order). With `keys` (one per input), a batch holds inputs of one key only."""
     order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    groups = {}
+    for index in order:
+        groups.setdefault(None if keys is None else keys[index], []).append(index)
+    return [np.asarray(group[start:start + batch_size]) for group in groups.values()
+            for start in range(0, len(group), batch_size)]
 
 
-def map_by_length(items, lengths, batch_size, answer_batch):
-    """`answer_batch(list of items)` -> one answer per item, run on batches of items of similar `lengths`;
-    the answers in the order of `items`."""
+def map_by_length(items, lengths, batch_size, answer_batch, keys=None):
+    """`answer_batch(list of items)` -> one answer per item, run on batches of items of similar `lengths` (and
+    of one of `keys`, if given); the answers in the order of `items`."""
     answers = [None] * len(items)
-    for chunk in by_length(lengths, batch_size):
+    for chunk in by_length(lengths, batch_size, keys):
         for index, answer in zip(chunk, answer_batch([items[i] for i in chunk])):
             answers[index] = answer
     return answers

@@ -310,7 +310,11 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
     best translation's attention (output steps x source steps). Each row stops at its own `output_limit`: a
     batch holds rows of one limit only, so a translation does not depend on the others decoded with it.
     `tie_to_source=False` lets every row run to `max_steps` (what the limit costs: bench/translate.py)."""
-    def decode_batch(rows, steps):
+    def limit(row):
+        return output_limit(min(len(row), source_max_length), max_steps) if tie_to_source else max_steps
+
+    def decode_batch(rows):
+        steps = limit(rows[0])  # the batch's rows share their limit
         out = decoder.decode(padded(rows, source_max_length), beam=beam, n_best=n_best, max_steps=steps)
         results = []
         for row, source in enumerate(rows):
@@ -321,18 +325,8 @@ def translate_rows(decoder, source_rows, vocabulary, *, beam=1, n_best=1, max_st
             results.append((hypotheses, out["attention"][row, :length, :source_length]))
         return results
 
-    by_limit = {}
-    for index, row in enumerate(source_rows):
-        steps = output_limit(min(len(row), source_max_length), max_steps) if tie_to_source else max_steps
-        by_limit.setdefault(steps, []).append(index)
-    answers = [None] * len(source_rows)
-    for steps, indices in by_limit.items():
-        rows = [source_rows[index] for index in indices]
-        group = map_by_length(rows, [len(row) for row in rows], batch_size,
-                              lambda batch, steps=steps: decode_batch(batch, steps))
-        for index, answer in zip(indices, group):
-            answers[index] = answer
-    return answers
+    return map_by_length(source_rows, [len(row) for row in source_rows], batch_size, decode_batch,
+                         keys=[limit(row) for row in source_rows])
 
 
 def corpus_scores(hypotheses, references):
