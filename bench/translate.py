@@ -140,9 +140,10 @@ def scored(name, options, folder):
     return row
 
 
-def anki_folder(workdir, kind, attention):
-    """Where the Anki model of this kind of token and attention is saved (word models keep their old name)."""
-    return Path(workdir) / (f"anki_{attention}" if kind == "word" else f"anki_{kind}_{attention}")
+def model_folder(workdir, corpus, kind, attention, changed=""):
+    """Where the model of this corpus, kind of token and attention (and recipe `changed`) is saved; word models
+    keep their old names."""
+    return Path(workdir) / ((f"{corpus}_{attention}" if kind == "word" else f"{corpus}_{kind}_{attention}") + changed)
 
 
 def recorded_options(folder):
@@ -155,16 +156,15 @@ def anki_rescore(workdir, attentions, tokens):
     """Scores the saved Anki models again (after a change to decoding), without training: their rows of
     "anki_tokens" keep their training figures and get the new scores."""
     rows = {row["run"]: row for row in load_results("translate").get("anki_tokens", [])}
-    table = None
+    table = []
     for kind in tokens:
         for attention in attentions:
-            folder, run = anki_folder(workdir, kind, attention), f"{kind} {attention}"
+            folder, run = model_folder(workdir, "anki", kind, attention), f"{kind} {attention}"
             if run not in rows or not (folder / "model.keras").is_file():
                 raise SystemExit(f"{folder}: no trained model in the table; run the anki part first.")
             row = {**rows[run], **scored("anki", recorded_options(folder), folder), "rescored": " ".join(sys.argv)}
             table = merge_row("translate", "anki_tokens", row, "run")
-    if table and len({row["tokens"] for row in table}) > 1:
-        print_tokens_table(table)
+    print_tokens_table(table)
 
 
 def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0, tokens=("word",)):
@@ -172,12 +172,12 @@ def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0,
     all of them; the validation split is the same). Word models keep their folder and table ("anki"); every
     model is also a row of "anki_tokens", keyed "TOKENS ATTENTION"."""
     data = anki_tsv(shared, workdir)
-    table = None
+    table = []
     for kind in tokens:
         for attention in attentions:
             recipe = {**ANKI_RECIPE, **(ANKI_SUBWORD if kind == "subword" else {})}
             options = TranslateOptions(data=str(data), attention=attention, time_budget=minutes, limit=pairs,
-                                       out=str(anki_folder(workdir, kind, attention)), **recipe)
+                                       out=str(model_folder(workdir, "anki", kind, attention)), **recipe)
             row = {**train_and_score("anki", options), **run_facts(threads)}
             if kind == "word":
                 merge_row("translate", "anki", row, "attention")
@@ -185,13 +185,15 @@ def anki(shared, pairs, minutes, workdir, attentions=ANKI_ATTENTIONS, threads=0,
             save_results("translate", {"anki_recipe": {**ANKI_RECIPE, "training_pairs": pairs or "all",
                                                        "valid_sentences": options.valid_sentences},
                                        "anki_subword": ANKI_SUBWORD})
-    if table and len({row["tokens"] for row in table}) > 1:  # also when the other kind ran in another process
-        print_tokens_table(table)
+    print_tokens_table(table)
 
 
 def print_tokens_table(rows):
     """Words against subwords, one line per model: multi- and single-reference BLEU greedy and with beam 5, beam
-    5's multi-reference chrF, training minutes, and decoding sentences/s."""
+    5's multi-reference chrF, training minutes, and decoding sentences/s. Only when the table holds both kinds
+    (the other kind may have been trained in another process)."""
+    if len({row["tokens"] for row in rows}) < 2:
+        return
     print(f"\n{'run':<18} {'greedy BLEU':>11} {'single':>6} {'beam5 BLEU':>10} {'single':>6} {'chrF':>6} "
           f"{'minutes':>7} {'greedy sent/s':>13} {'beam5 sent/s':>12}")
     for row in sorted(rows, key=lambda row: row["run"]):
@@ -209,19 +211,17 @@ def multi30k(shared, minutes, workdir, attentions=MULTI30K_ATTENTIONS, threads=0
     train, valid = multi30k_tsv(shared, "train", workdir), multi30k_tsv(shared, "val", workdir)
     changes = changes or {}
     changed = "".join(f"_{key}-{value}" for key, value in changes.items())
-    table = None
+    table = []
     for kind in tokens:
         for attention in attentions:
             recipe = {**MULTI30K_RECIPE, **(MULTI30K_SUBWORD if kind == "subword" else {}), **changes}
-            name = (f"multi30k_{attention}" if kind == "word" else f"multi30k_{kind}_{attention}") + changed
             options = TranslateOptions(data=str(train), valid=str(valid), attention=attention, time_budget=minutes,
-                                       out=str(Path(workdir) / name), **recipe)
+                                       out=str(model_folder(workdir, "multi30k", kind, attention, changed)), **recipe)
             run = " ".join([kind, attention, *(f"{key}={value}" for key, value in changes.items())])
             row = {"run": run, "changes": changes, **train_and_score("multi30k", options), **run_facts(threads)}
             table = merge_row("translate", "multi30k", row, "run")
             save_results("translate", {"multi30k_recipe": MULTI30K_RECIPE, "multi30k_subword": MULTI30K_SUBWORD})
-    if table and len({row["tokens"] for row in table}) > 1:
-        print_tokens_table(table)
+    print_tokens_table(table)
 
 
 def run_facts(threads):
@@ -232,7 +232,7 @@ def run_facts(threads):
 def anki_validation(workdir, count):
     """The Anki model with Bahdanau attention (`Translator`) and the first `count` distinct sentences of
     its validation split."""
-    folder = anki_folder(workdir, "word", "bahdanau")
+    folder = model_folder(workdir, "anki", "word", "bahdanau")
     if not (folder / "model.keras").is_file():
         raise SystemExit(f"{folder}: no trained model; run the anki part first.")
     _, valid = read_splits(recorded_options(folder))
@@ -357,13 +357,14 @@ def main():
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     parts = args.only or ["anki", "speed", "multi30k"]
+    tokens = tuple(dict.fromkeys(args.tokens or ["word"]))
     print(f"machine: {machine()}", flush=True)
     save_results("translate", {"machine": machine(), "threads": args.threads or "all"})
     if "anki" in parts:
         anki(args.shared, args.anki_pairs, args.anki_minutes, workdir, args.anki_attention or ANKI_ATTENTIONS,
-             args.threads, tuple(dict.fromkeys(args.tokens or ["word"])))
+             args.threads, tokens)
     if "anki-rescore" in parts:
-        anki_rescore(workdir, args.anki_attention or ANKI_ATTENTIONS, tuple(dict.fromkeys(args.tokens or ["word"])))
+        anki_rescore(workdir, args.anki_attention or ANKI_ATTENTIONS, tokens)
 
     def sizes(default):
         return [int(size) for size in (args.speed_batches or default).split(",")]
@@ -376,7 +377,7 @@ def main():
         length_limit_cost(workdir, args.batches_sentences)
     if "multi30k" in parts:
         multi30k(args.shared, args.multi30k_minutes, workdir, args.multi30k_attention or MULTI30K_ATTENTIONS,
-                 args.threads, tuple(dict.fromkeys(args.tokens or ["word"])), dict(args.multi30k_set))
+                 args.threads, tokens, dict(args.multi30k_set))
 
 
 if __name__ == "__main__":
